@@ -1,0 +1,100 @@
+"""The reward contract (DESIGN.md, "Reward modules").
+
+A reward takes the *global* sample table of one step and a :class:`Context` and returns one
+float per sample::
+
+    reward(samples: list[Sample], ctx: Context) -> list[float]
+
+Rewards are plain functions or small objects. An object may declare ``needs`` (facts that are
+expensive to compute, e.g. ``{"entropy"}``), keep persistent state (``state_dict`` /
+``load_state_dict``, saved in checkpoints) and update it *after* the step has been scored
+(``update``), so that a batch is always scored with the history from before it.
+
+This module imports nothing from ``rl``: the reward library is usable on its own (TRL users).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, runtime_checkable
+
+
+@dataclass
+class Sample:
+    """One completion: a row of the global sample table. Lengths are in tokens."""
+
+    prompt_id: str  # stable id of the prompt: the key of per-prompt history
+    group: int  # index of the group in this step; the G completions of a prompt share it
+    prompt: str = ""
+    completion: str = ""
+    answer: str | None = None  # gold (reference) answer, already extracted from the dataset
+    length: int = 0  # completion tokens, EOS included
+    truncated: bool = False  # finish_reason == "length": the completion hit the limit
+    correct: bool | None = None  # verifier verdict; None when not computed yet
+    think_length: int | None = None  # tokens before the phase delimiter (None: no delimiter)
+    answer_length: int | None = None  # tokens after the delimiter (delimiter excluded)
+    entropy_think: float | None = None  # mean policy entropy over think tokens (needs "entropy")
+    entropy_answer: float | None = None  # mean policy entropy over answer tokens
+    entropy_mean: float | None = None  # mean policy entropy over all completion tokens
+    meta: dict[str, Any] = field(default_factory=dict)  # dataset metadata (difficulty, source…)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Context:
+    """What a reward may know about the step besides the samples."""
+
+    step: int = 0
+    max_length: int | None = None  # the completion length limit in force (tokens)
+    group_size: int = 1
+    total_steps: int | None = None
+    state: dict[str, Any] = field(default_factory=dict)  # free per-run scratch, checkpointed
+
+
+@runtime_checkable
+class RewardFn(Protocol):
+    def __call__(self, samples: list[Sample], ctx: Context) -> list[float]: ...
+
+
+class Reward:
+    """Base class for rewards with a name, declared needs and optional persistent state."""
+
+    name: str = "reward"
+    needs: frozenset[str] = frozenset()
+
+    def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
+        raise NotImplementedError
+
+    def update(self, samples: list[Sample], ctx: Context) -> None:
+        """Called once per step after scoring; update history here (never inside __call__)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"reward '{self.name}' has no state but was given {sorted(state)}")
+
+
+class FunctionReward(Reward):
+    """Wraps a plain ``fn(samples, ctx) -> list[float]`` (kwargs bound) as a :class:`Reward`."""
+
+    def __init__(self, fn: Callable[..., Iterable[float]], name: str | None = None, **kwargs: Any):
+        self.fn = fn
+        self.kwargs = kwargs
+        self.name = name or getattr(fn, "__name__", "reward")
+        self.needs = frozenset(getattr(fn, "needs", ()))
+
+    def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
+        return list(self.fn(samples, ctx, **self.kwargs))
+
+
+def groups_of(samples: list[Sample]) -> dict[int, list[int]]:
+    """Indices of the samples of each group, in order of first appearance."""
+    out: dict[int, list[int]] = {}
+    for i, s in enumerate(samples):
+        out.setdefault(s.group, []).append(i)
+    return out

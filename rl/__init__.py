@@ -1,0 +1,1 @@
+"""laconic trainer: config, data, rollout engines, scoring, advantages, loss, loop, checkpoints, eval."""

@@ -1,0 +1,41 @@
+"""``laconic`` command line: train a recipe, build the overthinking toy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="laconic", description="RL fine-tuning toward concise reasoning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a YAML recipe; overrides as section.key=value")
+    t.add_argument("recipe")
+    t.add_argument("overrides", nargs="*", help="e.g. algo.clip_high=0.28 train.max_steps=10")
+    m = sub.add_parser("toy-model", help="build and SFT the overthinking toy model into OUT")
+    m.add_argument("out")
+    m.add_argument("--steps", type=int, default=500, help="supervised steps (default 500, ~5 min on 2 cores)")
+    m.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from .config import ConfigError
+
+    try:
+        if args.command == "train":
+            from .config import load_config
+            from .trainer import train
+
+            train(load_config(args.recipe, args.overrides))
+        elif args.command == "toy-model":
+            from .toy import build_toy
+
+            path = build_toy(args.out, sft_steps=args.steps, seed=args.seed)
+            print(f"toy model saved to {path}")
+    except ConfigError as e:
+        print(f"laconic: config error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Recipe configuration: typed dataclasses, loaded from YAML, overridden from the command line.
+
+``laconic train recipes/quickstart.yaml algo.clip_high=0.28 train.max_steps=10``
+
+Every key is checked: an unknown key names the closest valid one, a wrong type names the field.
+Override values are parsed as YAML (``rollout.temperature=0.6``, ``train.report_to=[wandb]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe or override is invalid; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "builtin:toy"  # hub id, local directory, or builtin:toy (built if missing)
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    trust_remote_code: bool = False
+    gradient_checkpointing: bool = False
+    lora_r: int = 0  # > 0 enables LoRA (peft)
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    toy_sft_steps: int = 500  # only for builtin:toy, when it has to be built
+
+
+@dataclass
+class DataConfig:
+    name: str = "builtin:arithmetic"  # hub dataset, local .jsonl/.json/.parquet, or builtin:<task>
+    subset: str | None = None  # hub configuration name (e.g. "main" for gsm8k)
+    split: str = "train"
+    question_column: str = "question"
+    answer_column: str = "answer"
+    id_column: str | None = None  # stable prompt ids; default: hash of the question
+    answer_format: str = "auto"  # auto | gsm8k (#### 42) | boxed (\boxed{..}) | raw
+    prompt_template: str = "{question}"
+    system_prompt: str | None = None
+    chat_template: str = "auto"  # auto (when the tokenizer has one) | on | off
+    num_examples: int | None = None  # builtin tasks: how many to generate; others: truncate
+    task_kwargs: dict[str, Any] = field(default_factory=dict)  # builtin task options
+    delimiter: str | None = "</think>"  # think/answer split; answers are read after it
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = "transformers"
+    group_size: int = 8  # G completions per prompt
+    prompts_per_step: int = 16  # global, across processes
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    generation_batch_size: int = 256  # sequences per generate() call
+
+
+@dataclass
+class AlgoConfig:
+    advantage: str = "grpo"  # grpo (group std) | batch_std (DLER) | none (Dr.GRPO)
+    adv_eps: float = 1e-6
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+    kl_coef: float = 0.0  # k3 KL to the frozen reference model
+    entropy_coef: float = 0.0  # bonus on policy entropy (0: logged only)
+    updates_per_rollout: int = 1  # optimizer steps per rollout batch (> 1: PPO-style minibatches)
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/run"
+    max_steps: int = 60
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    lr_scheduler: str = "constant"  # any transformers.get_scheduler name
+    warmup_steps: int = 0
+    micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    save_every: int = 0  # checkpoint every N steps (0: only at the end)
+    keep_checkpoints: int = 2
+    resume: str | None = None  # "latest" or a checkpoint directory
+    report_to: list[str] = field(default_factory=list)  # wandb, tensorboard
+    run_name: str | None = None
+    log_completions: int = 0  # every N steps, each process appends its samples to completions/rank<r>.jsonl
+    torch_threads: int | None = None
+
+
+@dataclass
+class EvalConfig:
+    name: str | None = None  # default: the training dataset's source
+    subset: str | None = None
+    split: str = "test"
+    num_examples: int | None = 350
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_p: float = 1.0
+    samples: int = 1
+    before: bool = True
+    after: bool = True
+    every: int = 0  # also evaluate every N training steps (0: off)
+    seed: int = 1234
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    rewards: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "dler"}])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
+    "data.chat_template": ("auto", "on", "off"),
+    "algo.advantage": ("grpo", "batch_std", "none"),
+    "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+}
+
+
+# ----------------------------------------------------------------------------- typing helpers
+def _closest(key: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(key, options, n=1, cutoff=0.0)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0]
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML reads 1e-6 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'recipe'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(
+                f"unknown key '{full}'" + _closest(full, [f"{prefix}{n}" for n in names])
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, tp, full)
+            if full in CHOICES and kwargs[key] not in CHOICES[full]:
+                raise ConfigError(
+                    f"{full}: '{kwargs[key]}' is not one of {list(CHOICES[full])}"
+                    + _closest(str(kwargs[key]), list(CHOICES[full]))
+                )
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{p}' is not a section")
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["algo.clip_high=0.28", "train.report_to=[wandb]"]`` -> nested dict."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from e
+        _set_dotted(tree, key.strip(), value)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a recipe (YAML) and apply ``section.key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"recipe not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe must be a mapping of sections")
+    data = _merge(data, parse_overrides(overrides or []))
+    cfg = _build(Config, data, "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a type alone cannot express."""
+    r, t, a = cfg.rollout, cfg.train, cfg.algo
+    positive = {
+        "rollout.group_size": r.group_size,
+        "rollout.prompts_per_step": r.prompts_per_step,
+        "rollout.max_new_tokens": r.max_new_tokens,
+        "train.micro_batch_size": t.micro_batch_size,
+        "algo.updates_per_rollout": a.updates_per_rollout,
+        "train.max_steps": t.max_steps,
+    }
+    for key, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{key} must be >= 1, got {v}")
+    if not 0 <= a.clip_low < 1 or a.clip_high < 0:
+        raise ConfigError(f"algo.clip_low must be in [0, 1) and algo.clip_high >= 0")
+    if r.temperature <= 0:
+        raise ConfigError("rollout.temperature must be > 0 (use eval for greedy decoding)")
+    if a.advantage == "grpo" and r.group_size == 1:
+        raise ConfigError("algo.advantage=grpo needs rollout.group_size >= 2")
+    if not cfg.rewards:
+        raise ConfigError("rewards: at least one reward is needed")
+    for i, spec in enumerate(cfg.rewards):
+        if "name" not in spec:
+            raise ConfigError(f"rewards[{i}]: every reward needs a 'name' ({spec!r})")
+    for rep in t.report_to:
+        if rep not in ("wandb", "tensorboard"):
+            raise ConfigError(
+                f"train.report_to: unknown '{rep}'" + _closest(rep, ["wandb", "tensorboard"])
+            )

@@ -1,0 +1,148 @@
+"""Prompt datasets: hub datasets, local jsonl/json/parquet files, or built-in generated tasks.
+
+Each row becomes a :class:`Prompt` with a stable id (per-prompt history is keyed by it), the gold
+answer in canonical form (GSM8K ``#### 42`` and MATH ``\\boxed{..}`` conventions), the prompt text
+(template + optional chat template) and its token ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewards.verify import parse_gold
+
+from .config import ConfigError, DataConfig
+
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class Prompt:
+    id: str
+    question: str
+    answer: str  # canonical gold answer
+    text: str  # what the model sees (template and chat template applied)
+    ids: list[int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def stable_id(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def load_rows(name: str, split: str, subset: str | None = None, num_examples: int | None = None,
+              seed: int = 0, task_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows as dicts, from ``builtin:<task>``, a local file, or the Hugging Face hub."""
+    if name.startswith("builtin:"):
+        from .tasks import TASKS, make_task_dataset
+
+        task = name.split(":", 1)[1]
+        if task not in TASKS:
+            raise ConfigError(f"unknown built-in task '{task}' (available: {sorted(TASKS)})")
+        return make_task_dataset(task, n=num_examples or 1000, split=split, seed=seed, **(task_kwargs or {}))
+    import datasets
+
+    path = Path(name)
+    if path.suffix in LOCAL_FORMATS:
+        if not path.exists():
+            raise ConfigError(f"data file not found: {path}")
+        ds = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+    else:
+        ds = datasets.load_dataset(name, subset, split=split)
+    if num_examples is not None:
+        ds = ds.select(range(min(num_examples, len(ds))))
+    return [dict(r) for r in ds]
+
+
+def use_chat_template(tokenizer, mode: str) -> bool:
+    has = bool(getattr(tokenizer, "chat_template", None))
+    if mode == "on" and not has:
+        raise ConfigError("data.chat_template=on but the tokenizer has no chat template")
+    return has if mode == "auto" else mode == "on"
+
+
+def render_prompt(question: str, cfg: DataConfig, tokenizer) -> tuple[str, list[int]]:
+    body = cfg.prompt_template.format(question=question)
+    if use_chat_template(tokenizer, cfg.chat_template):
+        messages = ([{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else [])
+        messages.append({"role": "user", "content": body})
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, tokenizer(text, add_special_tokens=False)["input_ids"]
+    if cfg.system_prompt:
+        body = f"{cfg.system_prompt}\n{body}"
+    return body, tokenizer(body)["input_ids"]
+
+
+def build_prompts(rows: list[dict[str, Any]], cfg: DataConfig, tokenizer, source: str) -> list[Prompt]:
+    if not rows:
+        raise ConfigError(f"dataset '{source}' is empty")
+    columns = set(rows[0])
+    for key, col in (("question_column", cfg.question_column), ("answer_column", cfg.answer_column)):
+        if col not in columns:
+            raise ConfigError(
+                f"dataset '{source}' has no column '{col}' (data.{key}); columns: {sorted(columns)}"
+            )
+    if cfg.id_column and cfg.id_column not in columns:
+        raise ConfigError(f"dataset '{source}' has no column '{cfg.id_column}' (data.id_column)")
+    prompts = []
+    for i, row in enumerate(rows):
+        question = str(row[cfg.question_column])
+        try:
+            answer = parse_gold(str(row[cfg.answer_column]), cfg.answer_format)
+        except ValueError as e:
+            raise ConfigError(f"dataset '{source}' row {i}: {e}") from e
+        pid = str(row[cfg.id_column]) if cfg.id_column else str(row.get("id") or stable_id(question))
+        text, ids = render_prompt(question, cfg, tokenizer)
+        meta = {k: v for k, v in row.items() if k not in (cfg.question_column, cfg.answer_column)
+                and isinstance(v, (int, float, str, bool))}
+        meta.setdefault("source", source)
+        prompts.append(Prompt(pid, question, answer, text, ids, meta))
+    return prompts
+
+
+def load_prompts(cfg: DataConfig, tokenizer, *, name: str | None = None, split: str | None = None,
+                 subset: str | None = None, num_examples: int | None = None, seed: int = 0) -> list[Prompt]:
+    name = name or cfg.name
+    rows = load_rows(name, split or cfg.split, subset if name != cfg.name else (subset or cfg.subset),
+                     num_examples if num_examples is not None else cfg.num_examples, seed, cfg.task_kwargs)
+    return build_prompts(rows, cfg, tokenizer, source=name)
+
+
+class PromptSampler:
+    """Epoch-wise shuffled order of prompt indices, identical on every process; checkpointable."""
+
+    def __init__(self, num_prompts: int, seed: int):
+        self.num_prompts, self.seed = num_prompts, seed
+        self.epoch, self.pos = 0, 0
+        self._order = self._shuffle(0)
+
+    def _shuffle(self, epoch: int) -> list[int]:
+        order = list(range(self.num_prompts))
+        random.Random(self.seed * 100_003 + epoch).shuffle(order)
+        return order
+
+    def next(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.pos == self.num_prompts:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._shuffle(self.epoch)
+            take = min(k - len(out), self.num_prompts - self.pos)
+            out.extend(self._order[self.pos : self.pos + take])
+            self.pos += take
+        return out
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos, "seed": self.seed, "num_prompts": self.num_prompts}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state["num_prompts"] != self.num_prompts:
+            raise ValueError(
+                f"checkpoint was made with {state['num_prompts']} prompts, the dataset now has {self.num_prompts}"
+            )
+        self.seed, self.epoch, self.pos = state["seed"], state["epoch"], state["pos"]
+        self._order = self._shuffle(self.epoch)

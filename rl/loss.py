@@ -1,0 +1,113 @@
+"""The policy loss: clipped surrogate + optional k3 KL + optional entropy bonus, aggregated.
+
+Per completion token t of sample i (shapes ``[B, T]``, ``mask`` = 1 on completion tokens):
+
+    ratio_it = exp(logp_it - old_logp_it)
+    pg_it    = max(-A_i * ratio_it, -A_i * clip(ratio_it, 1 - clip_low, 1 + clip_high))   (PPO, DAPO clip-higher)
+    kl_it    = exp(ref_it - logp_it) - (ref_it - logp_it) - 1                            (k3, Schulman 2020)
+    l_it     = pg_it + kl_coef * kl_it - entropy_coef * H_it
+
+Aggregation (``algo.loss_agg``), with *global* normalizers (all micro-batches and processes of one
+optimizer step, see DESIGN.md "What token-mean means"):
+
+- ``token-mean``:              sum_it l_it m_it / N_tokens
+- ``seq-mean-token-mean``:     sum_i (sum_t l_it m_it / n_i) / N_seqs
+- ``seq-mean-token-sum-norm``: sum_it l_it m_it / (N_seqs * L_norm)       (Dr.GRPO; L_norm = max tokens)
+
+With ``N_tokens``/``N_seqs`` equal to the local counts this is the ordinary mean; passing the global
+counts makes the sum of micro-batch losses equal the loss of the whole step, however it is split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
+@dataclass
+class Normalizer:
+    """Global counts of one optimizer step."""
+
+    num_tokens: float
+    num_seqs: float
+    norm_len: float = 1.0  # L_norm for seq-mean-token-sum-norm
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, norm: Normalizer) -> torch.Tensor:
+    """Sum of this micro-batch's share of the step loss (see module docstring)."""
+    mask = mask.to(per_token.dtype)
+    if mode == "token-mean":
+        return (per_token * mask).sum() / max(norm.num_tokens, 1.0)
+    if mode == "seq-mean-token-mean":
+        per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+        return per_seq.sum() / max(norm.num_seqs, 1.0)
+    if mode == "seq-mean-token-sum-norm":
+        return (per_token * mask).sum() / (max(norm.num_seqs, 1.0) * norm.norm_len)
+    raise ValueError(f"unknown loss aggregation '{mode}', expected one of {AGG_MODES}")
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """H = logsumexp(z) - sum softmax(z) * z over the last axis, computed in float32."""
+    logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target] per position, in float32; logits [B,T,V], targets [B,T]."""
+    logits = logits.float()
+    return torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    clip_low: float,
+    clip_high: float,
+    agg: str,
+    norm: Normalizer,
+    ref_logp: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one micro-batch (already divided by the step's global normalizer) and its stats.
+
+    ``advantages`` is ``[B]`` (one per sequence) or ``[B, T]``. Stats are masked token means of
+    this micro-batch, detached: ``pg_loss``, ``kl``, ``entropy``, ``clip_frac_low`` (ratio below
+    1 - clip_low with A < 0), ``clip_frac_high`` (ratio above 1 + clip_high with A > 0), ``ratio``.
+    """
+    adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(-1)
+    adv = adv.to(logp.dtype)
+    ratio = torch.exp(logp - old_logp)
+    unclipped = -adv * ratio
+    clipped = -adv * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
+    per_token = torch.maximum(unclipped, clipped)
+    stats = {
+        "pg_loss": masked_mean(per_token.detach(), mask),
+        "clip_frac_low": masked_mean(((ratio < 1.0 - clip_low) & (adv < 0)).float(), mask),
+        "clip_frac_high": masked_mean(((ratio > 1.0 + clip_high) & (adv > 0)).float(), mask),
+        "ratio": masked_mean(ratio.detach(), mask),
+    }
+    if ref_logp is not None:
+        delta = ref_logp - logp
+        kl = torch.exp(delta) - delta - 1.0
+        stats["kl"] = masked_mean(kl.detach(), mask)
+        if kl_coef:
+            per_token = per_token + kl_coef * kl
+    if entropy is not None:
+        stats["entropy"] = masked_mean(entropy.detach(), mask)
+        if entropy_coef:
+            per_token = per_token - entropy_coef * entropy
+    return aggregate(per_token, mask, agg, norm), stats

@@ -1,0 +1,276 @@
+"""The overthinking toy: a ~1.05M-parameter Llama that reasons verbosely about tiny sums.
+
+DESIGN.md, "The overthinking toy". The model is supervised on the arithmetic task
+(:mod:`rl.tasks`) with traces carrying k ~ U{0..4} numbered re-checks, so its completions
+vary widely in length and an RL run can teach it to skip the redundant checks::
+
+    prompt      Q:3+5+2=
+    completion  3+5=8,8+2=10.check1:3+5=8,8+2=10.A:10</s>
+
+Tokenizer: one token per character (all printable ASCII, whitespace included) plus the
+specials ``<pad> <s> </s> <unk>``; left padding; no BOS is prepended (the toy never needs
+one: every prompt starts with ``Q:``), EOS is appended to training completions only.
+
+Everything here runs offline on CPU: :func:`ensure_toy` builds the toy into a cache directory
+the first time (about 5 minutes on 2 cores) and reuses it afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import string
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import get_cosine_schedule_with_warmup
+
+from rl.tasks import arithmetic_trace, sample_arithmetic
+
+TOY_VERSION = "toy-v1"
+PROMPT_TEMPLATE = "Q:{question}="
+MAX_CHECKS = 4
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
+INFO_FILE = "toy_info.json"
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer: every printable ASCII character is exactly one token."""
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for ch in string.printable:  # digits, letters, punctuation, space, \t \n \r \x0b \x0c
+        vocab.setdefault(ch, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()  # without it decoded text would be joined by spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        model_max_length=256,
+    )
+
+
+def toy_prompt(question: str) -> str:
+    """The toy's prompt text for an arithmetic question: ``Q:3+5+2=``."""
+    return PROMPT_TEMPLATE.format(question=question)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCausalLM:
+    """A randomly initialised 4-layer Llama (hidden 128, 2 heads of 64, MLP 512, tied)."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=64,  # vLLM's CPU attention accepts 32/64/80/96/112/128
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    gen = model.generation_config
+    gen.bos_token_id = tokenizer.bos_token_id
+    gen.eos_token_id = tokenizer.eos_token_id
+    gen.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+# ----------------------------------------------------------------------------- SFT
+
+
+def sft_example(rng: random.Random) -> tuple[str, str]:
+    """One fresh train-split ``(prompt, completion)`` pair with k ~ U{0..4} re-checks."""
+    problem = sample_arithmetic(rng, "train")
+    completion = arithmetic_trace(problem["question"], rng.randint(0, MAX_CHECKS))
+    return toy_prompt(problem["question"]), completion
+
+
+def collate_sft(
+    pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerFast
+) -> dict[str, torch.Tensor]:
+    """Right-pad ``prompt + completion + EOS`` to the batch's longest; label only completions.
+
+    Right padding keeps position ids 0..L-1 valid without passing them explicitly.
+    """
+    rows, labels = [], []
+    for prompt, completion in pairs:
+        p_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        c_ids = tokenizer.encode(completion, add_special_tokens=False) + [tokenizer.eos_token_id]
+        rows.append(p_ids + c_ids)
+        labels.append([-100] * len(p_ids) + c_ids)
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    return {
+        "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
+        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+        "labels": torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels]),
+    }
+
+
+def _default_threads() -> int:
+    """Torch threads for SFT: the cores this process may use (at most 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def sft(
+    model: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    steps: int = 500,
+    batch_size: int = 64,
+    lr: float = 2.5e-3,
+    warmup: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    num_threads: int | None = None,
+) -> dict:
+    """Supervised training on freshly generated train problems; loss on completion tokens only.
+
+    AdamW (weight decay 0.01) with linear warmup (default 5% of ``steps``) then cosine decay.
+    ``num_threads`` defaults to the usable cores; pass 1 when another process shares 2 cores.
+    Returns ``{"steps", "initial_loss", "final_loss" (mean of the last 10 steps), "losses",
+    "seconds", "tokens"}``.
+    """
+    from tqdm.auto import tqdm
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    warmup = max(1, steps // 20) if warmup is None else warmup
+    rng = random.Random(f"sft-{seed}")
+    torch.manual_seed(seed)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(num_threads or _default_threads())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, steps)
+    model.train()
+    losses, tokens, start = [], 0, time.perf_counter()
+    try:
+        bar = tqdm(range(steps), desc="toy SFT", disable=not progress)
+        for _ in bar:
+            batch = collate_sft([sft_example(rng) for _ in range(batch_size)], tokenizer)
+            loss = model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            tokens += int(batch["attention_mask"].sum())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    finally:
+        torch.set_num_threads(old_threads)
+        model.eval()
+    return {
+        "steps": steps,
+        "initial_loss": losses[0],
+        "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "losses": losses,
+        "seconds": time.perf_counter() - start,
+        "tokens": tokens,
+    }
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def _save_atomically(out_dir: Path, model, tokenizer, info: dict) -> Path:
+    """Save model, tokenizer and ``toy_info.json`` into a temp dir beside ``out_dir``, then rename.
+
+    An existing ``out_dir`` is replaced; a reader never sees a half-written directory.
+    """
+    out_dir = Path(out_dir).expanduser().resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "toy")
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _info(steps: int, seed: int, model) -> dict:
+    return {
+        "version": TOY_VERSION,
+        "sft_steps": steps,
+        "seed": seed,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def build_toy(out_dir: str | os.PathLike, sft_steps: int = 500, seed: int = 0, progress: bool = True) -> Path:
+    """Build the tokenizer and model, run :func:`sft`, and save both into ``out_dir``."""
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, seed=seed)
+    metrics = sft(model, tokenizer, steps=sft_steps, seed=seed, progress=progress)
+    info = _info(sft_steps, seed, model) | {
+        "final_loss": metrics["final_loss"],
+        "seconds": round(metrics["seconds"], 1),
+    }
+    return _save_atomically(Path(out_dir), model, tokenizer, info)
+
+
+def build_untrained_toy(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """Save a randomly initialised toy (no SFT) the same way: for fast tests."""
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, seed=seed)
+    return _save_atomically(Path(out_dir), model, tokenizer, _info(0, seed, model))
+
+
+def default_toy_path() -> Path:
+    """``$LACONIC_CACHE/toy-v1``, or ``~/.cache/laconic/toy-v1``."""
+    cache = os.environ.get("LACONIC_CACHE") or Path.home() / ".cache" / "laconic"
+    return Path(cache).expanduser() / TOY_VERSION
+
+
+def _read_info(path: Path) -> dict | None:
+    try:
+        return json.loads((path / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_toy(
+    path: str | os.PathLike | None = None, sft_steps: int = 500, progress: bool = True
+) -> Path:
+    """The path of a trained toy, building it first unless a matching one is cached there.
+
+    A cached toy matches when its ``toy_info.json`` has this version and ``sft_steps``.
+    """
+    path = Path(path).expanduser() if path is not None else default_toy_path()
+    info = _read_info(path)
+    if info and info.get("version") == TOY_VERSION and info.get("sft_steps") == sft_steps:
+        return path
+    return build_toy(path, sft_steps=sft_steps, progress=progress)

@@ -1,0 +1,58 @@
+"""Metrics: a JSONL file per run, optional wandb/tensorboard (through accelerate), a progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+class Tracker:
+    def __init__(self, accelerator, output_dir: str | Path, total_steps: int, start_step: int,
+                 report_to: list[str], run_name: str | None, config: dict[str, Any]):
+        self.acc = accelerator
+        self.main = accelerator.is_main_process
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.report_to = list(report_to)
+        if self.report_to:
+            accelerator.init_trackers(run_name or "laconic", config=_flat(config),
+                                      init_kwargs={"wandb": {"name": run_name}} if run_name else {})
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not self.main,
+                        desc="train", dynamic_ncols=True)
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        if self.main:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+            self.bar.update(1)
+            self.bar.set_postfix({
+                "s/step": f"{metrics.get('time/step', math.nan):.1f}",
+                "reward": f"{metrics.get('reward/mean', math.nan):.3f}",
+                "acc": f"{metrics.get('accuracy', math.nan):.3f}",
+                "tokens": f"{metrics.get('tokens/mean', math.nan):.1f}",
+                "trunc": f"{metrics.get('truncation_rate', math.nan):.2f}",
+            })
+        if self.report_to:
+            self.acc.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.report_to:
+            self.acc.end_training()
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+    return out
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

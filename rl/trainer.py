@@ -1,0 +1,242 @@
+"""The GRPO training loop (DESIGN.md "The data path of one step"), one step per iteration:
+
+sample prompts -> roll out G per prompt -> facts -> all-gather -> score -> advantages -> update
+-> reward history -> sync rollout weights -> log -> checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewards import build_rewards
+from rewards.base import Context
+
+from .advantages import compute_advantages
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import Config
+from .data import Prompt, PromptSampler, load_prompts
+from .evaluate import evaluate
+from .facts import make_samples
+from .model import load_policy, load_tokenizer, make_reference, resolve_model_path, save_pretrained
+from .rollout import SamplingParams, build_engine
+from .tracking import Tracker
+from .update import score_pass, update_policy
+
+
+@dataclass
+class Run:
+    """Everything the loop touches, built once by :func:`setup`."""
+
+    cfg: Config
+    acc: Any
+    tokenizer: Any
+    policy: Any
+    ref: Any
+    optimizer: Any
+    scheduler: Any
+    engine: Any
+    rewards: Any
+    train_prompts: list[Prompt]
+    eval_prompts: list[Prompt]
+    sampler: PromptSampler
+    ctx: Context
+
+
+def setup(cfg: Config) -> Run:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    if cfg.train.torch_threads:
+        torch.set_num_threads(cfg.train.torch_threads)
+    acc = Accelerator(log_with=cfg.train.report_to or None, project_dir=cfg.train.output_dir)
+    if cfg.rollout.prompts_per_step % acc.num_processes:
+        raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible "
+                         f"by the number of processes ({acc.num_processes}): a group never straddles processes")
+    set_seed(cfg.train.seed, device_specific=True)  # each process samples differently
+    if acc.is_main_process:
+        path = resolve_model_path(cfg.model)  # builds the toy once, on the main process
+    acc.wait_for_everyone()
+    path = resolve_model_path(cfg.model, progress=False)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
+    policy = load_policy(cfg.model, path)
+    ref = make_reference(policy, cfg.model) if cfg.algo.kl_coef > 0 else None
+    rewards = build_rewards(cfg.rewards)
+    train_prompts = load_prompts(cfg.data, tokenizer, seed=cfg.train.seed)
+    e = cfg.eval
+    eval_prompts = (load_prompts(cfg.data, tokenizer, name=e.name or cfg.data.name, split=e.split,
+                                 subset=e.subset, num_examples=e.num_examples, seed=e.seed)
+                    if (e.before or e.after or e.every) else [])
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
+                                  betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
+    scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
+                              num_training_steps=cfg.train.max_steps * cfg.algo.updates_per_rollout)
+    policy, optimizer = acc.prepare(policy, optimizer)
+    acc.register_for_checkpointing(scheduler)
+    if ref is not None:
+        ref.to(acc.device)
+    engine = build_engine(cfg.rollout.engine, acc.unwrap_model(policy), tokenizer, cfg.rollout.generation_batch_size)
+    ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
+                  total_steps=cfg.train.max_steps)
+    return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, rewards, train_prompts,
+               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx)
+
+
+def run_eval(run: Run) -> dict[str, Any]:
+    e = run.cfg.eval
+    params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples)
+    return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
+
+
+def train_step(run: Run, step: int) -> dict[str, Any]:
+    cfg, acc = run.cfg, run.acc
+    t0 = time.perf_counter()
+    k = cfg.rollout.prompts_per_step // acc.num_processes
+    chosen = run.sampler.next(cfg.rollout.prompts_per_step)[acc.process_index * k : (acc.process_index + 1) * k]
+    prompts = [run.train_prompts[i] for i in chosen]
+    run.ctx.step, run.ctx.max_length = step, cfg.rollout.max_new_tokens
+    params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
+                            top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)
+    rollouts = run.engine.generate([p.ids for p in prompts], params)
+    t_gen = time.perf_counter()
+    samples = make_samples(rollouts, prompts, acc.process_index * k, run.tokenizer, cfg.data.delimiter)
+    need_entropy = "entropy" in run.rewards.needs
+    old_logps = None
+    if need_entropy or cfg.algo.updates_per_rollout > 1:  # one no-grad pass serves both
+        old_logps, ents = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
+                                     cfg.train.micro_batch_size, need_entropy)
+        if need_entropy:
+            attach_entropy(samples, ents)
+    table = gather(acc, samples)
+    totals, components = run.rewards.score(table, run.ctx)
+    adv = compute_advantages(cfg.algo.advantage, totals, [s.group for s in table], cfg.algo.adv_eps)
+    n = len(samples)
+    local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
+    t_score = time.perf_counter()
+    stats = update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, rollouts, local_adv, cfg.algo,
+                          pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,
+                          micro_batch_size=cfg.train.micro_batch_size, max_grad_norm=cfg.train.max_grad_norm,
+                          norm_len=cfg.rollout.max_new_tokens,
+                          old_logps=old_logps if cfg.algo.updates_per_rollout > 1 else None)
+    run.rewards.update(table, run.ctx)
+    run.engine.sync_weights(acc.unwrap_model(run.policy))
+    t_end = time.perf_counter()
+    if cfg.train.log_completions and step % cfg.train.log_completions == 0:
+        log_completions(run, step, samples, totals[acc.process_index * n : (acc.process_index + 1) * n], local_adv)
+    return {**step_metrics(table, totals, components), **stats, "lr": run.scheduler.get_last_lr()[0],
+            "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
+            "time/update": t_end - t_score,
+            "tokens/per_s": sum(s.length for s in table) / max(t_gen - t0, 1e-9) / acc.num_processes}
+
+
+def train(cfg: Config) -> dict[str, Any]:
+    run = setup(cfg)
+    acc, out = run.acc, Path(cfg.train.output_dir)
+    state: dict[str, Any] = {"evals": {}}
+    start = 0
+    resume = latest_checkpoint(out) if cfg.train.resume == "latest" else cfg.train.resume
+    if resume:
+        state = load_checkpoint(acc, resume)
+        start = state["step"]
+        run.sampler.load_state_dict(state["sampler"])
+        run.rewards.load_state_dict(state["rewards"])
+        run.ctx.state = state["ctx"]
+        if acc.is_main_process:  # forget what a killed run logged after its last checkpoint
+            log = out / "metrics.jsonl"
+            lines = log.read_text().splitlines() if log.exists() else []
+            log.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= start))
+        acc.print(f"resumed from {resume} at step {start}")
+    elif acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(out / "completions", ignore_errors=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    acc.wait_for_everyone()
+    if cfg.eval.before and "before" not in state["evals"]:
+        state["evals"]["before"] = run_eval(run)
+        acc.print(f"before training: {format_eval(state['evals']['before'])}")
+    tracker = Tracker(acc, out, cfg.train.max_steps, start, cfg.train.report_to, cfg.train.run_name, cfg.to_dict())
+    fail_at = int(os.environ.get("LACONIC_FAIL_AT_STEP", "0"))  # test hook: simulate a crash
+    for step in range(start + 1, cfg.train.max_steps + 1):
+        if step == fail_at:
+            os._exit(17)
+        metrics = train_step(run, step)
+        if cfg.eval.every and step % cfg.eval.every == 0:
+            metrics.update({f"eval/{k}": v for k, v in run_eval(run).items() if not isinstance(v, dict)})
+        tracker.log(metrics, step)
+        if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.max_steps:
+            state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state)
+            save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints)
+    tracker.close()
+    if cfg.eval.after:
+        state["evals"]["after"] = run_eval(run)
+    if acc.is_main_process:
+        save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, out / "final")
+        summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path}
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print_table(summary)
+    acc.wait_for_everyone()
+    return state["evals"]
+
+
+def attach_entropy(samples, entropies: list[torch.Tensor]) -> None:
+    """Mean policy entropy over all, think and answer tokens of each sample (PEAR's facts)."""
+    for s, h in zip(samples, entropies):
+        s.entropy_mean = float(h.mean()) if len(h) else 0.0
+        if s.think_length is not None:
+            think, answer = h[: s.think_length], h[len(h) - s.answer_length :] if s.answer_length else h[:0]
+            s.entropy_think = float(think.mean()) if len(think) else 0.0
+            s.entropy_answer = float(answer.mean()) if len(answer) else 0.0
+
+
+def log_completions(run: Run, step: int, samples, rewards, advantages) -> None:
+    """Each process appends its own samples (with its rank) to completions/rank<r>.jsonl."""
+    path = Path(run.cfg.train.output_dir) / "completions" / f"rank{run.acc.process_index}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        for s, r, a in zip(samples, rewards, advantages.tolist()):
+            row = {"step": step, "rank": run.acc.process_index, "reward": r, "advantage": a, **s.to_dict()}
+            f.write(json.dumps(row) + "\n")
+
+
+def gather(acc, samples):
+    if acc.num_processes == 1:
+        return samples
+    from accelerate.utils import gather_object
+
+    return gather_object(samples)
+
+
+def step_metrics(table, totals, components) -> dict[str, float]:
+    lengths = sorted(s.length for s in table)
+    q = lambda f: lengths[min(len(lengths) - 1, int(f * len(lengths)))]
+    m = {"reward/mean": statistics.fmean(totals), "reward/std": statistics.pstdev(totals),
+         "accuracy": statistics.fmean(float(bool(s.correct)) for s in table),
+         "tokens/mean": statistics.fmean(lengths), "tokens/p50": q(0.5), "tokens/p90": q(0.9),
+         "tokens/max": lengths[-1], "truncation_rate": statistics.fmean(float(s.truncated) for s in table)}
+    m.update({f"reward/{name}": statistics.fmean(v) for name, v in components.items()})
+    return m
+
+
+def format_eval(e: dict[str, Any]) -> str:
+    return f"accuracy {e['accuracy']:.3f}, mean tokens {e['mean_tokens']:.1f}, truncated {e['truncation_rate']:.3f} (n={e['n']})"
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    if "before" not in summary or "after" not in summary:
+        return
+    b, a = summary["before"], summary["after"]
+    dt = (a["mean_tokens"] - b["mean_tokens"]) / max(b["mean_tokens"], 1e-9) * 100
+    print(f"\n{'':12}{'accuracy':>10}{'mean tokens':>14}{'truncated':>11}")
+    for name, e in (("before", b), ("after", a)):
+        print(f"{name:12}{e['accuracy'] * 100:>9.1f}%{e['mean_tokens']:>14.1f}{e['truncation_rate'] * 100:>10.1f}%")
+    print(f"{'change':12}{(a['accuracy'] - b['accuracy']) * 100:>+9.1f}pt{dt:>+13.1f}%\n")

@@ -1,0 +1,148 @@
+"""The policy update (DESIGN.md step 8): batching, forward passes, micro-batched clipped loss.
+
+Layout of a training batch: prompts left-padded to a common width P, completions right-padded,
+so every completion starts at column P and ``logits[:, P-1:-1]`` predict the completion tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+
+from .config import AlgoConfig
+from .loss import Normalizer, entropy_from_logits, policy_loss, token_logprobs
+from .model import reference_context
+from .rollout import Rollout
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, P + C]
+    attention_mask: torch.Tensor  # [B, P + C]
+    position_ids: torch.Tensor  # [B, P + C]
+    completion_ids: torch.Tensor  # [B, C]
+    completion_mask: torch.Tensor  # [B, C], 1 on real completion tokens
+    prompt_width: int
+
+
+def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
+    P = max(len(r.prompt_ids) for r in rollouts)
+    C = max(max(len(r.completion_ids) for r in rollouts), 1)
+    B = len(rollouts)
+    ids = torch.full((B, P + C), pad_id, dtype=torch.long)
+    att = torch.zeros((B, P + C), dtype=torch.long)
+    for i, r in enumerate(rollouts):
+        p, c = len(r.prompt_ids), len(r.completion_ids)
+        ids[i, P - p : P] = torch.tensor(r.prompt_ids)
+        ids[i, P : P + c] = torch.tensor(r.completion_ids, dtype=torch.long)
+        att[i, P - p : P + c] = 1
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    return Batch(ids, att, pos, ids[:, P:], att[:, P:], P)
+
+
+def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False):
+    """Per-token log-probs of the completion under ``model`` (logits / temperature), and
+    optionally per-token entropies. Both ``[B, C]`` float32."""
+    device = next(model.parameters()).device
+    C = batch.completion_ids.shape[1]
+    out = model(
+        input_ids=batch.input_ids.to(device),
+        attention_mask=batch.attention_mask.to(device),
+        position_ids=batch.position_ids.to(device),
+        logits_to_keep=C + 1,
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1, :] / temperature  # position P-1+t predicts completion token t
+    logp = token_logprobs(logits, batch.completion_ids.to(device))
+    entropy = entropy_from_logits(logits) if with_entropy else None
+    return logp, entropy
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@torch.no_grad()
+def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
+               with_entropy: bool) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order."""
+    logps, ents = [], []
+    was_training = model.training
+    model.eval()
+    for mb in chunks(rollouts, micro):
+        batch = make_batch(mb, pad_id)
+        logp, ent = completion_logprobs(model, batch, temperature, with_entropy)
+        for i, r in enumerate(mb):
+            logps.append(logp[i, : r.length].cpu())
+            if with_entropy:
+                ents.append(ent[i, : r.length].cpu())
+    model.train(was_training)
+    return logps, (ents if with_entropy else None)
+
+
+def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), width)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list[Rollout],
+                  advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
+                  micro_batch_size: int, max_grad_norm: float, norm_len: int,
+                  old_logps: list[torch.Tensor] | None = None) -> dict[str, float]:
+    """``algo.updates_per_rollout`` optimizer steps over this process's rollouts.
+
+    ``old_logps`` (behaviour policy) are needed when there is more than one update per rollout;
+    with a single update the ratio is 1 by construction, so ``logp.detach()`` is used and the
+    extra forward pass is skipped.
+    """
+    n = len(rollouts)
+    sums: dict[str, float] = defaultdict(float)
+    per_step: dict[str, float] = defaultdict(float)
+    weight = 0.0
+    world = accelerator.num_processes
+    step_chunks = chunks(list(range(n)), -(-n // algo.updates_per_rollout))
+    for idx in step_chunks:
+        counts = torch.tensor([float(sum(rollouts[i].length for i in idx)), float(len(idx))])
+        counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
+        norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
+        micro = chunks(idx, micro_batch_size)
+        for k, mb_idx in enumerate(micro):
+            mb = [rollouts[i] for i in mb_idx]
+            batch = make_batch(mb, pad_id)
+            mask = batch.completion_mask.to(accelerator.device)
+            sync = accelerator.no_sync(policy) if k < len(micro) - 1 else contextlib.nullcontext()
+            with sync:
+                logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True)
+                old = logp.detach() if old_logps is None else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
+                ref_logp = None
+                if algo.kl_coef > 0:
+                    with torch.no_grad():
+                        ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
+                        with ctx:
+                            ref_logp, _ = completion_logprobs(ref_model, batch, temperature)
+                loss, stats = policy_loss(
+                    logp, old, advantages[mb_idx].to(logp.device), mask,
+                    clip_low=algo.clip_low, clip_high=algo.clip_high, agg=algo.loss_agg, norm=norm,
+                    ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent, entropy_coef=algo.entropy_coef,
+                )
+                accelerator.backward(loss * world)  # DDP averages gradients over processes
+            tokens = float(mask.sum())
+            weight += tokens
+            for key, v in stats.items():
+                sums[key] += float(v) * tokens
+            per_step["loss"] += float(loss) * world / len(step_chunks)
+        grad_norm = accelerator.clip_grad_norm_(policy.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        per_step["grad_norm"] += float(grad_norm) / len(step_chunks)
+    out = {k: v / max(weight, 1.0) for k, v in sums.items()}  # token-weighted means
+    out.update(per_step)  # means over optimizer steps
+    gathered = accelerator.reduce(torch.tensor(list(out.values())).to(accelerator.device), reduction="mean")
+    return dict(zip(out.keys(), gathered.cpu().tolist()))
+

@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer():
+    from rl.toy import build_tokenizer
+
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def untrained_toy(tmp_path_factory) -> Path:
+    """A randomly initialised toy model directory (instant; for plumbing tests)."""
+    from rl.toy import build_untrained_toy
+
+    return build_untrained_toy(tmp_path_factory.mktemp("toy") / "untrained")
