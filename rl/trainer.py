@@ -58,7 +58,10 @@ def setup(cfg: Config) -> Run:
 
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
-    acc = Accelerator(log_with=cfg.train.report_to or None, project_dir=cfg.train.output_dir)
+    # No GPU: run on CPU, and under torchrun (`accelerate launch --multi_gpu`) across CPU processes
+    # with gloo; accelerate's own --cpu launcher needs MPI for more than one process.
+    cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    acc = Accelerator(cpu=cpu, log_with=cfg.train.report_to or None, project_dir=cfg.train.output_dir)
     if cfg.rollout.prompts_per_step % acc.num_processes:
         raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible "
                          f"by the number of processes ({acc.num_processes}): a group never straddles processes")

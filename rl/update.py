@@ -135,7 +135,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
             weight += tokens
             for key, v in stats.items():
                 sums[key] += float(v) * tokens
-            per_step["loss"] += float(loss) * world / len(step_chunks)
+            per_step["loss"] += float(loss.detach()) * world / len(step_chunks)
         grad_norm = accelerator.clip_grad_norm_(policy.parameters(), max_grad_norm)
         optimizer.step()
         scheduler.step()
