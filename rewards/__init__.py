@@ -15,6 +15,20 @@ from .verify import answers_match, extract_answer, is_correct, last_boxed, math_
 from .correctness import Correctness, sample_correct
 from .format import Format
 from .truncation import DLER, TruncationPenalty, is_truncated
+from .repetition import RepetitionPenalty
+from .da_dler import DADLER
+from .laser import Laser
+from .laser_d import LaserD, LaserDE, bucket_targets
+from .hapo import HAPO
+from .pear import PEAR
+from .ceeh import CEEH
+from .kimi import KimiLength
+from .cosine import CosineScaled
+from .dapo import DAPOOverlong
+from .l1 import L1Exact, L1Max, budget_prompt, sample_budget
+from .gates import ConciseR, Gate, GRPOLambda, RemainingBudget
+from .adactrl import AdaCtrl
+from .trl import as_trl_reward, from_trl
 
 __all__ = [
     # contract
@@ -47,4 +61,29 @@ __all__ = [
     "TruncationPenalty",
     "is_truncated",
     "sample_correct",
+    # concise-reasoning methods
+    "AdaCtrl",
+    "CEEH",
+    "ConciseR",
+    "CosineScaled",
+    "DADLER",
+    "DAPOOverlong",
+    "GRPOLambda",
+    "Gate",
+    "HAPO",
+    "KimiLength",
+    "L1Exact",
+    "L1Max",
+    "Laser",
+    "LaserD",
+    "LaserDE",
+    "PEAR",
+    "RemainingBudget",
+    "RepetitionPenalty",
+    "bucket_targets",
+    "budget_prompt",
+    "sample_budget",
+    # TRL interop
+    "as_trl_reward",
+    "from_trl",
 ]

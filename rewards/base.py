@@ -38,6 +38,7 @@ class Sample:
     entropy_answer: float | None = None  # mean policy entropy over answer tokens
     entropy_mean: float | None = None  # mean policy entropy over all completion tokens
     meta: dict[str, Any] = field(default_factory=dict)  # dataset metadata (difficulty, source…)
+    completion_ids: list[int] | None = None  # completion token ids, when attached (repetition, TRL)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
