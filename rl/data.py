@@ -65,8 +65,12 @@ def use_chat_template(tokenizer, mode: str) -> bool:
     return has if mode == "auto" else mode == "on"
 
 
-def render_prompt(question: str, cfg: DataConfig, tokenizer) -> tuple[str, list[int]]:
-    body = cfg.prompt_template.format(question=question)
+def render_prompt(question: str, cfg: DataConfig, tokenizer, row: dict[str, Any] | None = None) -> tuple[str, list[int]]:
+    """``data.prompt_template`` may use ``{question}`` and any other column, e.g. ``{budget}``."""
+    try:
+        body = cfg.prompt_template.format(**{**(row or {}), "question": question})
+    except KeyError as e:
+        raise ConfigError(f"data.prompt_template uses {{{e.args[0]}}}, which is not a dataset column") from e
     if use_chat_template(tokenizer, cfg.chat_template):
         messages = ([{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else [])
         messages.append({"role": "user", "content": body})
@@ -96,7 +100,7 @@ def build_prompts(rows: list[dict[str, Any]], cfg: DataConfig, tokenizer, source
         except ValueError as e:
             raise ConfigError(f"dataset '{source}' row {i}: {e}") from e
         pid = str(row[cfg.id_column]) if cfg.id_column else str(row.get("id") or stable_id(question))
-        text, ids = render_prompt(question, cfg, tokenizer)
+        text, ids = render_prompt(question, cfg, tokenizer, row)
         meta = {k: v for k, v in row.items() if k not in (cfg.question_column, cfg.answer_column)
                 and isinstance(v, (int, float, str, bool))}
         meta.setdefault("source", source)

@@ -87,3 +87,12 @@ def test_prompt_sampler_epochs_and_resume():
     assert s2.next(12) == expected
     with pytest.raises(ValueError, match="10 prompts"):
         PromptSampler(11, seed=3).load_state_dict(state)
+
+
+def test_template_may_use_other_columns(tmp_path, toy_tokenizer):
+    f = write_jsonl(tmp_path / "b.jsonl", [{"question": "1+1?", "answer": "2", "budget": 300}])
+    cfg = DataConfig(name=str(f), prompt_template="{question} Think for {budget} tokens.", chat_template="off")
+    (p,) = load_prompts(cfg, toy_tokenizer)
+    assert p.text == "1+1? Think for 300 tokens." and p.meta["budget"] == 300
+    with pytest.raises(ConfigError, match=r"uses \{level\}, which is not a dataset column"):
+        load_prompts(DataConfig(name=str(f), prompt_template="{level}: {question}"), toy_tokenizer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 
@@ -56,10 +57,11 @@ def test_split_is_disjoint_deterministic_and_unique():
     assert arithmetic(300, split="test", seed=0) == test  # deterministic
     assert arithmetic(100, split="test", seed=0) == test[:100]  # prefix-stable
     assert arithmetic(300, split="test", seed=1) != test
-    # about 10% of all questions are held out (stable hash, not Python's hash)
-    share = sum(split_of(r["question"]) == "test" for r in arithmetic(2000, seed=7, split="train"))
-    assert share == 0
-    assert split_of("3+5+2") == split_of("3+5+2")
+    assert all(split_of(r["question"]) == "train" for r in train)
+    # about 10% of all questions are held out, by a stable hash (not Python's salted hash)
+    three = ["+".join(d) for d in itertools.product("0123456789", repeat=3)]
+    assert 70 <= sum(split_of(q) == "test" for q in three) <= 130
+    assert split_of("3+5+2") == "train" and split_of("6+8") == "test"  # fixed forever
     with pytest.raises(ValueError, match="only"):
         arithmetic(200, split="test", min_operands=2, max_operands=2)
 
@@ -68,7 +70,8 @@ def test_split_is_disjoint_deterministic_and_unique():
 
 
 def test_tokenizer_round_trip_one_token_per_char(tokenizer):
-    for text in ["Q:3+5+2=", "3+5=8,8+2=10.check1:3+5=8,8+2=10.A:10", " two  spaces ", string.printable]:
+    texts = ["Q:3+5+2=", "3+5=8,8+2=10.check1:3+5=8,8+2=10.A:10", " two  spaces ", string.printable]
+    for text in texts:
         ids = tokenizer.encode(text, add_special_tokens=False)
         assert len(ids) == len(text)
         assert tokenizer.unk_token_id not in ids
@@ -99,7 +102,7 @@ def test_untrained_toy_saves_reloads_and_generates(tmp_path, monkeypatch):
     assert tok.decode(tok.encode(" Q:1+2= ")) == " Q:1+2= " and tok.padding_side == "left"
     enc = tok([toy_prompt("1+2"), toy_prompt("3+4+5+6")], return_tensors="pt", padding=True)
     out = model.generate(**enc, max_new_tokens=5, do_sample=True, temperature=1.0)
-    assert out.shape[0] == 2 and 6 <= out.shape[1] - enc["input_ids"].shape[1] + 1 <= 6
+    assert out.shape[0] == 2 and 1 <= out.shape[1] - enc["input_ids"].shape[1] <= 5
     # a second build replaces the first in place
     assert build_untrained_toy(tmp_path / "toy", seed=1) == path
     # ensure_toy reuses a cached toy whose info matches (sft_steps=0: the untrained one)
@@ -110,8 +113,19 @@ def test_untrained_toy_saves_reloads_and_generates(tmp_path, monkeypatch):
 
 def test_short_sft_lowers_loss(tokenizer):
     model = build_model(tokenizer, seed=0)
-    metrics = sft(model, tokenizer, steps=30, batch_size=16, lr=3e-3, progress=False)
+    metrics = sft(model, tokenizer, steps=30, batch_size=16, lr=3e-3, progress=False, num_threads=1)
     assert len(metrics["losses"]) == 30
     assert metrics["initial_loss"] > 4.0  # ~ln(104) at random init
-    assert metrics["final_loss"] < metrics["initial_loss"] - 1.5
+    assert metrics["final_loss"] < metrics["initial_loss"] - 1.5, metrics["losses"]
     assert not model.training
+
+
+def test_micro_batches_keep_the_batch_loss(tokenizer):
+    """Length-sorted micro-batches compute the same token-mean loss as one padded batch."""
+    runs = []
+    for micro in (1, 3):
+        model = build_model(tokenizer, seed=0)
+        runs.append(
+            sft(model, tokenizer, steps=2, batch_size=12, progress=False, micro_batches=micro, num_threads=1)
+        )
+    assert runs[0]["losses"] == pytest.approx(runs[1]["losses"], rel=1e-4)
