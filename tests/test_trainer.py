@@ -99,3 +99,24 @@ def test_two_processes_keep_groups_whole(untrained_toy, tmp_path):
     assert [r["step"] for r in rows] == [1, 2]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["before"]["n"] == 6 and summary["after"]["n"] == 6  # eval gathered from both
+
+
+def test_lora_with_kl_and_tensorboard(untrained_toy, tmp_path):
+    """LoRA trains only adapters; the reference for KL is the adapter-free base; the saved final
+    model is merged and loads as a plain model; tensorboard receives the metrics."""
+    out = tmp_path / "lora"
+    p = laconic(overrides(untrained_toy, out, "train.max_steps=2", "model.lora_r=4", "algo.kl_coef=0.1",
+                          "train.report_to=[tensorboard]", "eval.before=false", "eval.after=false"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = read_metrics(out / "metrics.jsonl")
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # step 1: adapters start at zero (B = 0)
+    assert rows[1]["kl"] > 0 and rows[1]["grad_norm"] > 0  # step 2: the adapters moved
+    assert list(out.rglob("events.out.tfevents.*")), "no tensorboard event file"
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(out / "final")
+    base = AutoModelForCausalLM.from_pretrained(untrained_toy)
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    diff = [n for (n, a), (_, b) in zip(merged.named_parameters(), base.named_parameters()) if not torch.equal(a, b)]
+    assert diff and all("proj" in n for n in diff)  # only LoRA-targeted projections changed
