@@ -271,29 +271,13 @@ class LaserDE(LaserD):
 
     def __init__(
         self,
-        alpha: float = 0.5,
-        mode: str = "reward",
-        lower_bound: int = 4096,
-        upper: int = 16384,
-        step: int = 1024,
-        coverage: Mapping[str, float] | None = None,
-        monitor_every: int = 20,
-        batch_monitor: bool = True,
-        initial_target: int | None = None,
-        correct_score: float = 1.0,
-        wrong_score: float = -0.5,
-        no_answer_score: float = -1.0,
-        require_think: bool = False,
-        delimiter: str | None = "</think>",
-        patterns: Sequence[str] | None = None,
-        fallback_last_number: bool = False,
         repetition_ngram: int = 20,
         repetition_threshold: float = 0.1,
         repetition_unit: str = "auto",
+        **laser_d: Any,
     ):
-        super().__init__(alpha, mode, lower_bound, upper, step, coverage, monitor_every, batch_monitor,
-                         initial_target, correct_score, wrong_score, no_answer_score, require_think, delimiter,
-                         patterns, fallback_last_number)
+        """Takes every :class:`LaserD` parameter too."""
+        super().__init__(**laser_d)
         self.repetition_ngram = check_number(self.name, "repetition_ngram", repetition_ngram, low=1, integer=True)
         self.repetition_threshold = float(check_number(self.name, "repetition_threshold", repetition_threshold,
                                                        low=0.0, high=1.0))

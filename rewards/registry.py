@@ -219,12 +219,26 @@ def _is_reward_function(obj: Any) -> bool:
     return len(positional) >= 2
 
 
+def _inherited_params(cls: type, params: list[inspect.Parameter]) -> list[inspect.Parameter]:
+    """Parameters a class accepts through ``**kwargs`` passed on to the next ``__init__`` in its MRO."""
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        return []
+    for base in cls.__mro__[1:]:
+        if "__init__" in vars(base) and base is not object:
+            inherited = list(inspect.signature(base.__init__).parameters.values())[1:]
+            own = [p for p in inherited if p.kind is not p.VAR_KEYWORD]
+            return own + _inherited_params(base, inherited)
+    return list(params[-1:])  # reached object: keep the **kwargs (accept anything)
+
+
 def _check_kwargs(obj: Any, kwargs: Mapping[str, Any], name: str, skip: int) -> None:
     """Unknown keys -> error naming the key and the closest parameter; missing required ones too."""
     sig = _signature(obj)
     if sig is None:
         return
     params = list(sig.parameters.values())[skip:]
+    if inspect.isclass(obj):  # a subclass's **kwargs forwarded to its parents' __init__
+        params = [p for p in params if p.kind is not p.VAR_KEYWORD] + _inherited_params(obj, params)
     if any(p.kind is p.VAR_KEYWORD for p in params):
         accepted: set[str] | None = None
     else:
