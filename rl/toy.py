@@ -166,20 +166,17 @@ def _train_step(model, micro: list[dict[str, torch.Tensor]]) -> tuple[float, int
 
 
 def _default_threads() -> int:
-    """Torch threads for SFT: the usable cores (at most 8) minus those already busy.
+    """Torch threads for SFT: the usable cores, at most 8.
 
-    On a shared 2-core machine two threads under contention ran 5-7x slower than one, so the
-    1-minute load average counts as busy cores; pass ``num_threads`` to override.
+    Deterministic on purpose (a load-average guess picked 1 thread right after a pip install and
+    made the build 1.5x slower). On a 2-core machine shared with another busy process, two threads
+    ran 5-7x slower than one: pass ``num_threads=1`` there (the tests do).
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except (AttributeError, OSError):  # not available on this platform
-        busy = 0
-    return max(1, min(cores, 8) - busy)
+    return max(1, min(cores, 8))
 
 
 def sft(
@@ -199,7 +196,7 @@ def sft(
     AdamW (weight decay 0.01) with linear warmup (default 5% of ``steps``) then cosine decay.
     The loss is the token-mean over the whole batch, computed in ``micro_batches``
     length-sorted pieces (:func:`sft_micro_batches`) to save padding.
-    ``num_threads`` defaults to the idle cores (:func:`_default_threads`); the previous torch
+    ``num_threads`` defaults to the usable cores (:func:`_default_threads`); the previous torch
     setting is restored afterwards.
     Returns ``{"steps", "initial_loss", "final_loss" (mean of the last 10 steps), "losses"
     (per-token mean of each step), "seconds", "tokens" (non-pad tokens seen)}``.
