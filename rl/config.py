@@ -53,6 +53,8 @@ class DataConfig:
     num_examples: int | None = None  # builtin tasks: how many to generate; others: truncate
     task_kwargs: dict[str, Any] = field(default_factory=dict)  # builtin task options
     delimiter: str | None = "</think>"  # think/answer split; answers are read after it
+    length_budget: list[int] | None = None  # L1: [low, high], a budget N ~ U{low..high} per prompt draw
+    budget_mode: str = "exact"  # L1: "Think for N tokens." (exact) | "Think for maximum N tokens." (max)
 
 
 @dataclass
@@ -113,6 +115,7 @@ class EvalConfig:
     before: bool = True
     after: bool = True
     every: int = 0  # also evaluate every N training steps (0: off)
+    length_budget: int | None = None  # L1 recipes: the budget stated in every eval prompt
     seed: int = 1234
 
 
@@ -134,6 +137,7 @@ CHOICES = {
     "model.dtype": ("float32", "bfloat16", "float16"),
     "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "data.chat_template": ("auto", "on", "off"),
+    "data.budget_mode": ("exact", "max"),
     "algo.advantage": ("grpo", "batch_std", "none"),
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
 }
@@ -282,6 +286,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("rollout.temperature must be > 0 (use eval for greedy decoding)")
     if a.advantage == "grpo" and r.group_size == 1:
         raise ConfigError("algo.advantage=grpo needs rollout.group_size >= 2")
+    lb = cfg.data.length_budget
+    if lb is not None and (len(lb) != 2 or not 1 <= lb[0] <= lb[1]):
+        raise ConfigError(f"data.length_budget must be [low, high] with 1 <= low <= high, got {lb}")
     if not cfg.rewards:
         raise ConfigError("rewards: at least one reward is needed")
     for i, spec in enumerate(cfg.rewards):

@@ -7,6 +7,7 @@ answer in canonical form (GSM8K ``#### 42`` and MATH ``\\boxed{..}`` conventions
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -114,6 +115,22 @@ def load_prompts(cfg: DataConfig, tokenizer, *, name: str | None = None, split: 
     rows = load_rows(name, split or cfg.split, subset if name != cfg.name else (subset or cfg.subset),
                      num_examples if num_examples is not None else cfg.num_examples, seed, cfg.task_kwargs)
     return build_prompts(rows, cfg, tokenizer, source=name)
+
+
+def with_budget(prompt: Prompt, budget: int, cfg: DataConfig, tokenizer) -> Prompt:
+    """The prompt with L1's budget instruction appended to the question (``meta["budget"] = N``)."""
+    from rewards.l1 import budget_prompt
+
+    text, ids = render_prompt(budget_prompt(prompt.question, budget, cfg.budget_mode), cfg, tokenizer, prompt.meta)
+    return dataclasses.replace(prompt, text=text, ids=ids, meta={**prompt.meta, "budget": budget})
+
+
+def draw_budgets(prompts: list[Prompt], cfg: DataConfig, tokenizer, seed: int, step: int) -> list[Prompt]:
+    """A fresh budget for every prompt of a step (L1 / LCPO), reproducible from (seed, step, id)."""
+    if not cfg.length_budget:
+        return prompts
+    low, high = cfg.length_budget
+    return [with_budget(p, random.Random(f"{seed}-{step}-{p.id}").randint(low, high), cfg, tokenizer) for p in prompts]
 
 
 class PromptSampler:

@@ -23,7 +23,7 @@ from rewards.base import Context
 from .advantages import compute_advantages
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Config
-from .data import Prompt, PromptSampler, load_prompts
+from .data import Prompt, PromptSampler, draw_budgets, load_prompts, with_budget
 from .evaluate import evaluate
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, make_reference, resolve_model_path, save_pretrained
@@ -79,6 +79,8 @@ def setup(cfg: Config) -> Run:
     eval_prompts = (load_prompts(cfg.data, tokenizer, name=e.name or cfg.data.name, split=e.split,
                                  subset=e.subset, num_examples=e.num_examples, seed=e.seed)
                     if (e.before or e.after or e.every) else [])
+    if e.length_budget:
+        eval_prompts = [with_budget(p, e.length_budget, cfg.data, tokenizer) for p in eval_prompts]
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
     scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
@@ -105,7 +107,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     k = cfg.rollout.prompts_per_step // acc.num_processes
     chosen = run.sampler.next(cfg.rollout.prompts_per_step)[acc.process_index * k : (acc.process_index + 1) * k]
-    prompts = [run.train_prompts[i] for i in chosen]
+    prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
     run.ctx.step, run.ctx.max_length = step, cfg.rollout.max_new_tokens
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)

@@ -96,3 +96,25 @@ def test_template_may_use_other_columns(tmp_path, toy_tokenizer):
     assert p.text == "1+1? Think for 300 tokens." and p.meta["budget"] == 300
     with pytest.raises(ConfigError, match=r"uses \{level\}, which is not a dataset column"):
         load_prompts(DataConfig(name=str(f), prompt_template="{level}: {question}"), toy_tokenizer)
+
+
+def test_l1_budgets_are_drawn_per_step_and_stated_in_the_prompt(toy_tokenizer):
+    from rl.data import draw_budgets
+
+    cfg = DataConfig(name="builtin:arithmetic", num_examples=20, prompt_template="Q:{question}=", chat_template="off",
+                     length_budget=[16, 128], budget_mode="max")
+    prompts = load_prompts(cfg, toy_tokenizer)
+    a = draw_budgets(prompts, cfg, toy_tokenizer, seed=0, step=1)
+    assert a == draw_budgets(prompts, cfg, toy_tokenizer, seed=0, step=1)  # reproducible (resume)
+    assert [p.meta["budget"] for p in a] != [p.meta["budget"] for p in draw_budgets(prompts, cfg, toy_tokenizer, 0, 2)]
+    p = a[0]
+    assert 16 <= p.meta["budget"] <= 128 and p.id == prompts[0].id
+    assert p.text == f"Q:{prompts[0].question}\n\nThink for maximum {p.meta['budget']} tokens.=" and len(p.ids) == len(p.text)
+    assert "budget" not in prompts[0].meta  # the dataset's prompts are left as they were
+
+
+def test_length_budget_validation():
+    from rl.config import load_config
+
+    with pytest.raises(ConfigError, match=r"data.length_budget must be \[low, high\]"):
+        load_config(None, ["data.length_budget=[100, 10]"])
