@@ -72,6 +72,10 @@ class Reward:
     def update(self, samples: list[Sample], ctx: Context) -> None:
         """Called once per step after scoring; update history here (never inside __call__)."""
 
+    # A reward that wants a monitor set (LASER-D) defines ``observe_monitor(samples, ctx)``: with
+    # ``train.monitor_prompts > 0`` the trainer rolls out that many training prompts (G each) before
+    # step 1 and every ``train.monitor_every`` steps and passes the gathered samples to it.
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

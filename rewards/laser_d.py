@@ -218,6 +218,11 @@ class LaserD(Reward):
         self.external = True
         return self.refresh(lengths_by_bucket)
 
+    def observe_monitor(self, samples: list[Sample], ctx: Context) -> dict[str, int]:
+        """Trainer hook: rollouts of the monitor set (G per prompt) -> refreshed targets."""
+        correct = [k == "correct" for k in self.scorer.outcomes(samples)]
+        return self.set_monitor(monitor_lengths(samples, correct))
+
     # ------------------------------------------------------------------ scoring
 
     def _wrong_bonus(self, s: Sample, target: int) -> float:

@@ -100,6 +100,8 @@ class TrainConfig:
     run_name: str | None = None
     log_completions: int = 0  # every N steps, each process appends its samples to completions/rank<r>.jsonl
     torch_threads: int | None = None
+    monitor_prompts: int = 0  # LASER-D: size of the monitor set (training prompts, G samples each)
+    monitor_every: int = 20  # re-evaluate the monitor set every N steps (and before step 1)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import statistics
 import time
@@ -109,6 +110,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     chosen = run.sampler.next(cfg.rollout.prompts_per_step)[acc.process_index * k : (acc.process_index + 1) * k]
     prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
     run.ctx.step, run.ctx.max_length = step, cfg.rollout.max_new_tokens
+    run_monitor(run, step)
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)
     rollouts = run.engine.generate([p.ids for p in prompts], params)
@@ -191,6 +193,28 @@ def train(cfg: Config) -> dict[str, Any]:
         print_table(summary)
     acc.wait_for_everyone()
     return state["evals"]
+
+
+def run_monitor(run: Run, step: int) -> None:
+    """Roll out the monitor set for rewards that observe one (LASER-D), before step 1 and every
+    ``train.monitor_every`` steps; its own RNG stream, so training stays reproducible."""
+    t, acc = run.cfg.train, run.acc
+    watchers = [r for r in getattr(run.rewards, "rewards", []) if hasattr(r, "observe_monitor")]
+    if not (watchers and t.monitor_prompts) or (step - 1) % t.monitor_every:
+        return
+    order = list(range(len(run.train_prompts)))
+    random.Random(t.seed).shuffle(order)
+    monitor = [run.train_prompts[i] for i in order[: t.monitor_prompts]]
+    k = -(-len(monitor) // acc.num_processes)
+    mine = monitor[acc.process_index * k : (acc.process_index + 1) * k]
+    params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=run.cfg.rollout.temperature,
+                            top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(t.seed * 1_000_003 + step * 7 + acc.process_index)
+        rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
+    table = gather(acc, make_samples(rollouts, mine, acc.process_index * k, run.tokenizer, run.cfg.data.delimiter))
+    for w in watchers:
+        w.observe_monitor(table, run.ctx)
 
 
 def attach_entropy(samples, entropies: list[torch.Tensor]) -> None:

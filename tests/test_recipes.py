@@ -33,3 +33,22 @@ def test_toy_recipe_runs_two_steps(recipe: Path, untrained_toy, tmp_path):
     assert [r["step"] for r in rows] == [1, 2]
     for spec in cfg.rewards:
         assert f"reward/{spec.get('as', spec['name'])}" in rows[0]
+
+
+def test_laser_d_targets_come_from_the_monitor_set(untrained_toy, tmp_path):
+    import json
+
+    import torch
+
+    from rl.trainer import train
+
+    torch.set_num_threads(1)
+    cfg = load_config(ROOT / "recipes" / "toy" / "laser_d.yaml", [
+        f"model.name_or_path={untrained_toy}", f"train.output_dir={tmp_path}", "train.max_steps=2",
+        "data.num_examples=64", "rollout.prompts_per_step=4", "rollout.group_size=4", "rollout.max_new_tokens=24",
+        "train.monitor_prompts=8", "train.monitor_every=1", "eval.before=false", "eval.after=false",
+    ])
+    train(cfg)
+    state = json.loads((tmp_path / "checkpoint-000002" / "trainer_state.json").read_text())["rewards"]["laser_d"]
+    assert state["external"] == 1  # targets were set from monitor rollouts, not from the batch
+    assert state["targets"] and all(16 <= v <= 160 or v <= 24 for v in state["targets"].values())
