@@ -94,6 +94,8 @@ class CEEH(Reward):
         hard = self.hard_prompts()
         return [s.prompt_id in hard for s in samples]
 
+    entropy_mask = hard_mask  # trainer hook: algo.entropy_coef applies only where this is True
+
     # ------------------------------------------------------------------ scoring
 
     def _improving(self, acc_now: float, acc_h: float | None) -> bool:

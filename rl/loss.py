@@ -80,11 +80,12 @@ def policy_loss(
     ref_logp: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     entropy: torch.Tensor | None = None,
-    entropy_coef: float = 0.0,
+    entropy_coef: float | torch.Tensor = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one micro-batch (already divided by the step's global normalizer) and its stats.
 
-    ``advantages`` is ``[B]`` (one per sequence) or ``[B, T]``. Stats are masked token means of
+    ``advantages`` is ``[B]`` (one per sequence) or ``[B, T]``; ``entropy_coef`` a float or a
+    per-sequence ``[B]`` tensor (CEEH: the bonus only on hard prompts). Stats are masked token means of
     this micro-batch, detached: ``pg_loss``, ``kl``, ``entropy``, ``clip_frac_low`` (ratio below
     1 - clip_low with A < 0), ``clip_frac_high`` (ratio above 1 + clip_high with A > 0), ``ratio``.
     """
@@ -108,6 +109,8 @@ def policy_loss(
             per_token = per_token + kl_coef * kl
     if entropy is not None:
         stats["entropy"] = masked_mean(entropy.detach(), mask)
-        if entropy_coef:
+        if isinstance(entropy_coef, torch.Tensor):
+            per_token = per_token - entropy_coef.to(entropy.dtype).reshape(-1, 1) * entropy
+        elif entropy_coef:
             per_token = per_token - entropy_coef * entropy
     return aggregate(per_token, mask, agg, norm), stats

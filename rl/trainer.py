@@ -133,7 +133,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                           pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,
                           micro_batch_size=cfg.train.micro_batch_size, max_grad_norm=cfg.train.max_grad_norm,
                           norm_len=cfg.rollout.max_new_tokens,
-                          old_logps=old_logps if cfg.algo.updates_per_rollout > 1 else None)
+                          old_logps=old_logps if cfg.algo.updates_per_rollout > 1 else None,
+                          entropy_mask=entropy_mask(run, samples))
     run.rewards.update(table, run.ctx)
     run.engine.sync_weights(acc.unwrap_model(run.policy))
     t_end = time.perf_counter()
@@ -193,6 +194,15 @@ def train(cfg: Config) -> dict[str, Any]:
         print_table(summary)
     acc.wait_for_everyone()
     return state["evals"]
+
+
+def entropy_mask(run: Run, samples) -> torch.Tensor | None:
+    """Per-sample 0/1 weights of the entropy bonus from rewards that restrict it (CEEH: hard
+    prompts, judged from the history before this batch); None when no reward does."""
+    masks = [r.entropy_mask(samples) for r in getattr(run.rewards, "rewards", []) if hasattr(r, "entropy_mask")]
+    if not masks or not run.cfg.algo.entropy_coef:
+        return None
+    return torch.tensor([float(all(m[i] for m in masks)) for i in range(len(samples))])
 
 
 def run_monitor(run: Run, step: int) -> None:

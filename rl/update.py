@@ -93,12 +93,14 @@ def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
 def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list[Rollout],
                   advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
                   micro_batch_size: int, max_grad_norm: float, norm_len: int,
-                  old_logps: list[torch.Tensor] | None = None) -> dict[str, float]:
+                  old_logps: list[torch.Tensor] | None = None,
+                  entropy_mask: torch.Tensor | None = None) -> dict[str, float]:
     """``algo.updates_per_rollout`` optimizer steps over this process's rollouts.
 
     ``old_logps`` (behaviour policy) are needed when there is more than one update per rollout;
     with a single update the ratio is 1 by construction, so ``logp.detach()`` is used and the
-    extra forward pass is skipped.
+    extra forward pass is skipped. ``entropy_mask`` ([n], 0/1) limits the entropy bonus to some
+    samples (CEEH: prompts that are currently hard).
     """
     n = len(rollouts)
     sums: dict[str, float] = defaultdict(float)
@@ -128,7 +130,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                 loss, stats = policy_loss(
                     logp, old, advantages[mb_idx].to(logp.device), mask,
                     clip_low=algo.clip_low, clip_high=algo.clip_high, agg=algo.loss_agg, norm=norm,
-                    ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent, entropy_coef=algo.entropy_coef,
+                    ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent,
+                    entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],
                 )
                 accelerator.backward(loss * world)  # DDP averages gradients over processes
             tokens = float(mask.sum())

@@ -105,3 +105,14 @@ def test_micro_batches_sum_to_full_batch(agg):
 def test_unknown_aggregation():
     with pytest.raises(ValueError, match="token-mean"):
         aggregate(torch.zeros(1, 1), torch.ones(1, 1), "mean", Normalizer(1, 1))
+
+
+def test_per_sample_entropy_coefficient_masks_samples():
+    """CEEH: the entropy bonus only on hard prompts -> a [B] coefficient tensor."""
+    h = torch.tensor([[1.0, 1.0], [2.0, 2.0]])
+    zeros = torch.zeros(2, 2)
+    kw = dict(clip_low=0.2, clip_high=0.2, agg="token-mean", norm=Normalizer(4, 2), entropy=h)
+    loss, _ = policy_loss(zeros, zeros, torch.zeros(2), torch.ones(2, 2), entropy_coef=torch.tensor([0.0, 0.5]), **kw)
+    assert loss.item() == pytest.approx(-0.5 * (2 + 2) / 4)  # only sample 1's entropy counts
+    full, _ = policy_loss(zeros, zeros, torch.zeros(2), torch.ones(2, 2), entropy_coef=0.5, **kw)
+    assert full.item() == pytest.approx(-0.5 * (1 + 1 + 2 + 2) / 4)
