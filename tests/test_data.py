@@ -118,3 +118,20 @@ def test_length_budget_validation():
 
     with pytest.raises(ConfigError, match=r"data.length_budget must be \[low, high\]"):
         load_config(None, ["data.length_budget=[100, 10]"])
+
+
+def test_hub_dataset_by_name(monkeypatch, toy_tokenizer):
+    """No hub access here: check the call laconic makes, with a stand-in for datasets.load_dataset."""
+    import datasets
+
+    calls = []
+
+    def fake_load(name, subset=None, split=None):
+        calls.append((name, subset, split))
+        return datasets.Dataset.from_list([{"question": "2+2?", "answer": "so #### 4"}] * 3)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    prompts = load_prompts(DataConfig(name="openai/gsm8k", subset="main", split="train", num_examples=2,
+                                      chat_template="off"), toy_tokenizer)
+    assert calls == [("openai/gsm8k", "main", "train")]
+    assert [p.answer for p in prompts] == ["4", "4"]
