@@ -49,7 +49,7 @@ def test_run_writes_metrics_checkpoints_summary_and_model(untrained_toy, tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     for when in ("before", "after"):
         assert set(summary[when]) >= {"accuracy", "mean_tokens", "truncation_rate", "n"}
-        assert summary[when]["n"] == 8
+        assert summary[when]["n"] == 8 * 4  # 8 prompts x eval.samples=4 (the quickstart's)
     assert "accuracy" in p.stdout and "mean tokens" in p.stdout  # the before/after table
     completions = [json.loads(l) for l in (out / "completions" / "rank0.jsonl").read_text().splitlines()]
     assert len(completions) == 2 * 16 and {c["step"] for c in completions} == {2, 4}
@@ -98,7 +98,7 @@ def test_two_processes_keep_groups_whole(untrained_toy, tmp_path):
     rows = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["before"]["n"] == 6 and summary["after"]["n"] == 6  # eval gathered from both
+    assert summary["before"]["n"] == summary["after"]["n"] == 6 * 4  # eval gathered from both processes
 
 
 def test_lora_with_kl_and_tensorboard(untrained_toy, tmp_path):
