@@ -1,63 +1,160 @@
 """Advantage estimators: one scalar per sample from the global rewards and group ids.
 
 Registered by name (``algo.advantage`` in a recipe), in the spirit of verl's ``register_adv_est``.
-Every estimator is a pure function ``(rewards[N], groups[N], eps) -> advantages[N]``.
+Every estimator is a pure function ``(rewards[N], groups[N], eps, *, <facts>, <options>) ->
+advantages[N]``; the keyword-only part is optional (see "Facts and options" below).
 
 - ``grpo``      A_i = (r_i - mean_g) / (std_g + eps)          (GRPO, DeepSeekMath; std unbiased)
 - ``batch_std`` A_i = (r_i - mean_g) / (std_B(r - mean_g) + eps)  (DLER, arXiv 2510.15110: group
                 baseline, then one scale for the whole batch, so easy and hard groups keep
                 their relative weight; see METHODS.md "Truncation — DLER")
 - ``none``      A_i = r_i - mean_g                             (Dr.GRPO: no std scaling)
+- ``rloo``      A_i = r_i - mean_{j in g, j != i} r_j = G/(G-1) * (r_i - mean_g)
+                (RLOO, Ahmadian et al. 2024 "Back to Basics", arXiv 2402.14740: leave-one-out
+                baseline; a group of one sample has no baseline and gets 0)
+- ``reinforce_pp_baseline``  (REINFORCE++-baseline, Hu et al., arXiv 2501.03262; OpenRLHF's
+                ``reinforce_baseline``). Fact: ``lengths``. a_i = r_i - mean_g, then whitened
+                over the batch's *tokens*: each sample's a_i counts once per completion token,
+                    mu      = sum_i L_i a_i / sum_i L_i
+                    sigma^2 = sum_i L_i (a_i - mu)^2 / sum_i L_i     (population variance)
+                    A_i     = (a_i - mu) / (sigma + eps)
+                This is OpenRLHF's masked mean/variance over action tokens when the per-token
+                return is the sequence reward (gamma = 1, KL kept out of the reward). OpenRLHF
+                scales by ``rsqrt(max(var, 1e-8))``; we use ``sigma + eps`` like the other
+                estimators. Zero-length samples carry weight 0 but still get (a_i - mu)/(sigma+eps).
+                If sum_i L_i = 0, or sigma = 0, the values are returned unscaled (a_i, resp.
+                a_i - mu). Unlike the group-normalised estimators, a zero-variance group does
+                *not* get 0 here (its samples are shifted by -mu/(sigma+eps)).
+- ``drpo``      DRPO-style decoupling (Li et al., "DRPO: Efficient Reasoning via Decoupled Reward
+                Policy Optimization", arXiv 2510.04474), adapted to a GRPO objective rather than
+                the paper's DisCO one. Facts: ``lengths``, optionally ``max_length``. Option:
+                ``temperature`` (lambda, default 0.1). With base advantages B = grpo(r), per
+                group g the positive set P_g = {i in g : B_i > 0} shares its total mass:
+                    r_len,i = 1 - L_i / C
+                    w_i     = softmax_{i in P_g}(r_len,i / lambda)
+                    A_i     = w_i * sum_{j in P_g} B_j      for i in P_g;   A_i = B_i otherwise
+                C is the generation limit ``max_length`` when known, else the longest completion
+                in the group (C = 0, i.e. all lengths 0, gives r_len = 1: an equal split).
+                Consequences: a positive sample never gets a negative advantage (a correct but
+                long answer is never pushed down, the paper's point); among positives, shorter
+                gets more; the group's positive mass sum_{P_g} A is unchanged; non-positive
+                samples keep their GRPO advantage; all-equal groups (all correct / all wrong) get
+                0; lambda -> infinity gives an equal split. Positivity is taken from the base
+                advantage rather than the ``correct`` fact so that the estimator works for any
+                outcome reward (for 0/1 correctness P_g is exactly the correct completions; with
+                e.g. DLER's 0 for truncated answers, P_g is whatever beat the group mean).
 
 ``mean_g``/``std_g`` are over the sample's group; ``std_B`` over all samples of the step.
 Standard deviations use Bessel's correction (``torch.std``), as TRL and verl do; a group or batch
-with a single sample has std 0 by convention (advantage 0 after centring).
+with a single sample has std 0 by convention (advantage 0 after centring). A group whose rewards
+are all equal has mean exactly that value (no rounding residue) and std 0, and a zero std gives
+advantage 0 even with ``eps = 0``.
+
+Facts and options
+-----------------
+Keyword-only parameters of an estimator are of two kinds, told apart by name:
+
+- facts (:data:`FACTS`): ``lengths`` (float64 tensor[N], completion tokens), ``correct`` (bool
+  tensor[N]), ``max_length`` (int, the current generation limit). A fact declared without a
+  default is required: :func:`compute_advantages` raises if the caller did not supply it. A fact
+  declared with a default is optional and passed only when supplied (not None).
+- options: every other keyword-only parameter; it must have a default, and a recipe may override
+  it through ``algo.advantage_options`` (the ``options`` dict). Unknown option keys are rejected
+  with the closest valid name. :func:`advantage_option_names` lists them for the config validator.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import difflib
+import inspect
+import math
+from typing import Any, Callable, Mapping
 
 import torch
 
-AdvantageFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+AdvantageFn = Callable[..., torch.Tensor]
 ADVANTAGES: dict[str, AdvantageFn] = {}
+FACTS: tuple[str, ...] = ("lengths", "correct", "max_length")
+
+
+def _keyword_params(fn: AdvantageFn) -> list[inspect.Parameter]:
+    return [p for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
 def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
     def deco(fn: AdvantageFn) -> AdvantageFn:
+        for p in _keyword_params(fn):
+            if p.name not in FACTS and p.default is inspect.Parameter.empty:
+                raise TypeError(f"advantage estimator '{name}': option '{p.name}' needs a default")
         ADVANTAGES[name] = fn
         return fn
 
     return deco
 
 
+def _estimator(name: str) -> AdvantageFn:
+    if name not in ADVANTAGES:
+        close = difflib.get_close_matches(name, list(ADVANTAGES), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown advantage estimator '{name}'{hint} (known: {sorted(ADVANTAGES)})")
+    return ADVANTAGES[name]
+
+
+def advantage_option_names(name: str) -> list[str]:
+    """The options (``algo.advantage_options`` keys) estimator ``name`` accepts, sorted."""
+    return sorted(p.name for p in _keyword_params(_estimator(name)) if p.name not in FACTS)
+
+
+def advantage_option_defaults(name: str) -> dict[str, Any]:
+    """The options of estimator ``name`` with their default values."""
+    return {p.name: p.default for p in _keyword_params(_estimator(name)) if p.name not in FACTS}
+
+
+def advantage_facts(name: str) -> dict[str, bool]:
+    """The facts estimator ``name`` declares, each mapped to whether it is required."""
+    return {
+        p.name: p.default is inspect.Parameter.empty for p in _keyword_params(_estimator(name)) if p.name in FACTS
+    }
+
+
+# ----------------------------------------------------------------------------- shared statistics
 def _std(x: torch.Tensor) -> torch.Tensor:
     return x.std() if x.numel() > 1 else torch.zeros((), dtype=x.dtype)
 
 
 def group_stats(rewards: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample mean and std of the sample's group."""
+    """Per-sample mean and std of the sample's group (exactly r and 0 for an all-equal group)."""
     mean = torch.empty_like(rewards)
     std = torch.empty_like(rewards)
     for g in torch.unique(groups):
         idx = groups == g
-        mean[idx] = rewards[idx].mean()
-        std[idx] = _std(rewards[idx])
+        r = rewards[idx]
+        if bool((r == r[0]).all()):
+            mean[idx] = r[0]
+            std[idx] = 0.0
+        else:
+            mean[idx] = r.mean()
+            std[idx] = _std(r)
     return mean, std
 
 
+def _scale(x: torch.Tensor, std: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / (std + eps), with 0 where std is 0 (x is then 0 too, up to eps = 0 giving 0/0)."""
+    return torch.where(std == 0, torch.zeros_like(x), x / (std + eps))
+
+
+# ----------------------------------------------------------------------------- estimators
 @register_advantage("grpo")
 def grpo(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     mean, std = group_stats(rewards, groups)
-    return (rewards - mean) / (std + eps)
+    return _scale(rewards - mean, std, eps)
 
 
 @register_advantage("batch_std")
 def batch_std(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     mean, _ = group_stats(rewards, groups)
     centred = rewards - mean
-    return centred / (_std(centred) + eps)
+    return _scale(centred, _std(centred).expand_as(centred), eps)
 
 
 @register_advantage("none")
@@ -66,15 +163,144 @@ def no_std(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> to
     return rewards - mean
 
 
-def compute_advantages(
-    name: str, rewards: list[float] | torch.Tensor, groups: list[int] | torch.Tensor, eps: float = 1e-6
-) -> torch.Tensor:
-    if name not in ADVANTAGES:
-        import difflib
+@register_advantage("rloo")
+def rloo(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    mean, _ = group_stats(rewards, groups)
+    adv = torch.zeros_like(rewards)
+    for g in torch.unique(groups):
+        idx = groups == g
+        n = int(idx.sum())
+        if n > 1:
+            adv[idx] = n / (n - 1) * (rewards[idx] - mean[idx])
+    return adv
 
-        close = difflib.get_close_matches(name, list(ADVANTAGES), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown advantage estimator '{name}'{hint} (known: {sorted(ADVANTAGES)})")
+
+@register_advantage("reinforce_pp_baseline")
+def reinforce_pp_baseline(
+    rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6, *, lengths: torch.Tensor
+) -> torch.Tensor:
+    mean, _ = group_stats(rewards, groups)
+    centred = rewards - mean
+    w = lengths.to(centred.dtype)
+    total = w.sum()
+    if total <= 0:
+        return centred
+    carried = centred[w > 0]
+    if bool((carried == carried[0]).all()):  # one value over all tokens: exact mean, no spread
+        mu = carried[0]
+        sigma = torch.zeros((), dtype=centred.dtype)
+    else:
+        mu = (w * centred).sum() / total
+        sigma = ((w * (centred - mu) ** 2).sum() / total).sqrt()
+    shifted = centred - mu
+    if sigma == 0:
+        return shifted
+    return shifted / (sigma + eps)
+
+
+@register_advantage("drpo")
+def drpo(
+    rewards: torch.Tensor,
+    groups: torch.Tensor,
+    eps: float = 1e-6,
+    *,
+    lengths: torch.Tensor,
+    max_length: int | None = None,
+    temperature: float = 0.1,
+) -> torch.Tensor:
+    if not temperature > 0:
+        raise ValueError(f"advantage estimator 'drpo': temperature must be > 0, got {temperature}")
+    base = grpo(rewards, groups, eps)
+    adv = base.clone()
+    lengths = lengths.to(base.dtype)
+    for g in torch.unique(groups):
+        idx = torch.nonzero(groups == g).flatten()
+        pos = idx[base[idx] > 0]
+        if pos.numel() == 0:
+            continue
+        cap = float(max_length) if max_length is not None else float(lengths[idx].max())
+        r_len = 1.0 - lengths[pos] / cap if cap > 0 else torch.ones_like(lengths[pos])
+        weights = torch.softmax(r_len / temperature, dim=0)
+        adv[pos] = weights * base[pos].sum()
+    return adv
+
+
+# ----------------------------------------------------------------------------- entry point
+def _check_option(name: str, key: str, value: Any, default: Any) -> Any:
+    """Light type check of an option value against its default's type; ints pass for floats."""
+    bad = f"advantage estimator '{name}': option '{key}' must be"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{bad} a bool, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{bad} a finite number, got {value!r}")
+        return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{bad} an int, got {value!r}")
+    return value
+
+
+def compute_advantages(
+    name: str,
+    rewards: list[float] | torch.Tensor,
+    groups: list[int] | torch.Tensor,
+    eps: float = 1e-6,
+    *,
+    lengths: list[float] | torch.Tensor | None = None,
+    correct: list[bool] | torch.Tensor | None = None,
+    max_length: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> torch.Tensor:
+    """Advantages (float32 tensor[N]) of estimator ``name``.
+
+    ``lengths``/``correct``/``max_length`` are the per-step facts; each is handed to the estimator
+    only if it declares it (and it is an error to leave out one it requires). ``options`` are the
+    estimator's own settings (``algo.advantage_options``); unknown keys are an error.
+    """
+    fn = _estimator(name)
     r = torch.as_tensor(rewards, dtype=torch.float64)
     g = torch.as_tensor(groups)
-    return ADVANTAGES[name](r, g, eps).to(torch.float32)
+    if r.dim() != 1 or g.shape != r.shape:
+        raise ValueError(f"advantage estimator '{name}': rewards and groups must be 1-D of equal length")
+    n = r.numel()
+
+    facts: dict[str, Any] = {}
+    if lengths is not None:
+        lt = torch.as_tensor(lengths, dtype=torch.float64)
+        if lt.shape != (n,):
+            raise ValueError(f"advantage estimator '{name}': lengths has shape {tuple(lt.shape)}, expected ({n},)")
+        if not bool(torch.isfinite(lt).all()) or bool((lt < 0).any()):
+            raise ValueError(f"advantage estimator '{name}': lengths must be finite and >= 0")
+        facts["lengths"] = lt
+    if correct is not None:
+        ct = torch.as_tensor(correct).to(torch.bool)
+        if ct.shape != (n,):
+            raise ValueError(f"advantage estimator '{name}': correct has shape {tuple(ct.shape)}, expected ({n},)")
+        facts["correct"] = ct
+    if max_length is not None:
+        if isinstance(max_length, bool) or int(max_length) != max_length or max_length <= 0:
+            raise ValueError(f"advantage estimator '{name}': max_length must be a positive int, got {max_length!r}")
+        facts["max_length"] = int(max_length)
+
+    kwargs: dict[str, Any] = {}
+    params = {p.name: p for p in _keyword_params(fn)}
+    for key, p in params.items():
+        if key not in FACTS:
+            continue
+        if key in facts:
+            kwargs[key] = facts[key]
+        elif p.default is inspect.Parameter.empty:
+            raise ValueError(f"advantage estimator '{name}' needs {key}")
+
+    valid = [k for k in params if k not in FACTS]
+    for key, value in (options or {}).items():
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            known = f" (options: {sorted(valid)})" if valid else " (it takes no options)"
+            raise ValueError(f"advantage estimator '{name}' has no option '{key}'{hint}{known}")
+        kwargs[key] = _check_option(name, key, value, params[key].default)
+
+    return fn(r, g, eps, **kwargs).to(torch.float32)

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .schedules import LengthSchedule, validate_schedule
+
 
 class ConfigError(ValueError):
     """A recipe or override is invalid; the message names the key."""
@@ -66,12 +68,16 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     generation_batch_size: int = 256  # sequences per generate() call
+    length_schedule: LengthSchedule = field(default_factory=LengthSchedule)  # limit by step (rl/schedules.py)
 
 
 @dataclass
 class AlgoConfig:
-    advantage: str = "grpo"  # grpo (group std) | batch_std (DLER) | none (Dr.GRPO)
+    advantage: str = "grpo"  # rl/advantages.py: grpo | batch_std | none | rloo | reinforce_pp_baseline | drpo
+    advantage_options: dict[str, Any] = field(default_factory=dict)  # e.g. drpo: {temperature: 0.1}
     adv_eps: float = 1e-6
+    dynamic_sampling: str | None = None  # drop zero-std groups and refill: reward | correctness (DAPO)
+    max_sampling_rounds: int = 10  # dynamic sampling: generation rounds per step before giving up
     clip_low: float = 0.2
     clip_high: float = 0.28
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
@@ -140,7 +146,6 @@ CHOICES = {
     "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "data.chat_template": ("auto", "on", "off"),
     "data.budget_mode": ("exact", "max"),
-    "algo.advantage": ("grpo", "batch_std", "none"),
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
 }
 
@@ -286,6 +291,25 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"algo.clip_low must be in [0, 1) and algo.clip_high >= 0")
     if r.temperature <= 0:
         raise ConfigError("rollout.temperature must be > 0 (use eval for greedy decoding)")
+    from .advantages import ADVANTAGES, advantage_option_names
+
+    if a.advantage not in ADVANTAGES:
+        raise ConfigError(f"algo.advantage: '{a.advantage}' is not one of {sorted(ADVANTAGES)}"
+                          + _closest(a.advantage, sorted(ADVANTAGES)))
+    for key in a.advantage_options:
+        names = advantage_option_names(a.advantage)
+        if key not in names:
+            raise ConfigError(f"algo.advantage_options: '{a.advantage}' has no option '{key}'"
+                              + (_closest(key, names) if names else " (it takes none)"))
+    if a.dynamic_sampling not in (None, "reward", "correctness"):
+        raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
+                          f"'correctness']" + _closest(str(a.dynamic_sampling), ["reward", "correctness"]))
+    if a.max_sampling_rounds < 1:
+        raise ConfigError(f"algo.max_sampling_rounds must be >= 1, got {a.max_sampling_rounds}")
+    try:
+        validate_schedule(r.length_schedule, r.max_new_tokens)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if a.advantage == "grpo" and r.group_size == 1:
         raise ConfigError("algo.advantage=grpo needs rollout.group_size >= 2")
     lb = cfg.data.length_budget

@@ -14,13 +14,20 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
-    """``builtin:toy`` -> the cached overthinking toy (built on first use); anything else as is."""
+    """``builtin:toy`` -> the cached overthinking toy (built on first use), ``builtin:toy-tagged``
+    -> its AdaCtrl variant (:func:`rl.toy.ensure_tagged_toy`); anything else as is."""
     if cfg.name_or_path == "builtin:toy":
         from .toy import ensure_toy
 
         return str(ensure_toy(sft_steps=cfg.toy_sft_steps, progress=progress))
+    if cfg.name_or_path == "builtin:toy-tagged":  # AdaCtrl's cold start on the toy
+        from .toy import ensure_tagged_toy
+
+        return str(ensure_tagged_toy(base_sft_steps=cfg.toy_sft_steps, progress=progress))
     if cfg.name_or_path.startswith("builtin:"):
-        raise ValueError(f"unknown built-in model '{cfg.name_or_path}' (available: builtin:toy)")
+        raise ValueError(
+            f"unknown built-in model '{cfg.name_or_path}' (available: builtin:toy, builtin:toy-tagged)"
+        )
     return cfg.name_or_path
 
 

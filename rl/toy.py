@@ -35,6 +35,8 @@ from transformers import get_cosine_schedule_with_warmup
 from rl.tasks import arithmetic_trace, sample_arithmetic
 
 TOY_VERSION = "toy-v1"
+TAGGED_VERSION = "toy-v1-tagged"
+TAGS = ("[Easy]", "[Hard]")  # AdaCtrl's difficulty tags (rewards/adactrl.py)
 PROMPT_TEMPLATE = "Q:{question}="
 MAX_CHECKS = 4
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
@@ -100,10 +102,16 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCa
 # ----------------------------------------------------------------------------- SFT
 
 
-def sft_example(rng: random.Random) -> tuple[str, str]:
-    """One fresh train-split ``(prompt, completion)`` pair with k ~ U{0..4} re-checks."""
+def sft_example(rng: random.Random, tags: tuple[str, ...] = ()) -> tuple[str, str]:
+    """One fresh train-split ``(prompt, completion)`` pair with k ~ U{0..4} re-checks.
+
+    With ``tags``, the completion opens with one of them drawn uniformly, independent of the
+    problem and of k (the tagged variant, :data:`TAGS`).
+    """
     problem = sample_arithmetic(rng, "train")
     completion = arithmetic_trace(problem["question"], rng.randint(0, MAX_CHECKS))
+    if tags:
+        completion = rng.choice(tags) + completion
     return toy_prompt(problem["question"]), completion
 
 
@@ -190,6 +198,7 @@ def sft(
     progress: bool = True,
     num_threads: int | None = None,
     micro_batches: int = 4,
+    tags: tuple[str, ...] = (),
 ) -> dict:
     """Supervised training on freshly generated train problems; loss on completion tokens only.
 
@@ -197,7 +206,7 @@ def sft(
     The loss is the token-mean over the whole batch, computed in ``micro_batches``
     length-sorted pieces (:func:`sft_micro_batches`) to save padding.
     ``num_threads`` defaults to the usable cores (:func:`_default_threads`); the previous torch
-    setting is restored afterwards.
+    setting is restored afterwards. ``tags``: see :func:`sft_example`.
     Returns ``{"steps", "initial_loss", "final_loss" (mean of the last 10 steps), "losses"
     (per-token mean of each step), "seconds", "tokens" (non-pad tokens seen)}``.
     """
@@ -219,7 +228,7 @@ def sft(
     try:
         bar = tqdm(range(steps), desc="toy SFT", disable=not progress)
         for _ in bar:
-            pairs = [sft_example(rng) for _ in range(batch_size)]
+            pairs = [sft_example(rng, tags) for _ in range(batch_size)]
             loss, n_tokens = _train_step(model, sft_micro_batches(pairs, tokenizer, micro_batches))
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -295,10 +304,10 @@ def build_untrained_toy(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     return _save_atomically(Path(out_dir), model, tokenizer, _info(0, seed, model))
 
 
-def default_toy_path() -> Path:
-    """``$LACONIC_CACHE/toy-v1``, or ``~/.cache/laconic/toy-v1``."""
+def default_toy_path(version: str = TOY_VERSION) -> Path:
+    """``$LACONIC_CACHE/<version>``, or ``~/.cache/laconic/<version>`` (version ``toy-v1``)."""
     cache = os.environ.get("LACONIC_CACHE") or Path.home() / ".cache" / "laconic"
-    return Path(cache).expanduser() / TOY_VERSION
+    return Path(cache).expanduser() / version
 
 
 def _read_info(path: Path) -> dict | None:
@@ -320,3 +329,43 @@ def ensure_toy(
     if info and info.get("version") == TOY_VERSION and info.get("sft_steps") == sft_steps:
         return path
     return build_toy(path, sft_steps=sft_steps, progress=progress)
+
+
+def build_tagged_toy(
+    out_dir: str | os.PathLike, base: str | os.PathLike, steps: int = 150, seed: int = 0, progress: bool = True
+) -> Path:
+    """The AdaCtrl cold start on the toy: continue SFT of a trained toy on tagged traces.
+
+    AdaCtrl (arXiv 2505.18822) first teaches the model to open its answer with ``[Easy]`` or
+    ``[Hard]`` and then lets RL learn which one to write. Here the tag is drawn uniformly and
+    independently of the problem and of the number of re-checks, so the RL run has both things
+    to learn: tag by difficulty, and be short when it says easy. ``steps`` at a quarter of the
+    base learning rate keep the toy's accuracy.
+    """
+    tokenizer = build_tokenizer()
+    model = LlamaForCausalLM.from_pretrained(base)
+    metrics = sft(model, tokenizer, steps=steps, lr=6e-4, seed=seed + 1, progress=progress, tags=TAGS)
+    info = {
+        "version": TAGGED_VERSION,
+        "base": _read_info(Path(base)),
+        "sft_steps": steps,
+        "seed": seed,
+        "final_loss": metrics["final_loss"],
+        "seconds": round(metrics["seconds"], 1),
+    }
+    return _save_atomically(Path(out_dir), model, tokenizer, info)
+
+
+def ensure_tagged_toy(base_sft_steps: int = 500, steps: int = 150, progress: bool = True) -> Path:
+    """``builtin:toy-tagged``: the cached tagged toy, built from the cached toy first if needed."""
+    path = default_toy_path(TAGGED_VERSION)
+    base = ensure_toy(sft_steps=base_sft_steps, progress=progress)
+    info = _read_info(path)
+    if (
+        info
+        and info.get("version") == TAGGED_VERSION
+        and info.get("sft_steps") == steps
+        and (info.get("base") or {}).get("sft_steps") == base_sft_steps
+    ):
+        return path
+    return build_tagged_toy(path, base, steps=steps, progress=progress)

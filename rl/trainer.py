@@ -24,13 +24,15 @@ from rewards.base import Context
 from .advantages import compute_advantages
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Config
-from .data import Prompt, PromptSampler, draw_budgets, load_prompts, with_budget
+from .data import Prompt, PromptSampler, load_prompts, with_budget
 from .evaluate import evaluate
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, make_reference, resolve_model_path, save_pretrained
 from .rollout import SamplingParams, build_engine
 from .tracking import Tracker
-from .update import score_pass, update_policy
+from .sampling import by_difficulty, collect, gather, group_zero_std_fraction
+from .schedules import length_limit
+from .update import update_policy
 
 
 @dataclass
@@ -106,44 +108,44 @@ def run_eval(run: Run) -> dict[str, Any]:
 def train_step(run: Run, step: int) -> dict[str, Any]:
     cfg, acc = run.cfg, run.acc
     t0 = time.perf_counter()
-    k = cfg.rollout.prompts_per_step // acc.num_processes
-    chosen = run.sampler.next(cfg.rollout.prompts_per_step)[acc.process_index * k : (acc.process_index + 1) * k]
-    prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
-    run.ctx.step, run.ctx.max_length = step, cfg.rollout.max_new_tokens
+    run.ctx.step, run.ctx.max_length = step, current_limit(cfg, step)
     run_monitor(run, step)
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)
-    rollouts = run.engine.generate([p.ids for p in prompts], params)
+    batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
     t_gen = time.perf_counter()
-    samples = make_samples(rollouts, prompts, acc.process_index * k, run.tokenizer, cfg.data.delimiter)
-    need_entropy = "entropy" in run.rewards.needs
-    old_logps = None
-    if need_entropy or cfg.algo.updates_per_rollout > 1:  # one no-grad pass serves both
-        old_logps, ents = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
-                                     cfg.train.micro_batch_size, need_entropy)
-        if need_entropy:
-            attach_entropy(samples, ents)
-    table = gather(acc, samples)
-    totals, components = run.rewards.score(table, run.ctx)
-    adv = compute_advantages(cfg.algo.advantage, totals, [s.group for s in table], cfg.algo.adv_eps)
+    table, samples = batch.table, batch.samples
+    totals, components = run.rewards.score(table, run.ctx) if table else ([], {})
+    adv = compute_advantages(cfg.algo.advantage, totals, [s.group for s in table], cfg.algo.adv_eps,
+                             lengths=[s.length for s in table], correct=[bool(s.correct) for s in table],
+                             max_length=run.ctx.max_length, options=cfg.algo.advantage_options)
     n = len(samples)
     local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
     t_score = time.perf_counter()
-    stats = update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, rollouts, local_adv, cfg.algo,
-                          pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,
-                          micro_batch_size=cfg.train.micro_batch_size, max_grad_norm=cfg.train.max_grad_norm,
-                          norm_len=cfg.rollout.max_new_tokens,
-                          old_logps=old_logps if cfg.algo.updates_per_rollout > 1 else None,
-                          entropy_mask=entropy_mask(run, samples))
-    run.rewards.update(table, run.ctx)
+    stats = {}
+    if batch.rollouts:  # empty only when dynamic sampling found no signal at all
+        stats = update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, batch.rollouts, local_adv,
+                              cfg.algo, pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,
+                              micro_batch_size=cfg.train.micro_batch_size, max_grad_norm=cfg.train.max_grad_norm,
+                              norm_len=cfg.rollout.max_new_tokens, old_logps=batch.old_logps,
+                              entropy_mask=entropy_mask(run, samples))
+    run.rewards.update(batch.generated, run.ctx)
     run.engine.sync_weights(acc.unwrap_model(run.policy))
     t_end = time.perf_counter()
     if cfg.train.log_completions and step % cfg.train.log_completions == 0:
         log_completions(run, step, samples, totals[acc.process_index * n : (acc.process_index + 1) * n], local_adv)
-    return {**step_metrics(table, totals, components), **stats, "lr": run.scheduler.get_last_lr()[0],
+    if "sampling/zero_std_fraction" not in batch.stats:  # no dynamic sampling: the reward's spread
+        batch.stats["sampling/zero_std_fraction"] = group_zero_std_fraction(table, totals)
+    return {**step_metrics(batch.generated, totals, components), **stats, **batch.stats,
+            "length_limit": run.ctx.max_length, "lr": run.scheduler.get_last_lr()[0],
             "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
             "time/update": t_end - t_score,
-            "tokens/per_s": sum(s.length for s in table) / max(t_gen - t0, 1e-9) / acc.num_processes}
+            "tokens/per_s": sum(s.length for s in batch.generated) / max(t_gen - t0, 1e-9) / acc.num_processes}
+
+
+def current_limit(cfg: Config, step: int) -> int:
+    """The generation limit at ``step``: ``rollout.length_schedule`` over ``rollout.max_new_tokens``."""
+    return length_limit(cfg.rollout.length_schedule, step, cfg.rollout.max_new_tokens)
 
 
 def train(cfg: Config) -> dict[str, Any]:
@@ -227,16 +229,6 @@ def run_monitor(run: Run, step: int) -> None:
         w.observe_monitor(table, run.ctx)
 
 
-def attach_entropy(samples, entropies: list[torch.Tensor]) -> None:
-    """Mean policy entropy over all, think and answer tokens of each sample (PEAR's facts)."""
-    for s, h in zip(samples, entropies):
-        s.entropy_mean = float(h.mean()) if len(h) else 0.0
-        if s.think_length is not None:
-            think, answer = h[: s.think_length], h[len(h) - s.answer_length :] if s.answer_length else h[:0]
-            s.entropy_think = float(think.mean()) if len(think) else 0.0
-            s.entropy_answer = float(answer.mean()) if len(answer) else 0.0
-
-
 def log_completions(run: Run, step: int, samples, rewards, advantages) -> None:
     """Each process appends its own samples (with its rank) to completions/rank<r>.jsonl."""
     path = Path(run.cfg.train.output_dir) / "completions" / f"rank{run.acc.process_index}.jsonl"
@@ -247,22 +239,18 @@ def log_completions(run: Run, step: int, samples, rewards, advantages) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def gather(acc, samples):
-    if acc.num_processes == 1:
-        return samples
-    from accelerate.utils import gather_object
-
-    return gather_object(samples)
-
-
-def step_metrics(table, totals, components) -> dict[str, float]:
-    lengths = sorted(s.length for s in table)
+def step_metrics(generated, totals, components) -> dict[str, float]:
+    """What the policy wrote this step (every completion generated, kept or not) and the rewards
+    of the batch it trained on (the same set unless dynamic sampling dropped groups)."""
+    lengths = sorted(s.length for s in generated)
     q = lambda f: lengths[min(len(lengths) - 1, int(f * len(lengths)))]
-    m = {"reward/mean": statistics.fmean(totals), "reward/std": statistics.pstdev(totals),
-         "accuracy": statistics.fmean(float(bool(s.correct)) for s in table),
+    m = {"accuracy": statistics.fmean(float(bool(s.correct)) for s in generated),
          "tokens/mean": statistics.fmean(lengths), "tokens/p50": q(0.5), "tokens/p90": q(0.9),
-         "tokens/max": lengths[-1], "truncation_rate": statistics.fmean(float(s.truncated) for s in table)}
-    m.update({f"reward/{name}": statistics.fmean(v) for name, v in components.items()})
+         "tokens/max": lengths[-1], "truncation_rate": statistics.fmean(float(s.truncated) for s in generated),
+         **by_difficulty(generated)}
+    if totals:
+        m.update({"reward/mean": statistics.fmean(totals), "reward/std": statistics.pstdev(totals)})
+        m.update({f"reward/{name}": statistics.fmean(v) for name, v in components.items()})
     return m
 
 

@@ -1,0 +1,169 @@
+"""Collecting one step's batch: roll out, compute facts, all-gather, and (optionally) keep only
+groups that carry a learning signal.
+
+Without dynamic sampling a step is one round: ``rollout.prompts_per_step`` prompts, G completions
+each, sharded so a group never straddles processes (DESIGN.md steps 1-4).
+
+Dynamic sampling (DAPO, arXiv 2503.14476; DLER, arXiv 2510.15110; METHODS.md "DAPO" and
+"Truncation — DLER"): a group whose rewards (``algo.dynamic_sampling: reward``) or correctness
+flags (``correctness``) all agree has zero advantage under group-baseline estimators and only
+dilutes the batch. Each round draws a fresh ``prompts_per_step`` prompts; groups with zero std
+are dropped and kept ones are pooled until ``prompts_per_step`` groups are kept or
+``algo.max_sampling_rounds`` rounds were generated, after which the step proceeds with the
+(smaller) pool and a warning. The kept groups are then re-dealt so every process trains on the
+same number of groups, and renumbered ``0..K-1`` in process-major order, the layout the rest of
+the step expects.
+
+Filtering uses the rewards as scored on each round's table (state from before the step); the
+final batch is scored again as a whole, so batch-level rewards (GRPO-λ's top-λ groups) see the
+real batch. Reward state (HAPO's history, CEEH's running difficulty) is updated from every
+completion generated in the step, kept or not, as the reference implementations do (they score
+the whole generation batch before filtering).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .data import draw_budgets
+from .facts import make_samples
+from .rollout import Rollout, SamplingParams
+from .update import score_pass
+
+
+@dataclass
+class StepBatch:
+    rollouts: list[Rollout]  # this process's, aligned with ``samples``
+    samples: list[Any]  # this process's Samples
+    table: list[Any]  # every process's Samples, process-major: what rewards and advantages see
+    generated: list[Any]  # every Sample rolled out this step (all rounds, kept or not)
+    old_logps: list[torch.Tensor] | None = None  # behaviour log-probs when updates_per_rollout > 1
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def gather(acc, items: list) -> list:
+    """All processes' lists concatenated in process order (the list itself with one process)."""
+    if acc.num_processes == 1:
+        return items
+    from accelerate.utils import gather_object
+
+    return gather_object(items)
+
+
+def attach_entropy(samples, entropies: list[torch.Tensor]) -> None:
+    """Mean policy entropy over all, think and answer tokens of each sample (PEAR's facts)."""
+    for s, h in zip(samples, entropies):
+        s.entropy_mean = float(h.mean()) if len(h) else 0.0
+        if s.think_length is not None:
+            think, answer = h[: s.think_length], h[len(h) - s.answer_length :] if s.answer_length else h[:0]
+            s.entropy_think = float(think.mean()) if len(think) else 0.0
+            s.entropy_answer = float(answer.mean()) if len(answer) else 0.0
+
+
+def zero_std_groups(table: list[Any], values: list[float]) -> set[int]:
+    """Ids of the groups whose ``values`` all agree (within 1e-9): no signal for a group baseline."""
+    by_group: dict[int, list[float]] = {}
+    for s, v in zip(table, values):
+        by_group.setdefault(s.group, []).append(float(v))
+    return {g for g, vs in by_group.items() if max(vs) - min(vs) <= 1e-9}
+
+
+def roll_round(run, step: int, params: SamplingParams, need_old: bool) -> tuple[list, list, list | None]:
+    """One round on this process: draw the step's prompts, generate G each, compute the facts."""
+    cfg, acc = run.cfg, run.acc
+    k = cfg.rollout.prompts_per_step // acc.num_processes
+    chosen = run.sampler.next(cfg.rollout.prompts_per_step)[acc.process_index * k : (acc.process_index + 1) * k]
+    prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
+    rollouts = run.engine.generate([p.ids for p in prompts], params)
+    samples = make_samples(rollouts, prompts, acc.process_index * k, run.tokenizer, cfg.data.delimiter)
+    need_entropy = "entropy" in run.rewards.needs
+    old = None
+    if need_entropy or need_old:  # one no-grad pass serves both
+        old, ents = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
+                               cfg.train.micro_batch_size, need_entropy)
+        if need_entropy:
+            attach_entropy(samples, ents)
+    return rollouts, samples, old
+
+
+def filter_values(run, table: list[Any], metric: str) -> list[float]:
+    if metric == "correctness":
+        return [float(bool(s.correct)) for s in table]
+    return run.rewards.score(table, run.ctx)[0]
+
+
+def collect(run, step: int, params: SamplingParams) -> StepBatch:
+    """This step's batch: one round, or dynamic-sampling rounds until the batch is full."""
+    cfg, acc = run.cfg, run.acc
+    metric = cfg.algo.dynamic_sampling
+    need_old = cfg.algo.updates_per_rollout > 1
+    if not metric:
+        rollouts, samples, old = roll_round(run, step, params, need_old)
+        table = gather(acc, samples)
+        return StepBatch(rollouts, samples, table, table, old, {"sampling/rounds": 1.0})
+    target = cfg.rollout.prompts_per_step
+    pool: list[tuple[list, list]] = []  # kept groups, global: (samples, rollouts)
+    generated: list[Any] = []
+    n_groups = n_dead = rounds = 0
+    while len(pool) < target and rounds < cfg.algo.max_sampling_rounds:
+        rounds += 1
+        rollouts, samples, _ = roll_round(run, step, params, need_old=False)
+        by_group: dict[int, tuple[list, list]] = {}
+        for s, r in zip(samples, rollouts):
+            by_group.setdefault(s.group, ([], []))
+            by_group[s.group][0].append(s)
+            by_group[s.group][1].append(r)
+        groups = gather(acc, [by_group[g] for g in sorted(by_group)])  # global, process-major
+        table = [s for g_samples, _ in groups for s in g_samples]
+        generated.extend(table)
+        dead = zero_std_groups(table, filter_values(run, table, metric))
+        n_groups += len(groups)
+        n_dead += len(dead)
+        pool.extend(g for g in groups if g[0][0].group not in dead)
+    if len(pool) < target:
+        warnings.warn(f"dynamic sampling: only {len(pool)} of {target} groups had a non-zero "
+                      f"{metric} std after {rounds} rounds (algo.max_sampling_rounds); "
+                      "training on the smaller batch", stacklevel=2)
+    keep = min(len(pool), target) // acc.num_processes * acc.num_processes
+    pool = pool[:keep]
+    for new_id, (g_samples, _) in enumerate(pool):  # renumber 0..K-1, process-major
+        for s in g_samples:
+            s.group = new_id
+    per = keep // acc.num_processes
+    mine = pool[acc.process_index * per : (acc.process_index + 1) * per]
+    samples = [s for g_samples, _ in mine for s in g_samples]
+    rollouts = [r for _, g_rollouts in mine for r in g_rollouts]
+    old = None
+    if need_old and rollouts:
+        old, _ = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
+                            cfg.train.micro_batch_size, False)
+    stats = {"sampling/rounds": float(rounds), "sampling/kept_fraction": 1 - n_dead / max(n_groups, 1),
+             "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep)}
+    return StepBatch(rollouts, samples, [s for g_samples, _ in pool for s in g_samples], generated, old, stats)
+
+
+def group_zero_std_fraction(table: list[Any], values: list[float]) -> float:
+    """Share of the table's groups whose values all agree."""
+    n = len({s.group for s in table})
+    return len(zero_std_groups(table, values)) / n if n else math.nan
+
+
+def by_difficulty(table: list[Any]) -> dict[str, float]:
+    """Accuracy and mean tokens per prompt difficulty (when the data has a difficulty)."""
+    buckets: dict[Any, list[Any]] = {}
+    for s in table:
+        d = s.meta.get("difficulty")
+        if d is not None:
+            buckets.setdefault(d, []).append(s)
+    out = {}
+    for d in sorted(buckets, key=str):
+        rows = buckets[d]
+        out[f"by_difficulty/{d}/accuracy"] = statistics.fmean(float(bool(s.correct)) for s in rows)
+        out[f"by_difficulty/{d}/tokens"] = statistics.fmean(s.length for s in rows)
+    return out
