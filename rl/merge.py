@@ -235,6 +235,13 @@ def _has_tokenizer(path: Path) -> bool:
     return any((path / f).exists() for f in _TOKENIZER_FILES)
 
 
+def is_hub_id(name: str) -> bool:
+    """``name`` looks like a Hub model id (``model`` or ``org/model``), not a filesystem path."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", name)) and not Path(name).exists()
+
+
 def merge_model_dirs(
     base_dir: str | os.PathLike,
     tuned_dir: str | os.PathLike,
@@ -258,10 +265,12 @@ def merge_model_dirs(
     is an error unless ``overwrite``. Returns the dict written to ``merge_info.json``.
     """
     check_merge_args(top_k, scale, scope)
+    base_id = str(base_dir)  # a local directory, or a Hugging Face Hub id such as "org/model"
     base_dir, tuned_dir, out_dir = Path(base_dir), Path(tuned_dir), Path(out_dir)
-    for name, path in (("base_dir", base_dir), ("tuned_dir", tuned_dir)):
-        if not path.is_dir():
-            raise FileNotFoundError(f"{name} is not a directory: {path}")
+    if not tuned_dir.is_dir():
+        raise FileNotFoundError(f"tuned_dir is not a directory: {tuned_dir}")
+    if not base_dir.is_dir() and not is_hub_id(base_id):
+        raise FileNotFoundError(f"base_dir is neither a directory nor a Hub model id: {base_dir}")
     if out_dir.resolve() in (base_dir.resolve(), tuned_dir.resolve()):
         raise ValueError(f"out_dir must differ from base_dir and tuned_dir: {out_dir}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
@@ -273,12 +282,13 @@ def merge_model_dirs(
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base_model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype or "auto")
+    base_src = base_dir if base_dir.is_dir() else base_id
+    base_model = AutoModelForCausalLM.from_pretrained(base_src, dtype=dtype or "auto")
     lora = (tuned_dir / "adapter_config.json").exists()
     if lora:
         from peft import PeftModel
 
-        host = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        host = AutoModelForCausalLM.from_pretrained(base_src, dtype=torch.float32)
         tuned_model = PeftModel.from_pretrained(host, tuned_dir).merge_and_unload()
         del host
     else:

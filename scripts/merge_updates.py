@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = _Parser(description="DLER update-selective merging of an RL-tuned model into its base.")
-    p.add_argument("base", help="base model directory (θ_base)")
+    p.add_argument("base", help="base model directory or Hub id (θ_base)")
     p.add_argument("tuned", help="RL-tuned model directory or LoRA adapter directory (θ_RL)")
     p.add_argument("out", help="output directory for the merged model")
     p.add_argument("--top-k", type=float, default=0.25, help="fraction of |Δ| entries kept (default 0.25)")
@@ -52,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--top-k must be in [0, 1], got {args.top_k}")
         if not math.isfinite(args.scale):
             raise ValueError(f"--scale must be finite, got {args.scale}")
-        for name in ("base", "tuned"):
-            if not Path(getattr(args, name)).is_dir():
-                raise FileNotFoundError(f"{name} directory not found: {getattr(args, name)}")
+        if not Path(args.tuned).is_dir():
+            raise FileNotFoundError(f"tuned directory not found: {args.tuned}")
         from rl.merge import merge_model_dirs
 
         info = merge_model_dirs(
