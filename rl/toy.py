@@ -332,7 +332,12 @@ def ensure_toy(
 
 
 def build_tagged_toy(
-    out_dir: str | os.PathLike, base: str | os.PathLike, steps: int = 150, seed: int = 0, progress: bool = True
+    out_dir: str | os.PathLike,
+    base: str | os.PathLike,
+    steps: int = 150,
+    seed: int = 0,
+    progress: bool = True,
+    num_threads: int | None = None,
 ) -> Path:
     """The AdaCtrl cold start on the toy: continue SFT of a trained toy on tagged traces.
 
@@ -344,7 +349,8 @@ def build_tagged_toy(
     """
     tokenizer = build_tokenizer()
     model = LlamaForCausalLM.from_pretrained(base)
-    metrics = sft(model, tokenizer, steps=steps, lr=6e-4, seed=seed + 1, progress=progress, tags=TAGS)
+    metrics = sft(model, tokenizer, steps=steps, lr=6e-4, seed=seed + 1, progress=progress, tags=TAGS,
+                  num_threads=num_threads)
     info = {
         "version": TAGGED_VERSION,
         "base": _read_info(Path(base)),
@@ -356,7 +362,9 @@ def build_tagged_toy(
     return _save_atomically(Path(out_dir), model, tokenizer, info)
 
 
-def ensure_tagged_toy(base_sft_steps: int = 500, steps: int = 150, progress: bool = True) -> Path:
+def ensure_tagged_toy(
+    base_sft_steps: int = 500, steps: int = 150, progress: bool = True, num_threads: int | None = None
+) -> Path:
     """``builtin:toy-tagged``: the cached tagged toy, built from the cached toy first if needed."""
     path = default_toy_path(TAGGED_VERSION)
     base = ensure_toy(sft_steps=base_sft_steps, progress=progress)
@@ -368,4 +376,4 @@ def ensure_tagged_toy(base_sft_steps: int = 500, steps: int = 150, progress: boo
         and (info.get("base") or {}).get("sft_steps") == base_sft_steps
     ):
         return path
-    return build_tagged_toy(path, base, steps=steps, progress=progress)
+    return build_tagged_toy(path, base, steps=steps, progress=progress, num_threads=num_threads)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import string
 
 import pytest
@@ -11,7 +12,17 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rl.tasks import TASKS, arithmetic, arithmetic_trace, make_task_dataset, split_of
-from rl.toy import build_model, build_tokenizer, build_untrained_toy, ensure_toy, sft, toy_prompt
+from rl.toy import (
+    TAGS,
+    build_model,
+    build_tokenizer,
+    build_untrained_toy,
+    ensure_tagged_toy,
+    ensure_toy,
+    sft,
+    sft_example,
+    toy_prompt,
+)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +120,20 @@ def test_untrained_toy_saves_reloads_and_generates(tmp_path, monkeypatch):
     monkeypatch.setenv("LACONIC_CACHE", str(tmp_path))
     (tmp_path / "toy").rename(tmp_path / "toy-v1")
     assert ensure_toy(sft_steps=0) == tmp_path / "toy-v1"
+
+
+def test_tagged_toy_opens_with_a_tag_and_is_cached(tmp_path, monkeypatch):
+    rng = random.Random(0)
+    heads = [sft_example(rng, TAGS)[1][:6] for _ in range(200)]
+    assert set(heads) == set(TAGS) and 60 < heads.count("[Easy]") < 140  # uniform, independent
+    monkeypatch.setenv("LACONIC_CACHE", str(tmp_path))
+    build_untrained_toy(tmp_path / "toy-v1")  # stands in for the trained base (sft_steps=0)
+    path = ensure_tagged_toy(base_sft_steps=0, steps=2, progress=False, num_threads=1)
+    info = json.loads((path / "toy_info.json").read_text())
+    assert path == tmp_path / "toy-v1-tagged" and info["sft_steps"] == 2 and info["base"]["sft_steps"] == 0
+    stamp = (path / "toy_info.json").stat().st_mtime_ns
+    assert ensure_tagged_toy(base_sft_steps=0, steps=2, progress=False) == path
+    assert (path / "toy_info.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
 
 
 def test_short_sft_lowers_loss(tokenizer):
