@@ -196,3 +196,27 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     assert cli([str(junk)]) == 2 and str(junk) in capsys.readouterr().err
     assert cli([str(empty), str(empty), "--labels", "one"]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_toy_pareto_script_runs_methods_and_compares(untrained_toy, tmp_path):
+    """scripts/toy_pareto.sh end to end at a tiny scale: runs, skips finished ones, plots."""
+    import os
+    import subprocess
+
+    from .conftest import ROOT
+
+    extra = (f"model.name_or_path={untrained_toy} train.max_steps=1 data.num_examples=32 "
+             "rollout.prompts_per_step=2 rollout.group_size=2 rollout.max_new_tokens=8 eval.num_examples=4 "
+             "eval.samples=1 eval.max_new_tokens=8 train.save_every=0 train.log_completions=0")
+    env = {**os.environ, "OUT": str(tmp_path), "METHODS": "dler kimi", "JOBS": "2", "EXTRA": extra,
+           "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(["bash", "scripts/toy_pareto.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    for name in ("pareto.png", "curves.png", "compare.md"):
+        assert (tmp_path / "compare" / name).stat().st_size > 1000 or name == "compare.md"
+    table = (tmp_path / "compare" / "compare.md").read_text()
+    assert "| dler |" in table and "| kimi |" in table
+    again = subprocess.run(["bash", "scripts/toy_pareto.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and "skip dler (done)" in again.stdout
