@@ -1,4 +1,4 @@
-"""``laconic`` command line: train a recipe, compare runs, build the overthinking toy."""
+"""``laconic`` command line: train a recipe, evaluate a model, compare runs, build the overthinking toy."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("out")
     m.add_argument("--steps", type=int, default=500, help="supervised steps (default 500, ~5 min on 2 cores)")
     m.add_argument("--seed", type=int, default=0)
-    from . import compare
+    from . import compare, eval_cli
 
+    eval_cli.add_parser(sub)
     compare.add_parser(sub)
     args = parser.parse_args(argv)
 
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
             from .trainer import train
 
             train(load_config(args.recipe, args.overrides))
+        elif args.command == "eval":
+            return eval_cli.run(args)
         elif args.command == "compare":
             return compare.run(args)
         elif args.command == "toy-model":

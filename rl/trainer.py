@@ -12,6 +12,7 @@ import random
 import shutil
 import statistics
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ def setup(cfg: Config) -> Run:
     if cfg.rollout.prompts_per_step % acc.num_processes:
         raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible "
                          f"by the number of processes ({acc.num_processes}): a group never straddles processes")
+    if cfg.model.dtype != "float32" and acc.distributed_type.value in ("NO", "MULTI_GPU", "MULTI_CPU"):
+        warnings.warn(f"model.dtype={cfg.model.dtype}: AdamW updates {cfg.model.dtype} weights directly (no fp32 "
+                      "master copy), so small updates round away; prefer model.dtype=float32 with accelerate's "
+                      "--mixed_precision bf16 (recipes/accelerate/*.yaml)", stacklevel=2)
     set_seed(cfg.train.seed, device_specific=True)  # each process samples differently
     if acc.is_main_process:
         path = resolve_model_path(cfg.model)  # builds the toy once, on the main process
