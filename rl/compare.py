@@ -55,6 +55,7 @@ class RunData:
     model: str | None = None
     rewards: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config.json
 
     @property
     def point(self) -> Point | None:
@@ -152,6 +153,7 @@ def _load_train(d: Path, label: str) -> RunData:
     if (d / "config.json").exists():
         cfg = _read_json(d / "config.json")
         if isinstance(cfg, dict):
+            run.config = cfg
             run.rewards = [r["name"] for r in cfg.get("rewards") or [] if isinstance(r, dict) and "name" in r]
             run.model = run.model or (cfg.get("model") or {}).get("name_or_path")
     return run
@@ -184,6 +186,30 @@ def load_run(path: str | Path, label: str | None = None) -> RunData:
             return _load_eval(p / "eval.json", lab)
         raise CompareError(f"{p}: no summary.json, metrics.jsonl or eval.json there")
     raise CompareError(f"{p}: no such file or directory")
+
+
+def _start_key(run: RunData) -> str | None:
+    """What fixes a run's "before" evaluation: the model, its data template and the eval settings."""
+    cfg = run.config
+    if not cfg:
+        return None
+    data = cfg.get("data") or {}
+    ev = {k: v for k, v in (cfg.get("eval") or {}).items() if k not in ("before", "after", "every")}
+    parts = [(cfg.get("model") or {}).get("name_or_path"), ev,
+             {k: data.get(k) for k in ("name", "prompt_template", "chat_template", "delimiter", "system_prompt")}]
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def share_starts(runs: list[RunData]) -> None:
+    """A training run evaluated without ``eval.before`` inherits the "before" of a run that has one
+    with the same model, data template and eval settings (the evaluation is seeded, so it would
+    give the same numbers)."""
+    known = {_start_key(r): r for r in runs if r.kind == "train" and r.before is not None and _start_key(r)}
+    for r in runs:
+        src = known.get(_start_key(r)) if r.kind == "train" and r.before is None else None
+        if src is not None:
+            r.before = Point(**{**src.before.__dict__})
+            r.notes.append(f"start from {src.label} (same model and eval settings)")
 
 
 def _unique_labels(runs: list[RunData]) -> None:
@@ -609,6 +635,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"laconic compare: {e}", file=sys.stderr)
         return 2
     _unique_labels(runs)
+    share_starts(runs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

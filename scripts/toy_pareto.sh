@@ -7,7 +7,7 @@
 #   METHODS="dler laser hapo" JOBS=1 OUT=runs/pareto bash scripts/toy_pareto.sh
 #   EXTRA="train.max_steps=2 eval.num_examples=8" bash scripts/toy_pareto.sh   # overrides for every run
 #
-# About 12-14 minutes per method on 2 cores with JOBS=2 (one torch thread per run); finished
+# About 10-12 minutes per method on 2 cores with JOBS=2 (one torch thread per run); finished
 # runs (those with a summary.json) are skipped, so an interrupted sweep continues where it was.
 # Outputs: $OUT/<method>/ (each run), $OUT/compare/{pareto.png,curves.png,compare.md,compare.json}.
 set -euo pipefail
@@ -33,8 +33,13 @@ run_one() {
   local m=$1
   if [ -f "$OUT/$m/summary.json" ]; then echo "skip $m (done)"; return; fi
   echo "start $m"
+  # The starting model is evaluated once, in dler's run; laconic compare gives that "before" to
+  # every run with the same model and eval settings. L1 (budget in the eval prompt) and AdaCtrl
+  # (the tagged toy) start elsewhere and evaluate their own.
+  local before=false
+  case $m in dler|l1_exact|l1_max|adactrl) before=true ;; esac
   # shellcheck disable=SC2086  # EXTRA holds several overrides
-  "$LACONIC" train "recipes/toy/$m.yaml" "train.output_dir=$OUT/$m" train.torch_threads=1 $EXTRA \
+  "$LACONIC" train "recipes/toy/$m.yaml" "train.output_dir=$OUT/$m" train.torch_threads=1 "eval.before=$before" $EXTRA \
       > "$OUT/$m.log" 2>&1 || { echo "FAILED $m (see $OUT/$m.log)"; return 1; }
   echo "done $m: $(tail -n 3 "$OUT/$m.log" | head -n 1)"
 }

@@ -220,3 +220,25 @@ def test_toy_pareto_script_runs_methods_and_compares(untrained_toy, tmp_path):
     again = subprocess.run(["bash", "scripts/toy_pareto.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0 and "skip dler (done)" in again.stdout
+
+
+def test_runs_without_a_before_eval_share_a_matching_start(tmp_path):
+    from rl.compare import load_run, share_starts
+
+    def fake(name, before, model="builtin:toy", eval_n=350):
+        d = tmp_path / name
+        d.mkdir()
+        s = {"after": {"accuracy": 0.9, "mean_tokens": 30.0, "truncation_rate": 0.0, "n": 4}, "steps": 2}
+        if before:
+            s["before"] = {"accuracy": 0.8, "mean_tokens": 80.0, "truncation_rate": 0.1, "n": 4}
+        (d / "summary.json").write_text(json.dumps(s))
+        cfg = {"model": {"name_or_path": model}, "data": {"prompt_template": "Q:{question}="},
+               "eval": {"num_examples": eval_n, "before": before}, "rewards": [{"name": "dler"}]}
+        (d / "config.json").write_text(json.dumps(cfg))
+        return load_run(d)
+
+    runs = [fake("a", True), fake("b", False), fake("c", False, model="other"), fake("d", False, eval_n=10)]
+    share_starts(runs)
+    assert runs[1].before.accuracy == 0.8 and runs[1].before.mean_tokens == 80.0
+    assert "start from a" in runs[1].notes[-1]
+    assert runs[2].before is None and runs[3].before is None  # another model / other eval settings
