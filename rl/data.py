@@ -101,7 +101,9 @@ def build_prompts(rows: list[dict[str, Any]], cfg: DataConfig, tokenizer, source
         except ValueError as e:
             raise ConfigError(f"dataset '{source}' row {i}: {e}") from e
         pid = str(row[cfg.id_column]) if cfg.id_column else str(row.get("id") or stable_id(question))
-        text, ids = render_prompt(question, cfg, tokenizer, row)
+        # L1 budgets are drawn per step (draw_budgets); until then {budget} renders as the largest
+        stand_in = {"budget": cfg.length_budget[1]} if cfg.length_budget and "budget" not in row else {}
+        text, ids = render_prompt(question, cfg, tokenizer, {**row, **stand_in})
         meta = {k: v for k, v in row.items() if k not in (cfg.question_column, cfg.answer_column)
                 and isinstance(v, (int, float, str, bool))}
         meta.setdefault("source", source)
@@ -118,11 +120,15 @@ def load_prompts(cfg: DataConfig, tokenizer, *, name: str | None = None, split: 
 
 
 def with_budget(prompt: Prompt, budget: int, cfg: DataConfig, tokenizer) -> Prompt:
-    """The prompt with L1's budget instruction appended to the question (``meta["budget"] = N``)."""
+    """The prompt with L1's budget (``meta["budget"] = N``): placed where ``data.prompt_template``
+    says ``{budget}``, else L1's instruction ("Think for N tokens.") appended to the question."""
     from rewards.l1 import budget_prompt
 
-    text, ids = render_prompt(budget_prompt(prompt.question, budget, cfg.budget_mode), cfg, tokenizer, prompt.meta)
-    return dataclasses.replace(prompt, text=text, ids=ids, meta={**prompt.meta, "budget": budget})
+    meta = {**prompt.meta, "budget": budget}
+    question = prompt.question if "{budget}" in cfg.prompt_template else budget_prompt(
+        prompt.question, budget, cfg.budget_mode)
+    text, ids = render_prompt(question, cfg, tokenizer, meta)
+    return dataclasses.replace(prompt, text=text, ids=ids, meta=meta)
 
 
 def draw_budgets(prompts: list[Prompt], cfg: DataConfig, tokenizer, seed: int, step: int) -> list[Prompt]:

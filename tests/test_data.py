@@ -135,3 +135,14 @@ def test_hub_dataset_by_name(monkeypatch, toy_tokenizer):
                                       chat_template="off"), toy_tokenizer)
     assert calls == [("openai/gsm8k", "main", "train")]
     assert [p.answer for p in prompts] == ["4", "4"]
+
+
+def test_l1_budget_goes_where_the_template_puts_it(toy_tokenizer):
+    from rl.data import draw_budgets
+
+    cfg = DataConfig(name="builtin:arithmetic", num_examples=5, prompt_template="B{budget}Q:{question}=",
+                     chat_template="off", length_budget=[16, 128])
+    prompts = load_prompts(cfg, toy_tokenizer)
+    assert prompts[0].text == f"B128Q:{prompts[0].question}=" and "budget" not in prompts[0].meta
+    p = draw_budgets(prompts, cfg, toy_tokenizer, seed=0, step=1)[0]
+    assert p.text == f"B{p.meta['budget']}Q:{prompts[0].question}=" and len(p.ids) == len(p.text)
