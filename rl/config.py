@@ -69,6 +69,15 @@ class RolloutConfig:
     top_p: float = 1.0
     generation_batch_size: int = 256  # sequences per generate() call
     length_schedule: LengthSchedule = field(default_factory=LengthSchedule)  # limit by step (rl/schedules.py)
+    # vllm / vllm-server engines (rl/vllm_engine.py, rl/vllm_client.py)
+    vllm_dtype: str = "auto"  # vLLM's weights: auto (= model.dtype) | float32 | bfloat16 | float16
+    vllm_kv_cache_gb: float | None = None  # KV cache size; null: 1 GiB on CPU, vllm_gpu_memory_utilization on GPU
+    vllm_gpu_memory_utilization: float = 0.3  # GPU share for vLLM (colocated with training)
+    vllm_max_model_len: int | None = None  # null: the model's max positions
+    vllm_enforce_eager: bool = True  # false: torch.compile + CUDA graphs (slow start, faster decode)
+    vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
+    vllm_server_url: str = "http://127.0.0.1:8000"  # vllm-server: scripts/vllm_server.py
+    vllm_server_timeout: float = 600.0  # seconds per request to the server
 
 
 @dataclass
@@ -84,6 +93,7 @@ class AlgoConfig:
     kl_coef: float = 0.0  # k3 KL to the frozen reference model
     entropy_coef: float = 0.0  # bonus on policy entropy (0: logged only)
     updates_per_rollout: int = 1  # optimizer steps per rollout batch (> 1: PPO-style minibatches)
+    tis_cap: float | None = None  # truncated importance sampling: min(exp(logp_old - logp_sampler), cap)
 
 
 @dataclass
@@ -146,6 +156,8 @@ CHOICES = {
     "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "data.chat_template": ("auto", "on", "off"),
     "data.budget_mode": ("exact", "max"),
+    "rollout.engine": ("transformers", "vllm", "vllm-server"),  # rl/rollout.py ENGINES
+    "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
 }
 
@@ -304,6 +316,12 @@ def validate(cfg: Config) -> None:
     if a.dynamic_sampling not in (None, "reward", "correctness"):
         raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
                           f"'correctness']" + _closest(str(a.dynamic_sampling), ["reward", "correctness"]))
+    if a.tis_cap is not None and a.tis_cap <= 0:
+        raise ConfigError(f"algo.tis_cap must be > 0 (or null to disable), got {a.tis_cap}")
+    if r.vllm_kv_cache_gb is not None and r.vllm_kv_cache_gb <= 0:
+        raise ConfigError(f"rollout.vllm_kv_cache_gb must be > 0 (or null), got {r.vllm_kv_cache_gb}")
+    if not 0 < r.vllm_gpu_memory_utilization <= 1:
+        raise ConfigError(f"rollout.vllm_gpu_memory_utilization must be in (0, 1], got {r.vllm_gpu_memory_utilization}")
     if a.max_sampling_rounds < 1:
         raise ConfigError(f"algo.max_sampling_rounds must be >= 1, got {a.max_sampling_rounds}")
     try:

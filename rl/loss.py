@@ -5,7 +5,13 @@ Per completion token t of sample i (shapes ``[B, T]``, ``mask`` = 1 on completio
     ratio_it = exp(logp_it - old_logp_it)
     pg_it    = max(-A_i * ratio_it, -A_i * clip(ratio_it, 1 - clip_low, 1 + clip_high))   (PPO, DAPO clip-higher)
     kl_it    = exp(ref_it - logp_it) - (ref_it - logp_it) - 1                            (k3, Schulman 2020)
-    l_it     = pg_it + kl_coef * kl_it - entropy_coef * H_it
+    l_it     = w_it * pg_it + kl_coef * kl_it - entropy_coef * H_it
+
+``w_it`` is 1, or with truncated importance sampling (``algo.tis_cap``; Yao et al. 2025, "Your
+efficient RL framework secretly brings you off-policy RL training") the detached correction for
+the sampler/trainer mismatch: ``w_it = min(exp(old_logp_it - sampler_logp_it), cap)``, where
+``old_logp`` is the trainer's log-prob of the behaviour policy and ``sampler_logp`` what the rollout
+engine (vLLM) reported for the same token (:func:`tis_weights`).
 
 Aggregation (``algo.loss_agg``), with *global* normalizers (all micro-batches and processes of one
 optimizer step, see DESIGN.md "What token-mean means"):
@@ -67,6 +73,15 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def tis_weights(old_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance weights ``min(exp(old_logp - sampler_logp), cap)``, without gradient.
+
+    >>> tis_weights(torch.tensor([0.0, -1.0]), torch.tensor([-1.0, 0.0]), cap=2.0)
+    tensor([2.0000, 0.3679])
+    """
+    return torch.exp(old_logp.detach().float() - sampler_logp.float()).clamp(max=cap)
+
+
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
@@ -81,13 +96,16 @@ def policy_loss(
     kl_coef: float = 0.0,
     entropy: torch.Tensor | None = None,
     entropy_coef: float | torch.Tensor = 0.0,
+    is_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one micro-batch (already divided by the step's global normalizer) and its stats.
 
     ``advantages`` is ``[B]`` (one per sequence) or ``[B, T]``; ``entropy_coef`` a float or a
     per-sequence ``[B]`` tensor (CEEH: the bonus only on hard prompts). Stats are masked token means of
     this micro-batch, detached: ``pg_loss``, ``kl``, ``entropy``, ``clip_frac_low`` (ratio below
-    1 - clip_low with A < 0), ``clip_frac_high`` (ratio above 1 + clip_high with A > 0), ``ratio``.
+    1 - clip_low with A < 0), ``clip_frac_high`` (ratio above 1 + clip_high with A > 0), ``ratio``,
+    and ``tis_weight`` when ``is_weight`` (``[B, T]``, the TIS weights) multiplies the
+    policy-gradient term.
     """
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(-1)
     adv = adv.to(logp.dtype)
@@ -95,12 +113,16 @@ def policy_loss(
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
     per_token = torch.maximum(unclipped, clipped)
+    if is_weight is not None:
+        per_token = per_token * is_weight.detach().to(per_token.dtype)
     stats = {
         "pg_loss": masked_mean(per_token.detach(), mask),
         "clip_frac_low": masked_mean(((ratio < 1.0 - clip_low) & (adv < 0)).float(), mask),
         "clip_frac_high": masked_mean(((ratio > 1.0 + clip_high) & (adv > 0)).float(), mask),
         "ratio": masked_mean(ratio.detach(), mask),
     }
+    if is_weight is not None:
+        stats["tis_weight"] = masked_mean(is_weight.detach().to(per_token.dtype), mask)
     if ref_logp is not None:
         delta = ref_logp - logp
         kl = torch.exp(delta) - delta - 1.0

