@@ -67,7 +67,6 @@ def test_greedy_repeats_one_completion(toy, capsys):
 @pytest.mark.parametrize("extra, needle", [
     (["--data", "MISSING.jsonl"], "data file not found"),
     (["--data", "TABLE.jsonl", "--question-column", "problem"], "no column 'problem' (--question-column)"),
-    (["--backend", "vllm"], "unknown rollout engine 'vllm'"),
     (["--samples", "0"], "--samples must be >= 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(toy, tmp_path, capsys, extra, needle):

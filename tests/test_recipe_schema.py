@@ -114,9 +114,7 @@ def test_gpu_recipe_model_and_settings(recipe: Path):
     size = R1_DISTILL.match(base).group(1).lower()
     assert recipe.stem.endswith(f"_r1_{size}"), f"{rel(recipe)}: file name does not match its base model {base}"
     assert cfg.model.dtype == "float32"  # fp32 master weights, bf16 autocast from the accelerate config
-    assert cfg.rollout.engine == "transformers"
-    engine_line = next(l for l in recipe.read_text().splitlines() if l.strip().startswith("engine:"))
-    assert "switches to vllm" in engine_line
+    assert cfg.rollout.engine == "vllm"  # GPU recipes roll out with the colocated vLLM engine
     assert cfg.rollout.prompts_per_step % 8 == 0, "the 8-GPU launch configs need prompts_per_step % 8 == 0"
     assert cfg.train.output_dir == f"runs/gpu/{recipe.stem}"
     assert cfg.data.delimiter == "</think>"
