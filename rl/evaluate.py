@@ -456,10 +456,10 @@ def evaluate(engine: RolloutEngine, prompts: list[Prompt], params: SamplingParam
     for s, r in zip(samples, rollouts):
         s.group = rank + world * s.group  # the prompt's global index: groups never collide across ranks
         s.completion_ids = list(r.completion_ids)
-    if world > 1:
-        from accelerate.utils import gather_object
+    if accelerator is not None:
+        from .sampling import gather
 
-        samples = gather_object(samples)
+        samples = gather(accelerator, samples)
     out = summarize(samples)
     report = eval_report(samples, delimiter=delimiter, per_prompt=False)
     out.update({k: report[k] for k in HEADLINE_KEYS if k not in ("n_prompts", "n_completions")})

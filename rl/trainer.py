@@ -26,7 +26,7 @@ from .advantages import compute_advantages
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Config
 from .data import Prompt, PromptSampler, load_prompts, with_budget
-from .evaluate import evaluate
+from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, make_reference, resolve_model_path, save_pretrained
 from .rollout import SamplingParams, build_engine
@@ -251,11 +251,10 @@ def log_completions(run: Run, step: int, samples, rewards, advantages) -> None:
 def step_metrics(generated, totals, components) -> dict[str, float]:
     """What the policy wrote this step (every completion generated, kept or not) and the rewards
     of the batch it trained on (the same set unless dynamic sampling dropped groups)."""
-    lengths = sorted(s.length for s in generated)
-    q = lambda f: lengths[min(len(lengths) - 1, int(f * len(lengths)))]
+    lengths = [s.length for s in generated]
     m = {"accuracy": statistics.fmean(float(bool(s.correct)) for s in generated),
-         "tokens/mean": statistics.fmean(lengths), "tokens/p50": q(0.5), "tokens/p90": q(0.9),
-         "tokens/max": lengths[-1], "truncation_rate": statistics.fmean(float(s.truncated) for s in generated),
+         "tokens/mean": statistics.fmean(lengths), "tokens/p50": percentile(lengths, 50),
+         "tokens/p90": percentile(lengths, 90), "tokens/max": max(lengths), "truncation_rate": statistics.fmean(float(s.truncated) for s in generated),
          **by_difficulty(generated)}
     if totals:
         m.update({"reward/mean": statistics.fmean(totals), "reward/std": statistics.pstdev(totals)})
