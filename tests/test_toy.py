@@ -5,24 +5,33 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import string
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rl.tasks import TASKS, arithmetic, arithmetic_trace, make_task_dataset, split_of
+from rl.tasks import TASKS, arithmetic, arithmetic_trace, make_task_dataset, sample_arithmetic, split_of
+from rl.config import ModelConfig, load_config
+from rl.model import resolve_model_path
 from rl.toy import (
+    BUDGET_RANGE,
+    BUDGET_TEMPLATE,
+    MAX_CHECKS,
     TAGS,
+    VERSIONS,
     build_model,
     build_tokenizer,
     build_untrained_toy,
-    ensure_tagged_toy,
     ensure_toy,
     sft,
     sft_example,
     toy_prompt,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -122,18 +131,98 @@ def test_untrained_toy_saves_reloads_and_generates(tmp_path, monkeypatch):
     assert ensure_toy(sft_steps=0) == tmp_path / "toy-v1"
 
 
-def test_tagged_toy_opens_with_a_tag_and_is_cached(tmp_path, monkeypatch):
+def test_tagged_examples_open_with_a_uniform_tag():
     rng = random.Random(0)
-    heads = [sft_example(rng, TAGS)[1][:6] for _ in range(200)]
+    pairs = [sft_example(rng, "tagged") for _ in range(200)]
+    heads = [c[:6] for _, c in pairs]
     assert set(heads) == set(TAGS) and 60 < heads.count("[Easy]") < 140  # uniform, independent
+    assert all(p == toy_prompt(p[2:-1]) for p, _ in pairs)  # the plain prompt
+
+
+def test_plain_examples_are_unchanged_by_the_variants():
+    """The plain toy's training stream (and so builtin:toy's cache) is what it was before variants."""
+    a, b = random.Random(5), random.Random(5)
+    for _ in range(20):
+        problem = sample_arithmetic(b, "train")
+        expected = (toy_prompt(problem["question"]), arithmetic_trace(problem["question"], b.randint(0, MAX_CHECKS)))
+        assert sft_example(a) == expected
+
+
+def test_budget_prompt_format():
+    assert toy_prompt("3+5+2", 48) == "B48Q:3+5+2=" == BUDGET_TEMPLATE.format(budget=48, question="3+5+2")
+    assert toy_prompt("3+5+2") == "Q:3+5+2="
+    prompt, _ = sft_example(random.Random(0), "budget")
+    assert re.fullmatch(r"B\d{1,3}Q:\d(\+\d){1,4}=", prompt), prompt
+
+
+def test_budget_is_the_longest_trace_that_fits(tokenizer):
+    """A budget B picks the most re-checks whose trace (EOS included, in tokens) fits in B."""
+    rng = random.Random(1)
+    budgets, ks = [], []
+    for _ in range(2000):
+        prompt, completion = sft_example(rng, "budget")
+        budget, question = re.fullmatch(r"B(\d+)Q:(.+)=", prompt).groups()
+        budget, k = int(budget), completion.count("check")
+        tokens = len(tokenizer.encode(completion, add_special_tokens=False)) + 1  # + EOS
+        assert completion == arithmetic_trace(question, k)
+        assert BUDGET_RANGE[0] <= budget <= BUDGET_RANGE[1]
+        if k > 0:
+            assert tokens <= budget, (prompt, completion)  # the trace fits (L1-Max)
+        if k < MAX_CHECKS:  # ... and one more re-check would not (so |B - L| < one re-check)
+            assert len(arithmetic_trace(question, k + 1)) + 1 > budget, (prompt, completion)
+        budgets.append(budget)
+        ks.append(k)
+    assert min(budgets) < 10 and max(budgets) > 188  # below the shortest, above the longest trace
+    assert all(300 < ks.count(k) < 500 for k in range(MAX_CHECKS + 1))  # k ~ U{0..4} as in the plain toy
+
+
+def test_unknown_variant_is_named():
+    with pytest.raises(ValueError, match="unknown toy variant 'tags'.*plain, tagged, budget"):
+        sft_example(random.Random(0), "tags")
+    with pytest.raises(ValueError, match="unknown toy variant"):
+        ensure_toy(variant="tags")
+
+
+def test_variants_are_cached_by_version(tmp_path, monkeypatch):
+    """Each variant has its own cache directory; a toy of another version there is rebuilt."""
     monkeypatch.setenv("LACONIC_CACHE", str(tmp_path))
-    build_untrained_toy(tmp_path / "toy-v1")  # stands in for the trained base (sft_steps=0)
-    path = ensure_tagged_toy(base_sft_steps=0, steps=2, progress=False, num_threads=1)
+    assert len(set(VERSIONS.values())) == len(VERSIONS)
+    assert VERSIONS["tagged"] != "toy-v1-tagged"  # v1 (150 steps on top of the toy) must not be reused
+    stale = build_untrained_toy(tmp_path / VERSIONS["tagged"], variant="tagged")
+    info = json.loads((stale / "toy_info.json").read_text())
+    (stale / "toy_info.json").write_text(json.dumps(info | {"version": "toy-v1-tagged", "sft_steps": 1}))
+    path = ensure_toy(sft_steps=1, variant="tagged", progress=False, num_threads=1)
+    assert path == stale
     info = json.loads((path / "toy_info.json").read_text())
-    assert path == tmp_path / "toy-v1-tagged" and info["sft_steps"] == 2 and info["base"]["sft_steps"] == 0
+    assert info["version"] == VERSIONS["tagged"] and info["variant"] == "tagged"  # rebuilt
     stamp = (path / "toy_info.json").stat().st_mtime_ns
-    assert ensure_tagged_toy(base_sft_steps=0, steps=2, progress=False) == path
+    assert ensure_toy(sft_steps=1, variant="tagged", progress=False) == path
     assert (path / "toy_info.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    # builtin:toy-budget resolves to its own cache, built when missing (2 SFT steps here)
+    cfg = ModelConfig(name_or_path="builtin:toy-budget", toy_sft_steps=2)
+    with monkeypatch.context() as m:
+        m.setenv("OMP_NUM_THREADS", "1")
+        budget = Path(resolve_model_path(cfg, progress=False))
+    info = json.loads((budget / "toy_info.json").read_text())
+    assert budget == tmp_path / VERSIONS["budget"] and (info["variant"], info["sft_steps"]) == ("budget", 2)
+    with pytest.raises(ValueError, match="builtin:toy-budget"):
+        resolve_model_path(ModelConfig(name_or_path="builtin:toy-nope"))
+
+
+@pytest.mark.parametrize("name", ["l1_exact", "l1_max"])
+def test_l1_toy_recipes_state_the_budget_where_the_budget_toy_reads_it(name):
+    cfg = load_config(ROOT / "recipes" / "toy" / f"{name}.yaml", [])
+    assert cfg.model.name_or_path == "builtin:toy-budget"
+    assert cfg.data.prompt_template == BUDGET_TEMPLATE
+    low, high = cfg.data.length_budget
+    assert BUDGET_RANGE[0] <= low <= high <= min(BUDGET_RANGE[1], cfg.rollout.max_new_tokens)
+    assert low <= cfg.eval.length_budget <= high
+
+
+def test_adactrl_toy_recipe_uses_the_tagged_toy():
+    cfg = load_config(ROOT / "recipes" / "toy" / "adactrl.yaml", [])
+    assert cfg.model.name_or_path == "builtin:toy-tagged"
+    assert [r["name"] for r in cfg.rewards] == ["adactrl"]
 
 
 def test_short_sft_lowers_loss(tokenizer):
