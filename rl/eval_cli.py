@@ -17,7 +17,12 @@ dataset name when the data has no ``source`` column, so the default groups by da
 ``source`` column).
 
 For the overthinking toy (``builtin:toy*`` or a directory holding ``toy_info.json``) the default
-prompt template is the toy's ``Q:{question}=``.
+prompt template is the toy's ``Q:{question}=``; for the budget toy (``builtin:toy-budget``) it is
+``B{budget}Q:{question}=`` and ``--length-budget N`` is required.
+
+``--length-budget N`` states an L1 budget in every prompt, as a recipe's ``eval.length_budget``:
+where the template says ``{budget}``, else as "Think for N tokens." (``--budget-mode max``: "Think
+for maximum N tokens.") after the question.
 
 Bad input (unknown column, missing file or model, unknown backend, ...) is one line on stderr
 and exit status 2.
@@ -66,6 +71,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--prompt-template", default=None,
                    help="may use {question} and other columns (default {question}; the toy: Q:{question}=)")
     d.add_argument("--system-prompt", default=None)
+    d.add_argument("--length-budget", type=int, default=None, metavar="N",
+                   help="L1: state a budget of N tokens in every prompt (as eval.length_budget)")
+    d.add_argument("--budget-mode", default="exact", choices=("exact", "max"),
+                   help="L1 instruction when the template has no {budget} (default exact)")
     d.add_argument("--chat-template", default="auto", choices=("auto", "on", "off"))
     d.add_argument("--delimiter", default="</think>",
                    help="answers are read after its last occurrence; 'none' disables (default </think>)")
@@ -104,6 +113,8 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("samples", "max_new_tokens", "batch_size", "degeneration_ngram"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.length_budget is not None and args.length_budget < 1:
+        raise UsageError(f"--length-budget must be >= 1, got {args.length_budget}")
     if args.num_examples is not None and args.num_examples < 1:
         raise UsageError(f"--num-examples must be >= 1, got {args.num_examples}")
     if args.temperature < 0:
@@ -116,8 +127,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--save-completions needs --out DIR")
 
 
-def _is_toy(name: str, path: str) -> bool:
-    return name.startswith("builtin:toy") or (Path(path) / "toy_info.json").exists()
+def _toy_template(name: str, path: str) -> str | None:
+    """The toy's default prompt template, or None when the model is not the toy."""
+    from .toy import BUDGET_TEMPLATE, PROMPT_TEMPLATE, read_info
+
+    info = read_info(path)
+    if not (name.startswith("builtin:toy") or info is not None):
+        return None
+    budget = name == "builtin:toy-budget" or (info or {}).get("variant") == "budget"
+    return BUDGET_TEMPLATE if budget else PROMPT_TEMPLATE
 
 
 def _device(name: str):
@@ -170,7 +188,7 @@ def _json_safe(x: Any) -> Any:
 
 def _setup(args: argparse.Namespace) -> dict[str, Any]:
     """Model path, tokenizer, prompts, model and engine; every bad-input error surfaces here."""
-    from .data import load_prompts
+    from .data import load_prompts, with_budget
     from .model import load_policy, load_tokenizer, resolve_model_path
     from .rollout import build_engine
 
@@ -184,17 +202,21 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"model not found: {args.model} is not a model directory")
     path = str(local) if local.is_dir() else path
     tokenizer = load_tokenizer(path, args.trust_remote_code)
-    from .toy import PROMPT_TEMPLATE
-
-    template = args.prompt_template or (PROMPT_TEMPLATE if _is_toy(args.model, path) else "{question}")
+    template = args.prompt_template or _toy_template(args.model, path) or "{question}"
+    if "{budget}" in template and args.length_budget is None:
+        raise UsageError(f"the prompt template {template!r} states a budget: give --length-budget N")
+    budget = args.length_budget
     delimiter = None if args.delimiter.lower() in ("none", "null", "") else args.delimiter
     dcfg = DataConfig(
         name=args.data, subset=args.subset, split=args.split, question_column=args.question_column,
         answer_column=args.answer_column, id_column=args.id_column, answer_format=args.answer_format,
         prompt_template=template, system_prompt=args.system_prompt, chat_template=args.chat_template,
-        num_examples=args.num_examples, delimiter=delimiter,
+        num_examples=args.num_examples, delimiter=delimiter, budget_mode=args.budget_mode,
+        length_budget=None if budget is None else [budget, budget],
     )
     prompts = load_prompts(dcfg, tokenizer, seed=args.seed)
+    if budget is not None:
+        prompts = [with_budget(p, budget, dcfg, tokenizer) for p in prompts]
     if args.source_column != "source" and not any(args.source_column in p.meta for p in prompts):
         raise UsageError(f"--source-column: dataset '{args.data}' has no scalar column '{args.source_column}'")
     device = _device(args.device)

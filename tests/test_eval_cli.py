@@ -97,3 +97,20 @@ def test_python_dash_m_reports_bad_input_in_one_line(toy, tmp_path):
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip() == f"laconic eval: error: data file not found: {tmp_path / 'none.csv'}"
+
+
+def test_length_budget_is_stated_in_every_prompt(toy, tmp_path, capsys):
+    """--length-budget: where the budget toy reads it (its default template), else L1's sentence."""
+    from rl.toy import BUDGET_TEMPLATE, build_untrained_toy
+
+    budget_toy = build_untrained_toy(tmp_path / "budget", variant="budget")
+    args = parse(str(budget_toy), "--num-examples", "3", "--samples", "1", "--max-new-tokens", "4",
+                 "--length-budget", "48", "--no-progress")
+    setup = eval_cli._setup(args)
+    assert all(p.text == f"B48Q:{p.question}=" and p.meta["budget"] == 48 for p in setup["prompts"])
+    assert eval_cli.evaluate_model(args, setup)["settings"]["prompt_template"] == BUDGET_TEMPLATE
+    assert eval_cli.run(parse(str(budget_toy), "--num-examples", "2", "--no-progress")) == 2
+    assert "give --length-budget N" in capsys.readouterr().err
+    args = parse(str(toy), "--num-examples", "2", "--length-budget", "64", "--budget-mode", "max",
+                 "--prompt-template", "{question}", "--no-progress")
+    assert [p.text.endswith("\n\nThink for maximum 64 tokens.") for p in eval_cli._setup(args)["prompts"]] == [True] * 2
