@@ -68,6 +68,7 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     generation_batch_size: int = 256  # sequences per generate() call
+    drop_finished: bool = True  # transformers engine: finished completions leave the batch (false: model.generate)
     length_schedule: LengthSchedule = field(default_factory=LengthSchedule)  # limit by step (rl/schedules.py)
     # vllm / vllm-server engines (rl/vllm_engine.py, rl/vllm_client.py)
     vllm_dtype: str = "auto"  # vLLM's weights: auto (= model.dtype) | float32 | bfloat16 | float16
@@ -107,6 +108,7 @@ class TrainConfig:
     lr_scheduler: str = "constant"  # any transformers.get_scheduler name
     warmup_steps: int = 0
     micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
+    micro_batch_tokens: int | None = None  # also cap padded tokens per forward/backward (null: no cap)
     max_grad_norm: float = 1.0
     seed: int = 0
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
@@ -293,6 +295,7 @@ def validate(cfg: Config) -> None:
         "rollout.prompts_per_step": r.prompts_per_step,
         "rollout.max_new_tokens": r.max_new_tokens,
         "train.micro_batch_size": t.micro_batch_size,
+        "train.micro_batch_tokens": t.micro_batch_tokens or 1,
         "algo.updates_per_rollout": a.updates_per_rollout,
         "train.max_steps": t.max_steps,
     }

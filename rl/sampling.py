@@ -86,7 +86,7 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool) -> tuple[
     old = None
     if need_entropy or need_old:  # one no-grad pass serves both
         old, ents = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
-                               cfg.train.micro_batch_size, need_entropy)
+                               cfg.train.micro_batch_size, need_entropy, cfg.train.micro_batch_tokens)
         if need_entropy:
             attach_entropy(samples, ents)
     return rollouts, samples, old
@@ -142,7 +142,7 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
     old = None
     if need_old and rollouts:
         old, _ = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
-                            cfg.train.micro_batch_size, False)
+                            cfg.train.micro_batch_size, False, cfg.train.micro_batch_tokens)
     stats = {"sampling/rounds": float(rounds), "sampling/kept_fraction": 1 - n_dead / max(n_groups, 1),
              "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep)}
     return StepBatch(rollouts, samples, [s for g_samples, _ in pool for s in g_samples], generated, old, stats)

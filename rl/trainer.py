@@ -133,7 +133,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     if batch.rollouts:  # empty only when dynamic sampling found no signal at all
         stats = update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, batch.rollouts, local_adv,
                               cfg.algo, pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,
-                              micro_batch_size=cfg.train.micro_batch_size, max_grad_norm=cfg.train.max_grad_norm,
+                              micro_batch_size=cfg.train.micro_batch_size, micro_batch_tokens=cfg.train.micro_batch_tokens,
+                              max_grad_norm=cfg.train.max_grad_norm,
                               norm_len=cfg.rollout.max_new_tokens, old_logps=batch.old_logps,
                               entropy_mask=entropy_mask(run, samples))
     run.rewards.update(batch.generated, run.ctx)

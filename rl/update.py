@@ -43,9 +43,12 @@ def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
     return Batch(ids, att, pos, ids[:, P:], att[:, P:], P)
 
 
-def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False):
+def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False,
+                        entropy_grad: bool = True):
     """Per-token log-probs of the completion under ``model`` (logits / temperature), and
-    optionally per-token entropies. Both ``[B, C]`` float32."""
+    optionally per-token entropies. Both ``[B, C]`` float32. With ``entropy_grad=False`` the
+    entropies are computed outside the autograd graph (a statistic only: no ``[B, C, V]``
+    softmax is kept alive for the backward pass)."""
     device = next(model.parameters()).device
     C = batch.completion_ids.shape[1]
     out = model(
@@ -57,7 +60,10 @@ def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: b
     )
     logits = out.logits[:, :-1, :] / temperature  # position P-1+t predicts completion token t
     logp = token_logprobs(logits, batch.completion_ids.to(device))
-    entropy = entropy_from_logits(logits) if with_entropy else None
+    entropy = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
     return logp, entropy
 
 
@@ -65,20 +71,55 @@ def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def micro_batches(rollouts: list[Rollout], idx: list[int], size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Cut ``idx`` (indices into ``rollouts``) into micro-batches of at most ``size`` rollouts
+    and, with ``max_tokens``, at most that many padded tokens (rows x (longest prompt + longest
+    completion)), a single longer rollout excepted.
+
+    Rollouts are taken in order of prompt + completion length, so each micro-batch pads to
+    lengths close to its own: the forward/backward work follows the real tokens, not the
+    longest completion of the step. The grouping does not change the loss (its normalizers are
+    the step's global counts, :class:`~rl.loss.Normalizer`).
+
+    >>> from rl.rollout import Rollout
+    >>> rs = [Rollout(0, [1, 2], [3] * n, "", "stop", None) for n in (9, 1, 5, 2)]
+    >>> micro_batches(rs, [0, 1, 2, 3], size=2)
+    [[1, 3], [2, 0]]
+    >>> micro_batches(rs, [0, 1, 2, 3], size=4, max_tokens=24)
+    [[1, 3, 2], [0]]
+    """
+    out: list[list[int]] = []
+    cur: list[int] = []
+    width_p = width_c = 0
+    for i in sorted(idx, key=lambda i: (len(rollouts[i].prompt_ids) + rollouts[i].length, i)):
+        p, c = len(rollouts[i].prompt_ids), max(rollouts[i].length, 1)
+        wp, wc = max(width_p, p), max(width_c, c)
+        if cur and (len(cur) >= size or (max_tokens and (len(cur) + 1) * (wp + wc) > max_tokens)):
+            out.append(cur)
+            cur, wp, wc = [], p, c
+        cur.append(i)
+        width_p, width_c = wp, wc
+    if cur:
+        out.append(cur)
+    return out
+
+
 @torch.no_grad()
 def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
-               with_entropy: bool) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+               with_entropy: bool, max_tokens: int | None = None
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order."""
-    logps, ents = [], []
+    logps: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
+    ents: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
     was_training = model.training
     model.eval()
-    for mb in chunks(rollouts, micro):
-        batch = make_batch(mb, pad_id)
+    for mb_idx in micro_batches(rollouts, list(range(len(rollouts))), micro, max_tokens):
+        batch = make_batch([rollouts[i] for i in mb_idx], pad_id)
         logp, ent = completion_logprobs(model, batch, temperature, with_entropy)
-        for i, r in enumerate(mb):
-            logps.append(logp[i, : r.length].cpu())
+        for row, i in enumerate(mb_idx):
+            logps[i] = logp[row, : rollouts[i].length].cpu()
             if with_entropy:
-                ents.append(ent[i, : r.length].cpu())
+                ents[i] = ent[row, : rollouts[i].length].cpu()
     model.train(was_training)
     return logps, (ents if with_entropy else None)
 
@@ -93,7 +134,7 @@ def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
 def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list[Rollout],
                   advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
                   micro_batch_size: int, max_grad_norm: float, norm_len: int,
-                  old_logps: list[torch.Tensor] | None = None,
+                  micro_batch_tokens: int | None = None, old_logps: list[torch.Tensor] | None = None,
                   entropy_mask: torch.Tensor | None = None) -> dict[str, float]:
     """``algo.updates_per_rollout`` optimizer steps over this process's rollouts.
 
@@ -121,14 +162,15 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
         counts = torch.tensor([float(sum(rollouts[i].length for i in idx)), float(len(idx))])
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
         norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
-        micro = chunks(idx, micro_batch_size)
+        micro = micro_batches(rollouts, idx, micro_batch_size, micro_batch_tokens)
         for k, mb_idx in enumerate(micro):
             mb = [rollouts[i] for i in mb_idx]
             batch = make_batch(mb, pad_id)
             mask = batch.completion_mask.to(accelerator.device)
             sync = accelerator.no_sync(policy) if k < len(micro) - 1 else contextlib.nullcontext()
             with sync:
-                logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True)
+                logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True,
+                                                entropy_grad=bool(algo.entropy_coef))
                 old = logp.detach() if old_logps is None else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
                 is_weight = None
                 if has_sampler:
