@@ -61,8 +61,10 @@ What is timed (per step, inside each worker, pipe traffic excluded):
 * ``step_s``: the whole optimizer step. laconic: ``train_step`` + its metrics line. TRL: from
   "go" to ``on_step_end``, i.e. the previous step's logging (``logging_steps=1``), fetching the
   batch, generation, scoring, the ``P*G/M`` forward/backward passes, clipping, the optimizer step.
-* ``generate_s``: time inside the model's ``generate`` (the same HF call on both sides; laconic
-  also asks it for the sampling scores, from which it keeps per-token log-probs).
+* ``generate_s``: time spent sampling. TRL: inside the model's ``generate``. laconic: inside the
+  rollout engine's ``generate`` (its own decoder, which drops finished completions from the
+  batch, or ``model.generate`` with ``rollout.drop_finished=false``; both also return per-token
+  log-probs and decoded text).
 * ``rollout_s``: from the start of generation to a training-ready batch. laconic: ``time/generate``
   + ``time/score`` (generate, decode, verify answers, rewards, advantages). TRL:
   ``_generate_and_score_completions`` (tokenise, generate, decode, rewards incl. verification,
@@ -272,9 +274,8 @@ def laconic_worker(conn, settings: dict) -> None:
         Path(cfg.train.output_dir).mkdir(parents=True, exist_ok=True)
         tracker = Tracker(run.acc, cfg.train.output_dir, cfg.train.max_steps, 0, [], None, {})
         probe = Probe()
-        policy = run.acc.unwrap_model(run.policy)
-        policy.generate = probe.timed(policy.generate, "generate_s")  # the engine samples from this object
-        run.engine.generate = probe.timed(run.engine.generate, None, lambda rs: (len(rs), sum(r.length for r in rs)))
+        run.engine.generate = probe.timed(run.engine.generate, "generate_s",
+                                          lambda rs: (len(rs), sum(r.length for r in rs)))
         conn.send(("ready", {"rss_setup_mb": _rss_mb()}))
         step = 0
         while conn.recv() == "go":

@@ -5,7 +5,7 @@ import torch
 
 from rl.facts import delimiter_span, make_samples
 from rl.data import Prompt
-from rl.rollout import SamplingParams, TransformersEngine
+from rl.rollout import SamplingParams, TransformersEngine, sample_next
 from rl.update import completion_logprobs, make_batch
 
 
@@ -58,14 +58,39 @@ def test_eos_stops_and_is_kept(toy):
     assert out[0].finish_reason == "stop" and out[0].text == "77" and out[0].length == 3
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_sampler_logprobs_match_training_forward(toy, temperature):
-    """Left-padded generation and the (left-pad prompt | right-pad completion) training layout
-    give the same per-token log-probs: the batch layout and position ids are right."""
+@pytest.fixture
+def eos_often(toy):
+    """The untrained toy rarely stops: lift EOS to the top at about a third of the positions,
+    picked by a pseudo-random function of the logits themselves (so the same rule holds in
+    generation and in the training forward), so completions end at different steps."""
     model, tok = toy
+    eos = tok.eos_token_id
+
+    def hook(module, args, output):
+        out = output.clone()
+        top = out.max(-1)
+        lift = (out.sum(-1) * 10).floor().long() % 3 == 0
+        out[..., eos] = torch.where(lift, top.values + 8.0, out[..., eos])
+        return out
+
+    h = model.lm_head.register_forward_hook(hook)
+    yield model, tok
+    h.remove()
+
+
+@pytest.mark.parametrize("drop_finished", [True, False])
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 1.0)])
+def test_sampler_logprobs_match_training_forward(eos_often, temperature, top_p, drop_finished):
+    """Left-padded generation and the (left-pad prompt | right-pad completion) training layout
+    give the same per-token log-probs: the batch layout and position ids are right, also when
+    finished rows leave the batch (and its KV cache) at different steps."""
+    model, tok = eos_often
     torch.manual_seed(1)
-    rollouts = TransformersEngine(model, tok).generate(
-        prompts(tok, ["Q:1+2=", "Q:3+4+5+6+7="]), SamplingParams(max_new_tokens=12, n=3, temperature=temperature))
+    rollouts = TransformersEngine(model, tok, drop_finished=drop_finished).generate(
+        prompts(tok, ["Q:1+2=", "Q:3+4+5+6+7=", "Q:8="]),
+        SamplingParams(max_new_tokens=12, n=6, temperature=temperature, top_p=top_p))  # 18 rows: drops wait for 2
+    lengths = [r.length for r in rollouts]
+    assert len(set(lengths)) >= 3 and min(lengths) < 12  # rows did finish at different steps
     batch = make_batch(rollouts, tok.pad_token_id)
     with torch.no_grad():
         logp, ent = completion_logprobs(model, batch, temperature, with_entropy=True)
@@ -73,6 +98,35 @@ def test_sampler_logprobs_match_training_forward(toy, temperature):
         assert torch.allclose(logp[i, : r.length], torch.tensor(r.logprobs), atol=1e-4)
         assert batch.completion_mask[i].sum() == r.length
     assert (ent[batch.completion_mask.bool()] > 0).all()
+
+
+def test_own_decoder_equals_generate_greedy(eos_often):
+    """Greedy: the decoder that drops finished rows writes exactly what ``model.generate`` writes."""
+    model, tok = eos_often
+    ps = prompts(tok, ["Q:1+2=", "Q:3+4+5+6+7=", "Q:8=", "Q:9+9="])
+    params = SamplingParams(max_new_tokens=16, greedy=True)
+    own = TransformersEngine(model, tok, drop_finished=True).generate(ps, params)
+    hf = TransformersEngine(model, tok, drop_finished=False).generate(ps, params)
+    assert len({r.length for r in own}) >= 2
+    for a, b in zip(own, hf):
+        assert a.completion_ids == b.completion_ids and a.finish_reason == b.finish_reason
+        assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5)
+
+
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 1.0])
+def test_top_p_keeps_what_transformers_keeps(top_p):
+    """The nucleus rule against transformers' ``TopPLogitsWarper`` on random logits: a sampled
+    token is always in the kept set and its log-prob is the warped log-softmax."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    torch.manual_seed(0)
+    logits = torch.randn(64, 30) * 3
+    warped = TopPLogitsWarper(top_p)(None, logits / 0.8) if top_p < 1 else logits / 0.8
+    expected = torch.log_softmax(warped, -1)
+    for _ in range(5):
+        token, logp = sample_next(logits, SamplingParams(8, temperature=0.8, top_p=top_p))
+        assert torch.isfinite(warped.gather(-1, token.unsqueeze(-1))).all()
+        assert torch.allclose(logp, expected.gather(-1, token.unsqueeze(-1)).squeeze(-1), atol=1e-5)
 
 
 def test_delimiter_span_and_facts(toy_tokenizer):
