@@ -24,7 +24,7 @@ from rewards.base import Context
 
 from .advantages import compute_advantages
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import Config
+from .config import Config, eval_data_config
 from .distributed import (full_weights, is_sharded, make_accelerator, make_reference, model_state_for_saving,
                           prepare_engine)
 from .data import Prompt, PromptSampler, load_prompts, with_budget
@@ -86,12 +86,12 @@ def setup(cfg: Config) -> Run:
     ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
     rewards = build_rewards(cfg.rewards)
     train_prompts = load_prompts(cfg.data, tokenizer, seed=cfg.train.seed)
-    e = cfg.eval
-    eval_prompts = (load_prompts(cfg.data, tokenizer, name=e.name or cfg.data.name, split=e.split,
+    e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
+    eval_prompts = (load_prompts(eval_data, tokenizer, name=e.name or cfg.data.name, split=e.split,
                                  subset=e.subset, num_examples=e.num_examples, seed=e.seed)
                     if (e.before or e.after or e.every) else [])
     if e.length_budget:
-        eval_prompts = [with_budget(p, e.length_budget, cfg.data, tokenizer) for p in eval_prompts]
+        eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
     scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
