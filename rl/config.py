@@ -127,6 +127,11 @@ class EvalConfig:
     name: str | None = None  # default: the training dataset's source
     subset: str | None = None
     split: str = "test"
+    # how to read the eval set; null: the data section's (so GSM8K training can evaluate on MATH-500)
+    question_column: str | None = None
+    answer_column: str | None = None
+    answer_format: str | None = None  # auto | gsm8k | boxed | raw
+    prompt_template: str | None = None
     num_examples: int | None = 350
     max_new_tokens: int = 200
     temperature: float = 1.0
@@ -158,10 +163,21 @@ CHOICES = {
     "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "data.chat_template": ("auto", "on", "off"),
     "data.budget_mode": ("exact", "max"),
+    "eval.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/rollout.py ENGINES; auto: vllm if installed
     "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
 }
+
+
+EVAL_DATA_FIELDS = ("question_column", "answer_column", "answer_format", "prompt_template")
+
+
+def eval_data_config(cfg: Config) -> DataConfig:
+    """The data section as the eval set reads it: ``eval.question_column`` / ``answer_column`` /
+    ``answer_format`` / ``prompt_template`` where set, the data section's values elsewhere."""
+    own = {k: getattr(cfg.eval, k) for k in EVAL_DATA_FIELDS if getattr(cfg.eval, k) is not None}
+    return dataclasses.replace(cfg.data, **own)
 
 
 # ----------------------------------------------------------------------------- typing helpers
@@ -228,7 +244,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             kwargs[key] = _build(tp, value or {}, f"{full}.")
         else:
             kwargs[key] = _coerce(value, tp, full)
-            if full in CHOICES and kwargs[key] not in CHOICES[full]:
+            if full in CHOICES and kwargs[key] is not None and kwargs[key] not in CHOICES[full]:
                 raise ConfigError(
                     f"{full}: '{kwargs[key]}' is not one of {list(CHOICES[full])}"
                     + _closest(str(kwargs[key]), list(CHOICES[full]))

@@ -87,13 +87,17 @@ def reference_context(policy, ref):
     return policy, policy.disable_adapter()
 
 
-def save_pretrained(model, tokenizer, out_dir: str | Path) -> Path:
-    """Save a loadable model directory (LoRA merged into a copy, so vLLM/transformers load it)."""
+def save_pretrained(model, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> Path:
+    """Save a loadable model directory (LoRA merged into a copy, so vLLM/transformers load it).
+    ``state_dict``: the full weights where ``model`` holds only shards (ZeRO-3, FSDP)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     to_save = model
     if hasattr(model, "merge_and_unload"):
         to_save = copy.deepcopy(model).merge_and_unload()
-    to_save.save_pretrained(out)
+    if state_dict is not None:
+        to_save.save_pretrained(out, state_dict=state_dict)
+    else:
+        to_save.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

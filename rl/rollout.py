@@ -81,6 +81,7 @@ class TransformersEngine:
         self.drop_finished = drop_finished
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = eos_ids_of(model, tokenizer)
+        self.synced_gpus = None  # None: transformers decides; False where weights are gathered (rl/distributed.py)
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         self.model = model  # same object: nothing to copy
@@ -139,6 +140,7 @@ class TransformersEngine:
             output_scores=True,
             return_dict_in_generate=True,
             **sampling,
+            **({} if self.synced_gpus is None else {"synced_gpus": self.synced_gpus}),
         )
         new_tokens = gen.sequences[:, width:].cpu()
         # scores: one [B, V] tensor of processed logits per generated position

@@ -24,11 +24,13 @@ from rewards.base import Context
 
 from .advantages import compute_advantages
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import Config
+from .config import Config, eval_data_config
+from .distributed import (full_weights, is_sharded, make_accelerator, make_reference, model_state_for_saving,
+                          prepare_engine)
 from .data import Prompt, PromptSampler, load_prompts, with_budget
 from .evaluate import evaluate, percentile
 from .facts import make_samples
-from .model import load_policy, load_tokenizer, make_reference, resolve_model_path, save_pretrained
+from .model import load_policy, load_tokenizer, resolve_model_path, save_pretrained
 from .rollout import SamplingParams, build_engine, resolve_engine
 from .tracking import Tracker
 from .sampling import by_difficulty, collect, gather, group_zero_std_fraction
@@ -56,7 +58,6 @@ class Run:
 
 
 def setup(cfg: Config) -> Run:
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_scheduler
 
@@ -64,8 +65,10 @@ def setup(cfg: Config) -> Run:
         torch.set_num_threads(cfg.train.torch_threads)
     # No GPU: run on CPU, and under torchrun (`accelerate launch --multi_gpu`) across CPU processes
     # with gloo; accelerate's own --cpu launcher needs MPI for more than one process.
-    cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    acc = Accelerator(cpu=cpu, log_with=cfg.train.report_to or None, project_dir=cfg.train.output_dir)
+    acc = make_accelerator(cfg.train)  # DeepSpeed / FSDP specifics: rl/distributed.py
+    if is_sharded(acc) and cfg.model.lora_r > 0:
+        raise ValueError("model.lora_r > 0 with sharded weights (DeepSpeed ZeRO-3, FSDP) is not supported: "
+                         "use DDP or ZeRO-2 for LoRA")
     if cfg.rollout.prompts_per_step % acc.num_processes:
         raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible "
                          f"by the number of processes ({acc.num_processes}): a group never straddles processes")
@@ -80,15 +83,15 @@ def setup(cfg: Config) -> Run:
     path = resolve_model_path(cfg.model, progress=False)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     policy = load_policy(cfg.model, path)
-    ref = make_reference(policy, cfg.model) if cfg.algo.kl_coef > 0 else None
+    ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
     rewards = build_rewards(cfg.rewards)
     train_prompts = load_prompts(cfg.data, tokenizer, seed=cfg.train.seed)
-    e = cfg.eval
-    eval_prompts = (load_prompts(cfg.data, tokenizer, name=e.name or cfg.data.name, split=e.split,
+    e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
+    eval_prompts = (load_prompts(eval_data, tokenizer, name=e.name or cfg.data.name, split=e.split,
                                  subset=e.subset, num_examples=e.num_examples, seed=e.seed)
                     if (e.before or e.after or e.every) else [])
     if e.length_budget:
-        eval_prompts = [with_budget(p, e.length_budget, cfg.data, tokenizer) for p in eval_prompts]
+        eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
     scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
@@ -99,9 +102,11 @@ def setup(cfg: Config) -> Run:
         ref.to(acc.device)
     acc.print(f"rollout engine: {resolve_engine(cfg.rollout.engine)}"
               + (" (rollout.engine=auto)" if cfg.rollout.engine == "auto" else ""))
-    engine = build_engine(cfg.rollout.engine, acc.unwrap_model(policy), tokenizer, cfg.rollout.generation_batch_size,
-                          model_path=path, rollout=cfg.rollout, seed=cfg.train.seed, process_index=acc.process_index,
-                          num_processes=acc.num_processes)
+    with full_weights(acc, policy) as unwrapped:  # the vLLM engines push the weights once at start
+        engine = build_engine(cfg.rollout.engine, unwrapped, tokenizer, cfg.rollout.generation_batch_size,
+                              model_path=path, rollout=cfg.rollout, seed=cfg.train.seed,
+                              process_index=acc.process_index, num_processes=acc.num_processes)
+    prepare_engine(acc, engine)
     ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
                   total_steps=cfg.train.max_steps)
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, rewards, train_prompts,
@@ -111,7 +116,8 @@ def setup(cfg: Config) -> Run:
 def run_eval(run: Run) -> dict[str, Any]:
     e = run.cfg.eval
     params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples)
-    return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
+    with full_weights(run.acc, run.policy):  # ZeRO-3: gathered once for the whole evaluation
+        return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
 
 
 def train_step(run: Run, step: int) -> dict[str, Any]:
@@ -121,7 +127,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     run_monitor(run, step)
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)
-    batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
+    with full_weights(acc, run.policy):  # ZeRO-3: weights gathered for the rollouts (rl/distributed.py)
+        batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
     t_gen = time.perf_counter()
     table, samples = batch.table, batch.samples
     totals, components = run.rewards.score(table, run.ctx) if table else ([], {})
@@ -141,7 +148,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                               entropy_mask=entropy_mask(run, samples))
     run.rewards.update(batch.generated, run.ctx)
     t_sync = time.perf_counter()
-    run.engine.sync_weights(acc.unwrap_model(run.policy))  # vLLM engines: push the new weights
+    sync_weights(run)  # vLLM engines: push the new weights
     t_end = time.perf_counter()
     if cfg.train.log_completions and step % cfg.train.log_completions == 0:
         log_completions(run, step, samples, totals[acc.process_index * n : (acc.process_index + 1) * n], local_adv)
@@ -152,6 +159,12 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
             "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
             "time/update": t_end - t_score, "time/sync": t_end - t_sync,
             "tokens/per_s": sum(s.length for s in batch.generated) / max(t_gen - t0, 1e-9) / acc.num_processes}
+
+
+def sync_weights(run: Run) -> None:
+    """Make the rollout engine sample from the current policy (ZeRO-3: from gathered weights)."""
+    with full_weights(run.acc, run.policy) as unwrapped:
+        run.engine.sync_weights(unwrapped)
 
 
 def current_limit(cfg: Config, step: int) -> int:
@@ -171,7 +184,7 @@ def train(cfg: Config) -> dict[str, Any]:
         run.sampler.load_state_dict(state["sampler"])
         run.rewards.load_state_dict(state["rewards"])
         run.ctx.state = state["ctx"]
-        run.engine.sync_weights(acc.unwrap_model(run.policy))  # vLLM engines still hold the initial weights
+        sync_weights(run)  # vLLM engines still hold the initial weights
         if acc.is_main_process:  # forget what a killed run logged after its last checkpoint
             log = out / "metrics.jsonl"
             lines = log.read_text().splitlines() if log.exists() else []
@@ -201,8 +214,9 @@ def train(cfg: Config) -> dict[str, Any]:
     tracker.close()
     if cfg.eval.after:
         state["evals"]["after"] = run_eval(run)
+    full_state = model_state_for_saving(acc, run.policy)  # ZeRO-3 / FSDP: gathered on every process
     if acc.is_main_process:
-        save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, out / "final")
+        save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, out / "final", state_dict=full_state)
         summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path}
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         print_table(summary)
@@ -233,7 +247,7 @@ def run_monitor(run: Run, step: int) -> None:
     mine = monitor[acc.process_index * k : (acc.process_index + 1) * k]
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=run.cfg.rollout.temperature,
                             top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), full_weights(acc, run.policy):
         torch.manual_seed(t.seed * 1_000_003 + step * 7 + acc.process_index)
         rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
     table = gather(acc, make_samples(rollouts, mine, acc.process_index * k, run.tokenizer, run.cfg.data.delimiter))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import AlgoConfig
+from .distributed import backward
 from .loss import Normalizer, entropy_from_logits, policy_loss, tis_weights, token_logprobs
 from .model import reference_context
 from .rollout import Rollout
@@ -192,7 +193,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                     entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],
                     is_weight=is_weight,
                 )
-                accelerator.backward(loss * world)  # DDP averages gradients over processes
+                # DDP (and ZeRO) average gradients over processes; DeepSpeed steps at the boundary only
+                backward(accelerator, policy, loss * world, boundary=k == len(micro) - 1)
             tokens = float(mask.sum())
             weight += tokens
             for key, v in stats.items():

@@ -91,13 +91,15 @@ def _merged_items(model: torch.nn.Module, dtype: torch.dtype | None) -> Iterator
 
 
 def check_unsharded(model: torch.nn.Module) -> None:
-    """Weight pushes read the full state dict: sharded parameters (DeepSpeed ZeRO-3, FSDP) would
-    arrive empty or partial, so refuse them with a clear message instead of corrupting vLLM."""
+    """Weight pushes read the full state dict: sharded parameters (DeepSpeed ZeRO-3 outside the
+    trainer's gathered context, FSDP) would arrive empty or partial, so refuse them with a clear
+    message instead of corrupting vLLM."""
     p = next(model.parameters(), None)
-    sharded = p is not None and (hasattr(p, "ds_id") or type(p).__name__ == "DTensor")
+    partitioned = any(hasattr(q, "ds_id") and q.numel() == 0 for q in model.parameters())  # ZeRO-3, not gathered
+    sharded = p is not None and (partitioned or type(p).__name__ == "DTensor")
     if sharded or any("_fsdp_wrapped_module" in n for n, _ in model.named_modules()):
         raise NotImplementedError("the vllm / vllm-server rollout engines push the full state dict and do not "
-                                  "gather sharded parameters yet (DeepSpeed ZeRO-3, FSDP): use DDP or ZeRO-2, "
+                                  "gather sharded parameters (FSDP; ZeRO-3 only inside rl.distributed.full_weights): use DDP or ZeRO, "
                                   "or rollout.engine=transformers")
 
 

@@ -3,6 +3,7 @@
 (LoRA merged under plain names) equals peft's own merge. No vLLM needed."""
 
 import pytest
+import torch
 
 from rl.config import ConfigError, load_config
 
@@ -76,7 +77,10 @@ def test_sharded_parameters_are_refused(untrained_toy):
     from rl.vllm_engine import merged_state_items
 
     model = AutoModelForCausalLM.from_pretrained(untrained_toy)
-    next(model.parameters()).ds_id = 0  # what DeepSpeed ZeRO-3 marks its partitioned parameters with
+    p = next(model.parameters())
+    p.ds_id = 0  # what DeepSpeed ZeRO-3 marks its parameters with; gathered, they keep their data
+    assert len(dict(merged_state_items(model))) == len(model.state_dict())
+    p.data = torch.empty(0)  # partitioned (outside rl.distributed.full_weights): refused
     with pytest.raises(NotImplementedError, match="ZeRO-3"):
         merged_state_items(model)
 

@@ -164,10 +164,10 @@ def test_accelerate_config_parses(path: Path):
         assert ds["offload_param_device"] in ("none", "cpu", "nvme")
     if kind == "FSDP":
         fsdp = cfg.fsdp_config
-        assert fsdp["fsdp_sharding_strategy"] == "FULL_SHARD" in constants.FSDP_SHARDING_STRATEGY
+        assert fsdp["fsdp_version"] == 2  # the trainer refuses FSDP1 (rl/distributed.py)
+        assert fsdp["fsdp_reshard_after_forward"] is True  # FSDP2's FULL_SHARD
         assert fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP" in constants.FSDP_AUTO_WRAP_POLICY
         assert fsdp["fsdp_state_dict_type"] in constants.FSDP_STATE_DICT_TYPE
-        assert fsdp["fsdp_backward_prefetch"] in constants.FSDP_BACKWARD_PREFETCH
         from transformers.models.qwen2 import modeling_qwen2
 
         layer = fsdp["fsdp_transformer_layer_cls_to_wrap"]
