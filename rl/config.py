@@ -37,7 +37,7 @@ class ModelConfig:
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
-    toy_sft_steps: int = 500  # only for builtin:toy, when it has to be built
+    toy_sft_steps: int = 500  # builtin:toy / toy-tagged / toy-budget, when one has to be built
 
 
 @dataclass

@@ -217,6 +217,9 @@ def train(cfg: Config) -> dict[str, Any]:
     full_state = model_state_for_saving(acc, run.policy)  # ZeRO-3 / FSDP: gathered on every process
     if acc.is_main_process:
         save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, out / "final", state_dict=full_state)
+        toy_info = Path(resolve_model_path(cfg.model, progress=False)) / "toy_info.json"
+        if toy_info.is_file():  # `laconic eval runs/x/final` then knows the toy's prompt format
+            shutil.copyfile(toy_info, out / "final" / "toy_info.json")
         summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path}
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         print_table(summary)

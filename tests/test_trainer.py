@@ -58,6 +58,7 @@ def test_run_writes_metrics_checkpoints_summary_and_model(untrained_toy, tmp_pat
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(out / "final")
+    assert (out / "final" / "toy_info.json").is_file()  # so `laconic eval out/final` uses the toy's template
 
 
 def test_kill_and_resume_matches_uninterrupted_run(untrained_toy, tmp_path):
