@@ -44,28 +44,21 @@ rewards                    the same laconic rewards through ``rewards.trl.as_trl
 =========================  ==============================================================
 
 How the two alternate. Each side runs in its own worker process (``multiprocessing`` spawn),
-and the parent drives them in lockstep over pipes, so only one side computes at any time and
-both see the same machine load. laconic's worker calls ``rl.trainer.train_step`` (plus the
-per-step metrics logging of ``rl.trainer.train``); TRL's worker runs the unmodified
-``trainer.train()`` loop, and a ``TrainerCallback`` blocks in ``on_train_begin`` and
-``on_step_end`` until the parent says go. Driving TRL's loop step by step from outside (calling
-``training_step`` ourselves) would re-implement the Trainer's accumulation/clipping/optimizer
-code, and restarting ``train()`` for every step would rebuild its state; the blocking callback
-keeps TRL's own loop intact. Separate processes rather than one: laconic and the HF Trainer
-both create ``accelerate.Accelerator`` objects whose ``AcceleratorState``/``GradientState`` are
-process-wide singletons (the Trainer toggles ``sync_gradients``, which gates
-``AcceleratedOptimizer.step``), they would share torch's global RNG and thread pool, and the
-peak RSS of one process cannot be split between the two; one process per side avoids all three.
+driven in lockstep over pipes by the parent, so only one side computes at a time. laconic's
+worker calls ``rl.trainer.train_step``; TRL's runs its unmodified ``trainer.train()`` loop, held
+by a ``TrainerCallback`` that blocks in ``on_train_begin``/``on_step_end`` until the parent says
+go (driving ``training_step`` from outside would re-implement the Trainer's accumulation and
+optimizer code). One process per side, because accelerate's ``AcceleratorState``/``GradientState``
+are process-wide singletons the Trainer toggles, the two would share torch's RNG and thread
+pool, and peak RSS could not be split between them.
 
 What is timed (per step, inside each worker, pipe traffic excluded):
 
 * ``step_s``: the whole optimizer step. laconic: ``train_step`` + its metrics line. TRL: from
   "go" to ``on_step_end``, i.e. the previous step's logging (``logging_steps=1``), fetching the
   batch, generation, scoring, the ``P*G/M`` forward/backward passes, clipping, the optimizer step.
-* ``generate_s``: time spent sampling. TRL: inside the model's ``generate``. laconic: inside the
-  rollout engine's ``generate`` (its own decoder, which drops finished completions from the
-  batch, or ``model.generate`` with ``rollout.drop_finished=false``; both also return per-token
-  log-probs and decoded text).
+* ``generate_s``: time spent sampling: TRL inside the model's ``generate``, laconic inside the
+  rollout engine's ``generate`` (its own decoder; ``model.generate`` with ``drop_finished=false``).
 * ``rollout_s``: from the start of generation to a training-ready batch. laconic: ``time/generate``
   + ``time/score`` (generate, decode, verify answers, rewards, advantages). TRL:
   ``_generate_and_score_completions`` (tokenise, generate, decode, rewards incl. verification,
@@ -73,15 +66,13 @@ What is timed (per step, inside each worker, pipe traffic excluded):
 * ``update_s`` = ``step_s - rollout_s``: the policy update and the loop's own overhead.
 * ``tokens_per_s``: completion tokens generated (EOS included, as both count it) over the
   measured steps / their summed ``step_s``; ``generate_tokens_per_s`` the same over ``generate_s``.
-* Memory: ``rss_setup_mb`` (the worker's peak RSS, ``ru_maxrss``, once set up: interpreter,
-  imports, model, data), ``rss_peak_mb`` (at the end) and ``rss_step_increase_mb`` (their
-  difference: what training added). Per side, since each side has its own process; TRL's
-  baseline includes importing trl.
+* Memory, per side: ``rss_setup_mb`` (peak RSS, ``ru_maxrss``, once set up: imports, model,
+  data; TRL's includes importing trl), ``rss_peak_mb`` (at the end), ``rss_step_increase_mb``.
 
 Times are medians over the measured steps; ``per_step`` lists every step (warm-up flagged).
 ``ratio`` is laconic's median step time / TRL's (< 1: laconic faster); ``ratios`` adds the
 other phases. Known differences that are not settings: TRL pads every micro-batch to the longest
-completion of the whole generation batch, laconic to the longest of the micro-batch; TRL's
+completion of the whole generation batch, laconic's length-sorted micro-batches to their own; TRL's
 "batch" reward scaling divides by the std of the raw rewards (+1e-4), laconic's batch_std by the
 std of the group-centred rewards (+1e-6); the prompt order differs (each side's own sampler over
 the same prompt set), so completion lengths match in distribution, not exactly.
