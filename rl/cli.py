@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_parser(sub)
     args = parser.parse_args(argv)
 
+    from rewards import RewardConfigError, RewardError
+
+    from .checkpoint import CheckpointError
     from .config import ConfigError
 
     try:
@@ -41,10 +45,20 @@ def main(argv: list[str] | None = None) -> int:
 
             path = build_toy(args.out, sft_steps=args.steps, seed=args.seed, variant=args.variant)
             print(f"toy model saved to {path}")
-    except ConfigError as e:
-        print(f"laconic: config error: {e}", file=sys.stderr)
-        return 2
+    except (ConfigError, RewardConfigError) as e:
+        return fail(f"config error: {e}")
+    except RewardError as e:
+        return fail(f"reward error: {e}")
+    except CheckpointError as e:
+        return fail(f"checkpoint error: {e}")
     return 0
+
+
+def fail(message: str) -> int:
+    """One line on stderr (from the main process only under a multi-process launch), exit code 2."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"laconic: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ class DataConfig:
     delimiter: str | None = "</think>"  # think/answer split; answers are read after it
     length_budget: list[int] | None = None  # L1: [low, high], a budget N ~ U{low..high} per prompt draw
     budget_mode: str = "exact"  # L1: "Think for N tokens." (exact) | "Think for maximum N tokens." (max)
+    bad_rows: str = "error"  # rows without a usable question or gold answer: error (refuse) | skip (warn, drop)
 
 
 @dataclass
@@ -113,7 +114,8 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
     keep_checkpoints: int = 2
-    resume: str | None = None  # "latest" or a checkpoint directory
+    resume: str | None = None  # "latest" or a checkpoint directory (rl/rundir.py)
+    overwrite: bool = False  # true: delete a previous run in output_dir and start over (else it is refused)
     report_to: list[str] = field(default_factory=list)  # wandb, tensorboard
     run_name: str | None = None
     log_completions: int = 0  # every N steps, each process appends its samples to completions/rank<r>.jsonl
@@ -163,6 +165,7 @@ CHOICES = {
     "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "data.chat_template": ("auto", "on", "off"),
     "data.budget_mode": ("exact", "max"),
+    "data.bad_rows": ("error", "skip"),
     "eval.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/rollout.py ENGINES; auto: vllm if installed
     "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
@@ -224,6 +227,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             pass
     if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
+    if tp is str and isinstance(value, dict) and list(value.values()) == [None]:  # {question} read as YAML
+        raise ConfigError(f"{key}: YAML read {{{next(iter(value))}}} as a mapping; quote the value, "
+                          f"e.g. {key}='{{{next(iter(value))}}} ...' on the command line or \"...\" in a recipe")
     raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
 
 
@@ -272,7 +278,8 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from e
+            raise ConfigError(f"override '{item}': value is not valid YAML "
+                              f"({getattr(e, 'problem', None) or e}); quote it") from None
         _set_dotted(tree, key.strip(), value)
     return tree
 
@@ -294,7 +301,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"recipe not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}, line {mark.line + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a recipe must be a mapping of sections")
     data = _merge(data, parse_overrides(overrides or []))
@@ -320,6 +332,17 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must be >= 1, got {v}")
     if not 0 <= a.clip_low < 1 or a.clip_high < 0:
         raise ConfigError(f"algo.clip_low must be in [0, 1) and algo.clip_high >= 0")
+    if not t.learning_rate > 0:
+        raise ConfigError(f"train.learning_rate must be > 0, got {t.learning_rate}")
+    from transformers import SchedulerType
+
+    schedulers = [s.value for s in SchedulerType]
+    if t.lr_scheduler not in schedulers:
+        raise ConfigError(f"train.lr_scheduler: '{t.lr_scheduler}' is not one of {schedulers}"
+                          + _closest(t.lr_scheduler, schedulers))
+    if t.overwrite and t.resume:
+        raise ConfigError("train.overwrite=true and train.resume exclude each other: overwrite deletes the run "
+                          "that resume would continue")
     if r.temperature <= 0:
         raise ConfigError("rollout.temperature must be > 0 (use eval for greedy decoding)")
     from .advantages import ADVANTAGES, advantage_option_names

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,12 +53,40 @@ def load_rows(name: str, split: str, subset: str | None = None, num_examples: in
     if path.suffix in LOCAL_FORMATS:
         if not path.exists():
             raise ConfigError(f"data file not found: {path}")
-        ds = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+        if path.suffix == ".jsonl":
+            check_jsonl(path)
+        try:
+            ds = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+        except Exception as e:  # datasets' own errors are walls: one line naming the file
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            raise ConfigError(f"{path}: could not be read as {path.suffix[1:]} ({type(e).__name__}: {first})") from None
     else:
         ds = datasets.load_dataset(name, subset, split=split)
     if num_examples is not None:
         ds = ds.select(range(min(num_examples, len(ds))))
     return [dict(r) for r in ds]
+
+
+def check_jsonl(path: Path) -> None:
+    """One pass over a JSON-lines file: the first undecodable or malformed line is named."""
+    rows = 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ConfigError(f"{path}, line {n}: not UTF-8 (byte {e.start})") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}, line {n}: not valid JSON ({e.msg}, column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}, line {n}: expected a JSON object per line, got {type(row).__name__}")
+            rows += 1
+    if not rows:
+        raise ConfigError(f"{path}: the file has no rows")
 
 
 def use_chat_template(tokenizer, mode: str) -> bool:
@@ -82,7 +112,33 @@ def render_prompt(question: str, cfg: DataConfig, tokenizer, row: dict[str, Any]
     return body, tokenizer(body)["input_ids"]
 
 
-def build_prompts(rows: list[dict[str, Any]], cfg: DataConfig, tokenizer, source: str) -> list[Prompt]:
+@dataclass
+class Row:
+    """A dataset row that passed validation: its id, question and canonical gold answer."""
+
+    index: int
+    id: str
+    question: str
+    answer: str
+    row: dict[str, Any]
+
+
+def _gold(value: Any, fmt: str) -> str:
+    """The canonical gold answer of one row, or ValueError saying what is wrong with it."""
+    if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value):
+        raise ValueError("the gold answer is missing or empty")
+    text = str(value)
+    answer = parse_gold(text, fmt)
+    if fmt == "auto" and "\n" in text.strip() and "####" not in text and "\\boxed" not in text and "\\fbox" not in text:
+        raise ValueError("the gold answer is several lines with no '####' or \\boxed{} marking the answer "
+                         "(set data.answer_format=raw if the whole text is the answer)")
+    return answer
+
+
+def parse_rows(rows: list[dict[str, Any]], cfg: DataConfig, source: str) -> list[Row]:
+    """Check every row before any model is loaded. Rows without a usable question or gold answer
+    are refused (``data.bad_rows=error``, one line naming the first) or dropped with a warning that
+    counts them (``skip``); never silently kept."""
     if not rows:
         raise ConfigError(f"dataset '{source}' is empty")
     columns = set(rows[0])
@@ -93,30 +149,54 @@ def build_prompts(rows: list[dict[str, Any]], cfg: DataConfig, tokenizer, source
             )
     if cfg.id_column and cfg.id_column not in columns:
         raise ConfigError(f"dataset '{source}' has no column '{cfg.id_column}' (data.id_column)")
-    prompts = []
+    good, bad = [], []
     for i, row in enumerate(rows):
-        question = str(row[cfg.question_column])
+        q = row.get(cfg.question_column)
+        pid = str(row[cfg.id_column]) if cfg.id_column else str(row.get("id") or stable_id(str(q)))
         try:
-            answer = parse_gold(str(row[cfg.answer_column]), cfg.answer_format)
+            if q is None or not str(q).strip():
+                raise ValueError("the question is missing or empty")
+            good.append(Row(i, pid, str(q), _gold(row.get(cfg.answer_column), cfg.answer_format), row))
         except ValueError as e:
-            raise ConfigError(f"dataset '{source}' row {i}: {e}") from e
-        pid = str(row[cfg.id_column]) if cfg.id_column else str(row.get("id") or stable_id(question))
+            bad.append((i, pid, str(e)))
+    if bad:
+        i, pid, why = bad[0]
+        what = f"dataset '{source}': {len(bad)} of {len(rows)} rows are unusable (first: row {i}, id {pid}: {why})"
+        if cfg.bad_rows == "error":
+            raise ConfigError(f"{what}; fix them, or drop them with data.bad_rows=skip")
+        warnings.warn(f"{what}; skipped (data.bad_rows=skip)", stacklevel=2)
+        if not good:
+            raise ConfigError(f"dataset '{source}': no usable row left")
+    return good
+
+
+def build_prompts(rows: list[dict[str, Any]] | list[Row], cfg: DataConfig, tokenizer, source: str) -> list[Prompt]:
+    parsed = rows if rows and isinstance(rows[0], Row) else parse_rows(rows, cfg, source)
+    prompts = []
+    for r in parsed:
         # L1 budgets are drawn per step (draw_budgets); until then {budget} renders as the largest
-        stand_in = {"budget": cfg.length_budget[1]} if cfg.length_budget and "budget" not in row else {}
-        text, ids = render_prompt(question, cfg, tokenizer, {**row, **stand_in})
-        meta = {k: v for k, v in row.items() if k not in (cfg.question_column, cfg.answer_column)
+        stand_in = {"budget": cfg.length_budget[1]} if cfg.length_budget and "budget" not in r.row else {}
+        text, ids = render_prompt(r.question, cfg, tokenizer, {**r.row, **stand_in})
+        meta = {k: v for k, v in r.row.items() if k not in (cfg.question_column, cfg.answer_column)
                 and isinstance(v, (int, float, str, bool))}
         meta.setdefault("source", source)
-        prompts.append(Prompt(pid, question, answer, text, ids, meta))
+        prompts.append(Prompt(r.id, r.question, r.answer, text, ids, meta))
     return prompts
+
+
+def load_rows_checked(cfg: DataConfig, *, name: str | None = None, split: str | None = None,
+                      subset: str | None = None, num_examples: int | None = None, seed: int = 0) -> list[Row]:
+    """Read and validate a data set (no tokenizer needed, so it runs before any model is loaded)."""
+    name = name or cfg.name
+    rows = load_rows(name, split or cfg.split, subset if name != cfg.name else (subset or cfg.subset),
+                     num_examples if num_examples is not None else cfg.num_examples, seed, cfg.task_kwargs)
+    return parse_rows(rows, cfg, source=name)
 
 
 def load_prompts(cfg: DataConfig, tokenizer, *, name: str | None = None, split: str | None = None,
                  subset: str | None = None, num_examples: int | None = None, seed: int = 0) -> list[Prompt]:
-    name = name or cfg.name
-    rows = load_rows(name, split or cfg.split, subset if name != cfg.name else (subset or cfg.subset),
-                     num_examples if num_examples is not None else cfg.num_examples, seed, cfg.task_kwargs)
-    return build_prompts(rows, cfg, tokenizer, source=name)
+    rows = load_rows_checked(cfg, name=name, split=split, subset=subset, num_examples=num_examples, seed=seed)
+    return build_prompts(rows, cfg, tokenizer, source=name or cfg.name)
 
 
 def with_budget(prompt: Prompt, budget: int, cfg: DataConfig, tokenizer) -> Prompt:

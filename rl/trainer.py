@@ -19,19 +19,20 @@ from typing import Any
 
 import torch
 
-from rewards import build_rewards
 from rewards.base import Context
 
 from .advantages import compute_advantages
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import atomic_save_dir, atomic_write_text, load_checkpoint, save_checkpoint
 from .config import Config, eval_data_config
 from .distributed import (full_weights, is_sharded, make_accelerator, make_reference, model_state_for_saving,
                           prepare_engine)
-from .data import Prompt, PromptSampler, load_prompts, with_budget
+from .data import Prompt, PromptSampler, build_prompts, with_budget
 from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, resolve_model_path, save_pretrained
+from .preflight import preflight
 from .rollout import SamplingParams, build_engine, resolve_engine
+from .rundir import Start, apply_start
 from .tracking import Tracker
 from .sampling import by_difficulty, collect, gather, group_zero_std_fraction
 from .schedules import length_limit
@@ -55,6 +56,7 @@ class Run:
     eval_prompts: list[Prompt]
     sampler: PromptSampler
     ctx: Context
+    start: Start  # fresh, or the checkpoint to resume from (rl/rundir.py)
 
 
 def setup(cfg: Config) -> Run:
@@ -69,9 +71,12 @@ def setup(cfg: Config) -> Run:
     if is_sharded(acc) and cfg.model.lora_r > 0:
         raise ValueError("model.lora_r > 0 with sharded weights (DeepSpeed ZeRO-3, FSDP) is not supported: "
                          "use DDP or ZeRO-2 for LoRA")
-    if cfg.rollout.prompts_per_step % acc.num_processes:
-        raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible "
-                         f"by the number of processes ({acc.num_processes}): a group never straddles processes")
+    checked = preflight(cfg, acc.num_processes)  # output dir, rewards, data: before any model is loaded
+    acc.wait_for_everyone()  # every process has read the output dir before the main one changes it
+    if acc.is_main_process:
+        apply_start(checked.start)
+    for note in checked.start.notes:
+        acc.print(note)
     if cfg.model.dtype != "float32" and acc.distributed_type.value in ("NO", "MULTI_GPU", "MULTI_CPU"):
         warnings.warn(f"model.dtype={cfg.model.dtype}: AdamW updates {cfg.model.dtype} weights directly (no fp32 "
                       "master copy), so small updates round away; prefer model.dtype=float32 with accelerate's "
@@ -84,12 +89,9 @@ def setup(cfg: Config) -> Run:
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     policy = load_policy(cfg.model, path)
     ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
-    rewards = build_rewards(cfg.rewards)
-    train_prompts = load_prompts(cfg.data, tokenizer, seed=cfg.train.seed)
+    train_prompts = build_prompts(checked.train_rows, cfg.data, tokenizer, cfg.data.name)
     e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
-    eval_prompts = (load_prompts(eval_data, tokenizer, name=e.name or cfg.data.name, split=e.split,
-                                 subset=e.subset, num_examples=e.num_examples, seed=e.seed)
-                    if (e.before or e.after or e.every) else [])
+    eval_prompts = build_prompts(checked.eval_rows, eval_data, tokenizer, e.name or cfg.data.name) if checked.eval_rows else []
     if e.length_budget:
         eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
@@ -109,8 +111,8 @@ def setup(cfg: Config) -> Run:
     prepare_engine(acc, engine)
     ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
                   total_steps=cfg.train.max_steps)
-    return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, rewards, train_prompts,
-               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx)
+    return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
+               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start)
 
 
 def run_eval(run: Run) -> dict[str, Any]:
@@ -177,24 +179,19 @@ def train(cfg: Config) -> dict[str, Any]:
     acc, out = run.acc, Path(cfg.train.output_dir)
     state: dict[str, Any] = {"evals": {}}
     start = 0
-    resume = latest_checkpoint(out) if cfg.train.resume == "latest" else cfg.train.resume
-    if resume:
-        state = load_checkpoint(acc, resume)
-        start = state["step"]
+    if run.start.checkpoint:
+        state = load_checkpoint(acc, run.start.checkpoint)  # verified against its manifest first
+        start = state.pop("step")
         run.sampler.load_state_dict(state["sampler"])
         run.rewards.load_state_dict(state["rewards"])
         run.ctx.state = state["ctx"]
         sync_weights(run)  # vLLM engines still hold the initial weights
         if acc.is_main_process:  # forget what a killed run logged after its last checkpoint
-            log = out / "metrics.jsonl"
-            lines = log.read_text().splitlines() if log.exists() else []
-            log.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= start))
-        acc.print(f"resumed from {resume} at step {start}")
+            for log in [out / "metrics.jsonl", *sorted((out / "completions").glob("rank*.jsonl"))]:
+                keep_steps_upto(log, start)
+        acc.print(f"resumed from {run.start.checkpoint} at step {start}")
     elif acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(out / "completions", ignore_errors=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
     acc.wait_for_everyone()
     if cfg.eval.before and "before" not in state["evals"]:
         state["evals"]["before"] = run_eval(run)
@@ -216,15 +213,33 @@ def train(cfg: Config) -> dict[str, Any]:
         state["evals"]["after"] = run_eval(run)
     full_state = model_state_for_saving(acc, run.policy)  # ZeRO-3 / FSDP: gathered on every process
     if acc.is_main_process:
-        save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, out / "final", state_dict=full_state)
         toy_info = Path(resolve_model_path(cfg.model, progress=False)) / "toy_info.json"
-        if toy_info.is_file():  # `laconic eval runs/x/final` then knows the toy's prompt format
-            shutil.copyfile(toy_info, out / "final" / "toy_info.json")
+
+        def write_final(tmp: Path) -> None:
+            save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, tmp, state_dict=full_state)
+            if toy_info.is_file():  # `laconic eval runs/x/final` then knows the toy's prompt format
+                shutil.copyfile(toy_info, tmp / "toy_info.json")
+
+        atomic_save_dir(out / "final", write_final)
         summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path}
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
         print_table(summary)
     acc.wait_for_everyone()
     return state["evals"]
+
+
+def keep_steps_upto(log: Path, step: int) -> None:
+    """Keep the rows of a JSON-lines log up to ``step``; a line cut short by a kill is dropped."""
+    if not log.exists():
+        return
+    rows = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                rows.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    atomic_write_text(log, "".join(rows))
 
 
 def entropy_mask(run: Run, samples) -> torch.Tensor | None:
