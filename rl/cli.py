@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RewardConfigError) as e:
         return fail(f"config error: {e}")
     except RewardError as e:
-        return fail(f"reward error: {e}")
+        return fail(f"reward error: {e} (checkpoints already written are intact: fix the reward, then "
+                    "continue with train.resume=latest)")
     except CheckpointError as e:
         return fail(f"checkpoint error: {e}")
     return 0

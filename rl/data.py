@@ -55,11 +55,14 @@ def load_rows(name: str, split: str, subset: str | None = None, num_examples: in
             raise ConfigError(f"data file not found: {path}")
         if path.suffix == ".jsonl":
             check_jsonl(path)
+        datasets.disable_progress_bars()  # a local file loads in moments; its bars only add noise
         try:
             ds = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
         except Exception as e:  # datasets' own errors are walls: one line naming the file
             first = (str(e).strip().splitlines() or [""])[0][:300]
             raise ConfigError(f"{path}: could not be read as {path.suffix[1:]} ({type(e).__name__}: {first})") from None
+        finally:
+            datasets.enable_progress_bars()
     else:
         ds = datasets.load_dataset(name, subset, split=split)
     if num_examples is not None:

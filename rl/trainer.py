@@ -198,17 +198,19 @@ def train(cfg: Config) -> dict[str, Any]:
         acc.print(f"before training: {format_eval(state['evals']['before'])}")
     tracker = Tracker(acc, out, cfg.train.max_steps, start, cfg.train.report_to, cfg.train.run_name, cfg.to_dict())
     fail_at = int(os.environ.get("LACONIC_FAIL_AT_STEP", "0"))  # test hook: simulate a crash
-    for step in range(start + 1, cfg.train.max_steps + 1):
-        if step == fail_at:
-            os._exit(17)
-        metrics = train_step(run, step)
-        if cfg.eval.every and step % cfg.eval.every == 0:
-            metrics.update({f"eval/{k}": v for k, v in run_eval(run).items() if not isinstance(v, dict)})
-        tracker.log(metrics, step)
-        if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.max_steps:
-            state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state)
-            save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints)
-    tracker.close()
+    try:
+        for step in range(start + 1, cfg.train.max_steps + 1):
+            if step == fail_at:
+                os._exit(17)
+            metrics = train_step(run, step)
+            if cfg.eval.every and step % cfg.eval.every == 0:
+                metrics.update({f"eval/{k}": v for k, v in run_eval(run).items() if not isinstance(v, dict)})
+            tracker.log(metrics, step)
+            if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.max_steps:
+                state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state)
+                save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints)
+    finally:
+        tracker.close()  # also on an error: its message then starts on a line of its own
     if cfg.eval.after:
         state["evals"]["after"] = run_eval(run)
     full_state = model_state_for_saving(acc, run.policy)  # ZeRO-3 / FSDP: gathered on every process

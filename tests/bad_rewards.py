@@ -1,0 +1,13 @@
+"""User rewards that misbehave, for tests/test_reliability.py (referenced as 'tests.bad_rewards:NAME')."""
+
+
+def raises(samples, ctx):
+    raise KeyError("gold")
+
+
+def nan(samples, ctx):
+    return [float("nan")] * len(samples)
+
+
+def too_few(samples, ctx):
+    return [0.0] * (len(samples) - 1)
