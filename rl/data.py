@@ -82,7 +82,7 @@ def check_jsonl(path: Path) -> None:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise ConfigError(f"{path}, line {n}: not valid JSON ({e.msg}, column {e.colno})") from None
             if not isinstance(row, dict):

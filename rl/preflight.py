@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from rewards import build_rewards
+from rewards import RewardError, build_rewards
 from rewards.base import Context, Sample
 
 from .config import Config, ConfigError, eval_data_config
@@ -47,7 +47,7 @@ def preflight(cfg: Config, num_processes: int) -> Checked:
 
 def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
     """Score (and update) a copy of ``rewards`` on two made-up groups built from real rows: each
-    has right and wrong, short, long and truncated completions. Raises the reward's ``RewardError``."""
+    has right and wrong, short, long and truncated completions. A reward that fails is a ``ConfigError``."""
     G, limit = cfg.rollout.group_size, cfg.rollout.max_new_tokens
     samples = []
     for g, row in enumerate(rows[:2]):
@@ -65,5 +65,8 @@ def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
                                   meta=meta, completion_ids=[1 + (i % 7) for i in range(length)]))
     ctx = Context(step=1, max_length=limit, group_size=G, total_steps=cfg.train.max_steps)
     trial = copy.deepcopy(rewards)
-    trial.score(samples, dataclasses.replace(ctx))
-    trial.update(samples, ctx)
+    try:
+        trial.score(samples, dataclasses.replace(ctx))
+        trial.update(samples, ctx)
+    except RewardError as e:
+        raise ConfigError(f"rewards: {e} (in a trial scoring of made-up samples of the data, before training)") from None

@@ -11,3 +11,9 @@ def nan(samples, ctx):
 
 def too_few(samples, ctx):
     return [0.0] * (len(samples) - 1)
+
+
+def fails_at_step_2(samples, ctx):
+    if ctx.step == 2:
+        raise ValueError("cannot score step 2")
+    return [float(bool(s.correct)) for s in samples]

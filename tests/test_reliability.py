@@ -223,7 +223,7 @@ BAD = [
     (["rewards=[{name: dlr}]"], "did you mean 'dler'"),
     (["rewards=[{name: dler, limt: 3}]"], "rewards[0]"),
     (["rewards=[{name: 'no_such_pkg.mod:fn'}]"], "no_such_pkg"),
-    (["rewards=[{name: 'tests.bad_rewards:raises'}]"], "reward error: reward 'tests.bad_rewards:raises' failed"),
+    (["rewards=[{name: 'tests.bad_rewards:raises'}]"], "config error: rewards: reward 'tests.bad_rewards:raises' failed"),
     (["rewards=[{name: 'tests.bad_rewards:nan'}]"], "nan"),
     (["rewards=[{name: 'tests.bad_rewards:too_few'}]"], "wrong number of values"),
     (["data.prompt_template={question}"], "quote"),
@@ -301,3 +301,15 @@ def test_atomic_save_dir_keeps_the_old_directory_when_the_write_fails(tmp_path):
         atomic_save_dir(final, half_write)
     assert (final / "config.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final"]
+
+
+def test_a_reward_failing_mid_run_is_one_line_and_the_run_resumes(untrained_toy, tmp_path):
+    out = tmp_path / "run"
+    args = overrides(untrained_toy, out, "train.save_every=1", "eval.before=false", "eval.after=false",
+                     "rewards=[{name: 'tests.bad_rewards:fails_at_step_2'}]")
+    p = laconic(args)
+    assert p.returncode == 2
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("laconic: reward error: reward 'tests.bad_rewards:fails_at_step_2' failed: ValueError"), last
+    assert "train.resume=latest" in last and "Traceback" not in p.stderr
+    assert [d.name for d in checkpoint_dirs(out)] == ["checkpoint-000001"]
