@@ -28,6 +28,7 @@ from .dapo import DAPOOverlong
 from .l1 import L1Exact, L1Max, budget_prompt, sample_budget
 from .gates import ConciseR, Gate, GRPOLambda, RemainingBudget
 from .adactrl import AdaCtrl
+from .arlcp import ARLCP
 from .trl import as_trl_reward, from_trl
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "sample_correct",
     # concise-reasoning methods
     "AdaCtrl",
+    "ARLCP",
     "CEEH",
     "ConciseR",
     "CosineScaled",

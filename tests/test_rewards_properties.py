@@ -33,6 +33,7 @@ def trl_fn(prompts, completions, completion_ids=None, **kwargs):
 SMALL_GRID = {"lower_bound": 8, "upper": MAX_LEN, "step": 8, "monitor_every": 1}
 SPECS = {
     "adactrl": {},
+    "arlcp": {},
     "ceeh": {},
     "ceeh_loose": {"name": "ceeh", "strict": False},
     "concise_r": {},
