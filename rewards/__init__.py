@@ -29,6 +29,7 @@ from .l1 import L1Exact, L1Max, budget_prompt, sample_budget
 from .gates import ConciseR, Gate, GRPOLambda, RemainingBudget
 from .adactrl import AdaCtrl
 from .arlcp import ARLCP
+from .e1 import E1Effort, effort_prompt, sample_effort
 from .trl import as_trl_reward, from_trl
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "CosineScaled",
     "DADLER",
     "DAPOOverlong",
+    "E1Effort",
     "GRPOLambda",
     "Gate",
     "HAPO",
@@ -84,7 +86,9 @@ __all__ = [
     "RepetitionPenalty",
     "bucket_targets",
     "budget_prompt",
+    "effort_prompt",
     "sample_budget",
+    "sample_effort",
     # TRL interop
     "as_trl_reward",
     "from_trl",

@@ -44,6 +44,7 @@ SPECS = {
     "dapo_overlong": {},
     "dapo_overlong_small": {"name": "dapo_overlong", "buffer": 16},
     "dler": {},
+    "e1": {"effort": 0.8},
     "format": {},
     "gate": {"reward": {"name": "kimi_length"}, "otherwise": {"name": "hapo"}, "condition": "mixed"},
     "grpo_lambda": {},
