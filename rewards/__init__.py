@@ -14,6 +14,7 @@ from .compose import ComposedReward, RewardError, build_rewards
 from .verify import answers_match, extract_answer, is_correct, last_boxed, math_verify_match, parse_gold
 from .correctness import Correctness, sample_correct
 from .format import Format
+from .format_length import FormatLength
 from .truncation import DLER, TruncationPenalty, is_truncated
 from .repetition import RepetitionPenalty
 from .da_dler import DADLER
@@ -60,6 +61,7 @@ __all__ = [
     "Correctness",
     "DLER",
     "Format",
+    "FormatLength",
     "TruncationPenalty",
     "is_truncated",
     "sample_correct",

@@ -46,6 +46,8 @@ SPECS = {
     "dler": {},
     "e1": {"effort": 0.8},
     "format": {},
+    "format_length": {},
+    "format_length_limit": {"name": "format_length", "reference_length": None, "open_tag": None},
     "gate": {"reward": {"name": "kimi_length"}, "otherwise": {"name": "hapo"}, "condition": "mixed"},
     "grpo_lambda": {},
     "hapo": {},
