@@ -53,6 +53,7 @@ class Context:
     group_size: int = 1
     total_steps: int | None = None
     state: dict[str, Any] = field(default_factory=dict)  # free per-run scratch, checkpointed
+    chat: bool | None = None  # prompts rendered with a chat template (None: unknown); TRL functions then get messages
 
 
 @runtime_checkable
