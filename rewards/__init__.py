@@ -1,4 +1,4 @@
-"""laconic's reward library: composable rewards for concise reasoning (DESIGN.md, "Reward modules").
+"""laconic's reward library: composable rewards for concise reasoning (docs/design.md, "The reward contract").
 
 A leaf package: it imports nothing from ``rl`` and works on its own (e.g. with TRL). A reward is
 ``(samples: list[Sample], ctx: Context) -> list[float]``; recipes compose them as data::

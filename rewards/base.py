@@ -1,4 +1,4 @@
-"""The reward contract (DESIGN.md, "Reward modules").
+"""The reward contract (docs/design.md, "The reward contract").
 
 A reward takes the *global* sample table of one step and a :class:`Context` and returns one
 float per sample::
