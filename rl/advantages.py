@@ -45,21 +45,28 @@ advantages[N]``; the keyword-only part is optional (see "Facts and options" belo
                 e.g. DLER's 0 for truncated answers, P_g is whatever beat the group mean).
 - ``canon``     CANON, conditional advantage estimation (Chen et al., arXiv 2509.23962; released
                 code biuboomc/CANON ``verl/trainer/ppo/core_algos.py``,
-                ``compute_dr_length_on_mean_group_outcome_advantage``). Fact: ``lengths``. Each
-                group is sorted by length (stable: ties keep sample order) and split at n//2 into
-                a short half S (the n//2 shortest) and a long half Λ (the rest; the odd one out
-                goes there), with reward means mu_S, mu_Λ. Options ``alpha`` (1), ``beta`` (0),
-                ``lam`` (lambda, 1):
-                    long  i in Λ:  A_i = lam (alpha r_i - mu_S + beta) + (1 - lam)(r_i - mu_Λ)
-                    short i in S:  A_i = lam (r_i - alpha mu_Λ - beta) + (1 - lam)(r_i - mu_S)
+                ``compute_dr_length_on_mean_group_outcome_advantage`` and
+                ``compute_dr_entropy_per_token_group_outcome_advantage``). Option ``split``:
+                ``length`` (fact ``lengths``) or ``entropy`` (fact ``entropies``, each sample's
+                mean token entropy under the training policy; :func:`advantage_needs` tells the
+                trainer to compute them, as for rewards that declare ``needs = {"entropy"}``).
+                Each group is sorted by the key (stable: ties keep sample order) and split at
+                n//2 into a lower half Lo (the n//2 smallest) and an upper half Up (the rest; the
+                odd one out goes there), with reward means mu_Lo, mu_Up. Options ``alpha`` (1),
+                ``beta`` (0), ``lam`` (lambda, 1). Length split (Lo = short, Up = long):
+                    long  i in Up:  A_i = lam (alpha r_i - mu_Lo + beta) + (1 - lam)(r_i - mu_Up)
+                    short i in Lo:  A_i = lam (r_i - alpha mu_Up - beta) + (1 - lam)(r_i - mu_Lo)
+                Entropy split (alpha sits on the low side, as in the released code):
+                    high  i in Up:  A_i = lam (r_i - alpha mu_Lo + beta) + (1 - lam)(r_i - mu_Up)
+                    low   i in Lo:  A_i = lam (alpha r_i - mu_Up - beta) + (1 - lam)(r_i - mu_Lo)
                 The first term compares across the halves (which trend earns more reward), the
                 second within a half. lam = 1/2, alpha = 1, beta = 0 is Dr.GRPO (r_i - mean_g) for
                 an even group. No std scaling. The paper's 1/L_max factor is not applied here: the
                 released code divides by the response limit only with verl's
-                "seq-mean-token-sum" loss, which laconic's ``algo.loss_agg:
+                "seq-mean-token-sum" loss, and laconic's ``algo.loss_agg:
                 seq-mean-token-sum-norm`` already divides by L_norm (``rollout.max_new_tokens``).
                 Our choices: a group of one sample gets 0 (the code gives it r_i); a group whose
-                lengths are all equal has no split and gets Dr.GRPO's r_i - mean_g.
+                keys are all equal has no split and gets Dr.GRPO's r_i - mean_g.
                 ``lambda_schedule`` (``constant`` | ``cosine_restart`` | ``accuracy``) replaces
                 ``lam`` by a value per step (the code's ``*_cosine_restart[_r]`` and ``*_annel``):
                     cosine_restart (fact ``step``): w = (step+1)/W while step < W (warm-up), then
@@ -70,14 +77,6 @@ advantages[N]``; the keyword-only part is optional (see "Facts and options" belo
                         base 0.4, peak 1 its "cosine_restart_r" (lam = 0.4 + 0.6 w).
                     accuracy: lam = the batch's mean reward, clipped to [0, 1] (the code's "annel",
                         for 0/1 rewards; the clip is ours).
-- ``canon_entropy``  CANON split by each sample's mean token entropy of the policy instead of its
-                length (the code's ``compute_dr_entropy_per_token_group_outcome_advantage``).
-                Fact: ``entropies`` (the trainer computes them as for rewards that declare
-                ``needs = {"entropy"}``; :func:`advantage_needs`). Low half Lo (n//2 lowest), high
-                half Hi; alpha sits on the low side here, as in the released code:
-                    high i in Hi:  A_i = lam (r_i - alpha mu_Lo + beta) + (1 - lam)(r_i - mu_Hi)
-                    low  i in Lo:  A_i = lam (alpha r_i - mu_Hi - beta) + (1 - lam)(r_i - mu_Lo)
-                With alpha = 1 both splits use the same formula on their own sort key.
 
 ``mean_g``/``std_g`` are over the sample's group; ``std_B`` over all samples of the step.
 Standard deviations use Bessel's correction (``torch.std``), as TRL and verl do; a group or batch
@@ -154,10 +153,13 @@ def advantage_facts(name: str) -> dict[str, bool]:
     }
 
 
-def advantage_needs(name: str) -> frozenset[str]:
-    """Expensive per-sample facts estimator ``name`` requires, in the rewards' ``needs`` vocabulary:
-    ``{"entropy"}`` when it requires ``entropies`` (the trainer then runs the entropy pass)."""
-    return frozenset({"entropy"}) if advantage_facts(name).get("entropies") else frozenset()
+def advantage_needs(name: str, options: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """Expensive per-sample facts estimator ``name`` (with ``options``) needs, in the rewards'
+    ``needs`` vocabulary: ``{"entropy"}`` when it requires ``entropies`` or its options ask for
+    them (``canon`` with ``split: entropy``); the trainer then runs the entropy pass."""
+    fn = _estimator(name)
+    needs = {"entropy"} if advantage_facts(name).get("entropies") else set()
+    return frozenset(needs | set(getattr(fn, "needs_for", lambda o: ())(dict(options or {}))))
 
 
 # ----------------------------------------------------------------------------- shared statistics
@@ -269,6 +271,7 @@ def drpo(
 
 
 LAMBDA_SCHEDULES = ("constant", "cosine_restart", "accuracy")
+CANON_SPLITS = ("length", "entropy")
 
 
 def _exact_mean(x: torch.Tensor) -> torch.Tensor:
@@ -329,8 +332,10 @@ def canon(
     groups: torch.Tensor,
     eps: float = 1e-6,
     *,
-    lengths: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    entropies: torch.Tensor | None = None,
     step: int | None = None,
+    split: str = "length",
     alpha: float = 1.0,
     beta: float = 0.0,
     lam: float = 1.0,
@@ -341,32 +346,18 @@ def canon(
     lambda_steps: int = 150,
     lambda_cycles: int = 3,
 ) -> torch.Tensor:
+    if split not in CANON_SPLITS:
+        raise ValueError(f"advantage estimator 'canon': split must be one of {CANON_SPLITS}, got {split!r}")
+    key = lengths if split == "length" else entropies
+    if key is None:
+        fact = "lengths" if split == "length" else "entropies"
+        raise ValueError(f"advantage estimator 'canon' with split={split} needs {fact}")
     lam = canon_lambda(lambda_schedule, lam, step, rewards, lambda_base, lambda_peak, lambda_warmup,
                        lambda_steps, lambda_cycles)
-    return _canon(rewards, groups, lengths, alpha, beta, lam, alpha_on_upper=True)
+    return _canon(rewards, groups, key, alpha, beta, lam, alpha_on_upper=split == "length")
 
 
-@register_advantage("canon_entropy")
-def canon_entropy(
-    rewards: torch.Tensor,
-    groups: torch.Tensor,
-    eps: float = 1e-6,
-    *,
-    entropies: torch.Tensor,
-    step: int | None = None,
-    alpha: float = 1.0,
-    beta: float = 0.0,
-    lam: float = 1.0,
-    lambda_schedule: str = "constant",
-    lambda_base: float = 1.0,
-    lambda_peak: float = 0.4,
-    lambda_warmup: int = 30,
-    lambda_steps: int = 150,
-    lambda_cycles: int = 3,
-) -> torch.Tensor:
-    lam = canon_lambda(lambda_schedule, lam, step, rewards, lambda_base, lambda_peak, lambda_warmup,
-                       lambda_steps, lambda_cycles)
-    return _canon(rewards, groups, entropies, alpha, beta, lam, alpha_on_upper=False)
+canon.needs_for = lambda options: frozenset({"entropy"}) if options.get("split") == "entropy" else frozenset()
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -220,7 +220,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from rl.advantages import ADVANTAGES, grpo  # noqa: E402
 
-ZERO_FOR_UNIFORM = ("grpo", "batch_std", "none", "rloo", "drpo", "canon", "canon_entropy")
+ZERO_FOR_UNIFORM = ("grpo", "batch_std", "none", "rloo", "drpo", "canon")
 
 
 @st.composite

@@ -20,6 +20,11 @@ def canon(rewards, lengths, groups=None, **options):
     return compute_advantages("canon", rewards, groups, lengths=lengths, options=options).tolist()
 
 
+def entropy_split(rewards, entropies, **options):
+    return compute_advantages("canon", rewards, [0] * len(rewards), entropies=entropies,
+                              options={"split": "entropy", **options}).tolist()
+
+
 def test_inter_intra_and_dr_grpo_midpoint():
     assert canon(R, L) == pytest.approx(INTER)  # code default: lambda = 1
     assert canon(R, L, lam=0.0) == pytest.approx(INTRA)
@@ -64,22 +69,27 @@ def test_groups_are_separate():
 def test_entropy_split_puts_alpha_on_the_low_side():
     # entropies 0.9 0.1 0.5 0.3, rewards 0 1 1 1: low {0.1, 0.3} mu 1, high {0.5, 0.9} mu 0.5
     r, h = [0.0, 1.0, 1.0, 1.0], [0.9, 0.1, 0.5, 0.3]
-    a = compute_advantages("canon_entropy", r, [0] * 4, entropies=h, options={"alpha": 2.0}).tolist()
+    a = entropy_split(r, h, alpha=2.0)
     assert a == pytest.approx([-2.0, 1.5, -1.0, 1.5])  # high: r - 2 mu_lo; low: 2 r - mu_hi
     # the length split on the same key puts alpha on the long (upper) side
     assert canon(r, h, alpha=2.0) == pytest.approx([-1.0, 0.0, 1.0, 0.0])
     # with alpha = 1 the two agree
-    a1 = compute_advantages("canon_entropy", r, [0] * 4, entropies=h, options={"lam": 0.3}).tolist()
-    assert a1 == pytest.approx(canon(r, h, lam=0.3))
+    assert entropy_split(r, h, lam=0.3) == pytest.approx(canon(r, h, lam=0.3))
 
 
 def test_entropy_split_needs_entropies():
-    assert advantage_facts("canon_entropy") == {"entropies": True, "step": False}
-    assert advantage_needs("canon_entropy") == {"entropy"} and advantage_needs("canon") == set()
-    with pytest.raises(ValueError, match="'canon_entropy' needs entropies"):
-        compute_advantages("canon_entropy", R, [0] * 4, lengths=L)
+    assert advantage_facts("canon") == {"lengths": False, "entropies": False, "step": False}
+    assert advantage_needs("canon", {"split": "entropy"}) == {"entropy"}
+    assert advantage_needs("canon") == advantage_needs("canon", {"split": "length"}) == set()
+    assert advantage_needs("grpo") == set()
+    with pytest.raises(ValueError, match="split=entropy needs entropies"):
+        compute_advantages("canon", R, [0] * 4, lengths=L, options={"split": "entropy"})
+    with pytest.raises(ValueError, match="split=length needs lengths"):
+        compute_advantages("canon", R, [0] * 4)
+    with pytest.raises(ValueError, match="split must be one of"):
+        canon(R, L, split="len")
     with pytest.raises(ValueError, match="entropies must be finite"):
-        compute_advantages("canon_entropy", R, [0] * 4, entropies=[0.1, math.nan, 0.2, 0.3])
+        entropy_split(R, [0.1, math.nan, 0.2, 0.3])
 
 
 def lam_seen(**options):
