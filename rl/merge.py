@@ -1,4 +1,4 @@
-"""Update-selective merging of an RL-tuned model back into its base (DLER).
+"""Merging fine-tuned models into their base: DLER's update-selective merge, and long-to-short merging.
 
 Source: DLER, "Doing Length pEnalty Right" (arXiv 2510.15110, NVlabs/DLER), section
 "Update-selective merging". After RL toward short reasoning, most of the accuracy lost on hard
