@@ -1,4 +1,4 @@
-"""laconic's reward library: composable rewards for concise reasoning (DESIGN.md, "Reward modules").
+"""laconic's reward library: composable rewards for concise reasoning (docs/design.md, "The reward contract").
 
 A leaf package: it imports nothing from ``rl`` and works on its own (e.g. with TRL). A reward is
 ``(samples: list[Sample], ctx: Context) -> list[float]``; recipes compose them as data::
@@ -14,6 +14,7 @@ from .compose import ComposedReward, RewardError, build_rewards
 from .verify import answers_match, extract_answer, is_correct, last_boxed, math_verify_match, parse_gold
 from .correctness import Correctness, sample_correct
 from .format import Format
+from .format_length import FormatLength
 from .truncation import DLER, TruncationPenalty, is_truncated
 from .repetition import RepetitionPenalty
 from .da_dler import DADLER
@@ -28,6 +29,8 @@ from .dapo import DAPOOverlong
 from .l1 import L1Exact, L1Max, budget_prompt, sample_budget
 from .gates import ConciseR, Gate, GRPOLambda, RemainingBudget
 from .adactrl import AdaCtrl
+from .arlcp import ARLCP
+from .e1 import E1Effort, effort_prompt, sample_effort
 from .trl import as_trl_reward, from_trl
 
 __all__ = [
@@ -58,16 +61,19 @@ __all__ = [
     "Correctness",
     "DLER",
     "Format",
+    "FormatLength",
     "TruncationPenalty",
     "is_truncated",
     "sample_correct",
     # concise-reasoning methods
     "AdaCtrl",
+    "ARLCP",
     "CEEH",
     "ConciseR",
     "CosineScaled",
     "DADLER",
     "DAPOOverlong",
+    "E1Effort",
     "GRPOLambda",
     "Gate",
     "HAPO",
@@ -82,7 +88,9 @@ __all__ = [
     "RepetitionPenalty",
     "bucket_targets",
     "budget_prompt",
+    "effort_prompt",
     "sample_budget",
+    "sample_effort",
     # TRL interop
     "as_trl_reward",
     "from_trl",

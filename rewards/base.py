@@ -1,4 +1,4 @@
-"""The reward contract (DESIGN.md, "Reward modules").
+"""The reward contract (docs/design.md, "The reward contract").
 
 A reward takes the *global* sample table of one step and a :class:`Context` and returns one
 float per sample::
@@ -53,6 +53,7 @@ class Context:
     group_size: int = 1
     total_steps: int | None = None
     state: dict[str, Any] = field(default_factory=dict)  # free per-run scratch, checkpointed
+    chat: bool | None = None  # prompts rendered with a chat template (None: unknown); TRL functions then get messages
 
 
 @runtime_checkable

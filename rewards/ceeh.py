@@ -8,7 +8,7 @@ arXiv 2602.22642 (QinwenLuo/CEEH). Per prompt x, with Acc(x) = the group's accur
   not hard) - :meth:`CEEH.is_hard` / :meth:`CEEH.hard_prompts` let the trainer restrict its
   entropy regularization to hard prompts;
 * reference length ``L_x`` = EMA of the per-step shortest correct length: the first observation
-  sets it; then eta = 0.2 when the new shortest is *shorter* than L_x, else 0.05 (METHODS.md only
+  sets it; then eta = 0.2 when the new shortest is *shorter* than L_x, else 0.05 (the paper only
   says "0.2 / 0.05"; the direction follows the released code: adopt improvements fast).
 
 Reward (beta = 0.1), with Acc_h and L_x from *before* the batch (histories change only in

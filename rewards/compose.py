@@ -1,6 +1,6 @@
 """Composition of rewards: a weighted sum with named, validated components.
 
-Composition is data, not code (DESIGN.md, "Reward modules"): a recipe lists rewards with
+Composition is data, not code (docs/design.md, "The reward contract"): a recipe lists rewards with
 weights and :func:`build_rewards` turns the list into one :class:`ComposedReward`::
 
     total_i = sum_k  w_k * r_k(samples, ctx)_i

@@ -1,4 +1,4 @@
-"""Reward registry: the names a recipe uses -> reward factories (DESIGN.md, "Reward modules").
+"""Reward registry: the names a recipe uses -> reward factories (docs/design.md, "The reward contract").
 
 A recipe lists rewards as data::
 

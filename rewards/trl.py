@@ -18,18 +18,27 @@ completion:
   the other list columns go to ``s.meta`` (e.g. ``budget`` for L1); ``completion_ids`` are kept.
 
 Conversational prompts/completions (lists of ``{"role", "content"}`` messages) are reduced to the
-text of their contents. The returned function scores, then calls the reward's ``update`` (so
-history-based rewards such as HAPO keep learning), and carries the reward as ``fn.reward``.
-Caveat: TRL computes rewards on each process's slice; a group-level reward sees only the
-completions of the group that lie on this process.
+text of their contents (and ``ctx.chat`` is set). The returned function scores, then calls the
+reward's ``update`` (so history-based rewards such as HAPO keep learning), and carries the reward
+as ``fn.reward``. Caveat: TRL computes rewards on each process's slice; a group-level reward sees
+only the completions of the group that lie on this process.
 
 :func:`from_trl` - the other way: a TRL-signature function as a laconic
-:class:`~rewards.base.Reward` (``prompts``/``completions`` from the samples, ``completion_ids``
-when every sample has them, ``answer`` and every ``meta`` key as keyword lists, plus the fixed
-keyword arguments). A ``None`` value (TRL's "not applicable") becomes 0.0. In a recipe::
+:class:`~rewards.base.Reward`, called with what TRL's ``GRPOTrainer`` passes (trl 1.x,
+``_calculate_rewards``): ``prompts``, ``completions``, ``completion_ids`` (when every sample has
+them), every dataset column as a keyword list (``answer``, the same gold again as ``solution`` -
+the column TRL's ``accuracy_reward`` reads - and every ``meta`` key, a real ``solution`` column
+winning), ``trainer_state`` (a ``transformers.TrainerState`` with ``global_step`` = ``ctx.step``,
+``max_steps`` = ``ctx.total_steps``) and no-op ``log_extra`` / ``log_metric`` callbacks, plus the
+fixed keyword arguments. When the prompts used a chat template (``ctx.chat``, or
+``conversational=True``), completions are ``[{"role": "assistant", "content": text}]`` and prompts
+``[{"role": "user", "content": text}]`` (the rendered prompt text: laconic keeps no message list).
+A function whose ``completion_ids`` parameter has no default declares ``needs = {"completion_ids"}``.
+A ``None`` value (TRL's "not applicable") becomes 0.0. In a recipe::
 
     rewards:
       - {name: trl, function: "my_pkg.rewards:format_reward", some_kwarg: 3}
+      - {name: trl, function: "trl.rewards:think_format_reward", conversational: true}
 
 >>> from rewards.base import Sample, Context
 >>> fn = as_trl_reward({"name": "kimi_length"})
@@ -47,15 +56,17 @@ keyword arguments). A ``None`` value (TRL's "not applicable") becomes 0.0. In a 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from .base import Context, FunctionReward, Reward, Sample
 from .compose import ComposedReward, _validate, build_rewards
 from .registry import RewardConfigError, _import_object, _is_reward_function, build_reward, register_reward
 
-__all__ = ["TRLFunction", "as_trl_reward", "from_trl", "samples_from_trl"]
+__all__ = ["TRLFunction", "as_trl_reward", "from_trl", "samples_from_trl", "trainer_state"]
 
 #: dataset columns that are not copied into ``meta``
 _RESERVED = ("trainer_state", "truncated")
@@ -192,7 +203,8 @@ def as_trl_reward(
         for s in samples:
             sizes[s.group] = sizes.get(s.group, 0) + 1
         ctx = Context(step=int(getattr(state, "global_step", 0) or 0), max_length=max_length,
-                      group_size=group_size or (max(sizes.values()) if sizes else 1))
+                      group_size=group_size or (max(sizes.values()) if sizes else 1),
+                      chat=bool(prompts) and not isinstance(prompts[0], str))
         values = _validate(display, reward(samples, ctx), samples)
         reward.update(samples, ctx)
         return values
@@ -202,41 +214,78 @@ def as_trl_reward(
     return trl_reward
 
 
+def _noop(*args: Any, **kwargs: Any) -> None:
+    """Stands in for TRL's ``log_extra`` / ``log_metric`` callbacks."""
+
+
+def trainer_state(ctx: Context) -> Any:
+    """What TRL passes as ``trainer_state``: a ``transformers.TrainerState`` at ``ctx.step``."""
+    try:
+        from transformers import TrainerState
+    except ImportError:  # the reward library does not require transformers
+        return SimpleNamespace(global_step=ctx.step, max_steps=ctx.total_steps or 0, epoch=None)
+    return TrainerState(global_step=ctx.step, max_steps=ctx.total_steps or 0)
+
+
+def _requires(fn: Callable[..., Any], param: str) -> bool:
+    try:
+        p = inspect.signature(fn).parameters.get(param)
+    except (TypeError, ValueError):
+        return False
+    return p is not None and p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+
+
 class TRLFunction(Reward):
     """A TRL-signature reward function adapted to ``(samples, ctx) -> list[float]``."""
 
     def __init__(self, fn: Callable[..., Any], fixed_kwargs: Mapping[str, Any] | None = None,
-                 name: str | None = None):
+                 name: str | None = None, conversational: bool | None = None):
         if not callable(fn):
             raise TypeError(f"from_trl needs a callable, got {fn!r}")
+        if conversational is not None and not isinstance(conversational, bool):
+            raise TypeError(f"conversational must be true, false or null, got {conversational!r}")
         self.fn = fn
         self.fixed_kwargs = dict(fixed_kwargs or {})
         self.name = name or getattr(fn, "__name__", "trl")
+        self.conversational = conversational
+        self.needs = frozenset({"completion_ids"}) if _requires(fn, "completion_ids") else frozenset()
 
     def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
         if not samples:
             return []
         ids = [s.completion_ids for s in samples]
-        columns: dict[str, list[Any]] = {"answer": [s.answer for s in samples]}
+        if "completion_ids" in self.needs and any(x is None for x in ids):
+            raise ValueError(f"TRL reward '{self.name}' needs completion_ids, but some samples have none "
+                             "(the trainer attaches them for rewards that declare needs={'completion_ids'})")
+        prompts: list[Any] = [s.prompt for s in samples]
+        completions: list[Any] = [s.completion for s in samples]
+        if self.conversational if self.conversational is not None else bool(ctx.chat):
+            prompts = [[{"role": "user", "content": p}] for p in prompts]
+            completions = [[{"role": "assistant", "content": c}] for c in completions]
+        gold = [s.answer for s in samples]
+        columns: dict[str, Any] = {"answer": gold, "solution": gold}
         for key in dict.fromkeys(k for s in samples for k in s.meta):
             columns[key] = [s.meta.get(key) for s in samples]
+        columns.update(trainer_state=trainer_state(ctx), log_extra=_noop, log_metric=_noop)
         columns.update(self.fixed_kwargs)
-        out = self.fn(prompts=[s.prompt for s in samples], completions=[s.completion for s in samples],
+        out = self.fn(prompts=prompts, completions=completions,
                       completion_ids=None if any(x is None for x in ids) else ids, **columns)
         return [0.0 if v is None else v for v in out]
 
 
-def from_trl(fn: Callable[..., Any], /, **fixed_kwargs: Any) -> Reward:
-    """A laconic :class:`Reward` calling the TRL-signature ``fn`` with ``fixed_kwargs`` added."""
-    return TRLFunction(fn, fixed_kwargs)
+def from_trl(fn: Callable[..., Any], /, conversational: bool | None = None, **fixed_kwargs: Any) -> Reward:
+    """A laconic :class:`Reward` calling the TRL-signature ``fn`` with ``fixed_kwargs`` added
+    (``conversational``: chat-format prompts/completions; None follows ``ctx.chat``)."""
+    return TRLFunction(fn, fixed_kwargs, conversational=conversational)
 
 
 @register_reward("trl")
-def trl_function(function: str, **kwargs: Any) -> Reward:
-    """Recipe form ``{name: trl, function: "pkg.mod:fn", ...}``: extra keys are fixed kwargs of ``fn``."""
+def trl_function(function: str, conversational: bool | None = None, **kwargs: Any) -> Reward:
+    """Recipe form ``{name: trl, function: "pkg.mod:fn", ...}``: extra keys are fixed kwargs of ``fn``
+    (``conversational`` is ours: chat-format prompts/completions; null follows ``ctx.chat``)."""
     if not isinstance(function, str) or ":" not in function:
         raise RewardConfigError(f"reward 'trl': function must look like 'package.module:function', got {function!r}")
     fn = _import_object(function)
     if not callable(fn):
         raise RewardConfigError(f"reward 'trl': '{function}' is not callable")
-    return TRLFunction(fn, kwargs, name=function.rpartition(":")[2])
+    return TRLFunction(fn, kwargs, name=function.rpartition(":")[2], conversational=conversational)

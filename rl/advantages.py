@@ -7,7 +7,7 @@ advantages[N]``; the keyword-only part is optional (see "Facts and options" belo
 - ``grpo``      A_i = (r_i - mean_g) / (std_g + eps)          (GRPO, DeepSeekMath; std unbiased)
 - ``batch_std`` A_i = (r_i - mean_g) / (std_B(r - mean_g) + eps)  (DLER, arXiv 2510.15110: group
                 baseline, then one scale for the whole batch, so easy and hard groups keep
-                their relative weight; see METHODS.md "Truncation — DLER")
+                their relative weight; NVlabs/DLER)
 - ``none``      A_i = r_i - mean_g                             (Dr.GRPO: no std scaling)
 - ``rloo``      A_i = r_i - mean_{j in g, j != i} r_j = G/(G-1) * (r_i - mean_g)
                 (RLOO, Ahmadian et al. 2024 "Back to Basics", arXiv 2402.14740: leave-one-out
@@ -43,6 +43,40 @@ advantages[N]``; the keyword-only part is optional (see "Facts and options" belo
                 advantage rather than the ``correct`` fact so that the estimator works for any
                 outcome reward (for 0/1 correctness P_g is exactly the correct completions; with
                 e.g. DLER's 0 for truncated answers, P_g is whatever beat the group mean).
+- ``canon``     CANON, conditional advantage estimation (Chen et al., arXiv 2509.23962; released
+                code biuboomc/CANON ``verl/trainer/ppo/core_algos.py``,
+                ``compute_dr_length_on_mean_group_outcome_advantage`` and
+                ``compute_dr_entropy_per_token_group_outcome_advantage``). Option ``split``:
+                ``length`` (fact ``lengths``) or ``entropy`` (fact ``entropies``, each sample's
+                mean token entropy under the training policy; :func:`advantage_needs` tells the
+                trainer to compute them, as for rewards that declare ``needs = {"entropy"}``).
+                Each group is sorted by the key (stable: ties keep sample order) and split at
+                n//2 into a lower half Lo (the n//2 smallest) and an upper half Up (the rest; the
+                odd one out goes there), with reward means mu_Lo, mu_Up. Options ``alpha`` (1),
+                ``beta`` (0), ``lam`` (lambda, 1). Length split (Lo = short, Up = long):
+                    long  i in Up:  A_i = lam (alpha r_i - mu_Lo + beta) + (1 - lam)(r_i - mu_Up)
+                    short i in Lo:  A_i = lam (r_i - alpha mu_Up - beta) + (1 - lam)(r_i - mu_Lo)
+                Entropy split (alpha sits on the low side, as in the released code):
+                    high  i in Up:  A_i = lam (r_i - alpha mu_Lo + beta) + (1 - lam)(r_i - mu_Up)
+                    low   i in Lo:  A_i = lam (alpha r_i - mu_Up - beta) + (1 - lam)(r_i - mu_Lo)
+                The first term compares across the halves (which trend earns more reward), the
+                second within a half. lam = 1/2, alpha = 1, beta = 0 is Dr.GRPO (r_i - mean_g) for
+                an even group. No std scaling. The paper's 1/L_max factor is not applied here: the
+                released code divides by the response limit only with verl's
+                "seq-mean-token-sum" loss, and laconic's ``algo.loss_agg:
+                seq-mean-token-sum-norm`` already divides by L_norm (``rollout.max_new_tokens``).
+                Our choices: a group of one sample gets 0 (the code gives it r_i); a group whose
+                keys are all equal has no split and gets Dr.GRPO's r_i - mean_g.
+                ``lambda_schedule`` (``constant`` | ``cosine_restart`` | ``accuracy``) replaces
+                ``lam`` by a value per step (the code's ``*_cosine_restart[_r]`` and ``*_annel``):
+                    cosine_restart (fact ``step``): w = (step+1)/W while step < W (warm-up), then
+                        w = (1 + cos(pi e / C)) / 2, e = (step - W) mod C, C = (T - W) // K;
+                        lam = lambda_base + (lambda_peak - lambda_base) w.
+                        W = ``lambda_warmup`` (30), T = ``lambda_steps`` (150), K = ``lambda_cycles``
+                        (3). base 1, peak 0.4 is the code's "cosine_restart" (lam = 1 - 0.6 w);
+                        base 0.4, peak 1 its "cosine_restart_r" (lam = 0.4 + 0.6 w).
+                    accuracy: lam = the batch's mean reward, clipped to [0, 1] (the code's "annel",
+                        for 0/1 rewards; the clip is ours).
 
 ``mean_g``/``std_g`` are over the sample's group; ``std_B`` over all samples of the step.
 Standard deviations use Bessel's correction (``torch.std``), as TRL and verl do; a group or batch
@@ -55,7 +89,9 @@ Facts and options
 Keyword-only parameters of an estimator are of two kinds, told apart by name:
 
 - facts (:data:`FACTS`): ``lengths`` (float64 tensor[N], completion tokens), ``correct`` (bool
-  tensor[N]), ``max_length`` (int, the current generation limit). A fact declared without a
+  tensor[N]), ``max_length`` (int, the current generation limit), ``entropies`` (float64
+  tensor[N], each sample's mean policy entropy over its completion tokens, ``Sample.entropy_mean``),
+  ``step`` (int, the training step). A fact declared without a
   default is required: :func:`compute_advantages` raises if the caller did not supply it. A fact
   declared with a default is optional and passed only when supplied (not None).
 - options: every other keyword-only parameter; it must have a default, and a recipe may override
@@ -74,7 +110,7 @@ import torch
 
 AdvantageFn = Callable[..., torch.Tensor]
 ADVANTAGES: dict[str, AdvantageFn] = {}
-FACTS: tuple[str, ...] = ("lengths", "correct", "max_length")
+FACTS: tuple[str, ...] = ("lengths", "correct", "max_length", "entropies", "step")
 
 
 def _keyword_params(fn: AdvantageFn) -> list[inspect.Parameter]:
@@ -115,6 +151,15 @@ def advantage_facts(name: str) -> dict[str, bool]:
     return {
         p.name: p.default is inspect.Parameter.empty for p in _keyword_params(_estimator(name)) if p.name in FACTS
     }
+
+
+def advantage_needs(name: str, options: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """Expensive per-sample facts estimator ``name`` (with ``options``) needs, in the rewards'
+    ``needs`` vocabulary: ``{"entropy"}`` when it requires ``entropies`` or its options ask for
+    them (``canon`` with ``split: entropy``); the trainer then runs the entropy pass."""
+    fn = _estimator(name)
+    needs = {"entropy"} if advantage_facts(name).get("entropies") else set()
+    return frozenset(needs | set(getattr(fn, "needs_for", lambda o: ())(dict(options or {}))))
 
 
 # ----------------------------------------------------------------------------- shared statistics
@@ -225,6 +270,96 @@ def drpo(
     return adv
 
 
+LAMBDA_SCHEDULES = ("constant", "cosine_restart", "accuracy")
+CANON_SPLITS = ("length", "entropy")
+
+
+def _exact_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x``; exactly the value when all entries agree (no rounding residue)."""
+    return x[0] if bool((x == x[0]).all()) else x.mean()
+
+
+def canon_lambda(schedule: str, lam: float, step: int | None, rewards: torch.Tensor, base: float, peak: float,
+                 warmup: int, steps: int, cycles: int) -> float:
+    """CANON's lambda for this step (see the module docstring, ``canon``)."""
+    if schedule == "constant":
+        return lam
+    if schedule == "accuracy":
+        return min(1.0, max(0.0, float(rewards.mean()))) if rewards.numel() else lam
+    if schedule != "cosine_restart":
+        raise ValueError(f"advantage estimator 'canon': lambda_schedule must be one of {LAMBDA_SCHEDULES}, got {schedule!r}")
+    if step is None:
+        raise ValueError("advantage estimator 'canon': lambda_schedule=cosine_restart needs step")
+    if warmup < 0 or cycles < 1 or steps <= warmup:
+        raise ValueError("advantage estimator 'canon': cosine_restart needs lambda_warmup >= 0, "
+                         f"lambda_cycles >= 1 and lambda_steps > lambda_warmup (got {warmup}, {cycles}, {steps})")
+    if step < warmup:
+        w = (step + 1) / warmup
+    else:
+        period = max(1, (steps - warmup) // cycles)
+        w = 0.5 * (1.0 + math.cos(math.pi * ((step - warmup) % period) / period))
+    return base + (peak - base) * w
+
+
+def _canon(rewards: torch.Tensor, groups: torch.Tensor, key: torch.Tensor, alpha: float, beta: float,
+           lam: float, alpha_on_upper: bool) -> torch.Tensor:
+    """CANON with the halves split on ``key``; ``alpha_on_upper``: alpha weighs the upper half's
+    rewards (length split) rather than the lower half's (entropy split)."""
+    adv = torch.zeros_like(rewards)
+    for g in torch.unique(groups):
+        idx = torch.nonzero(groups == g).flatten()
+        n = idx.numel()
+        if n < 2:
+            continue
+        r, k = rewards[idx], key[idx]
+        if bool((k == k[0]).all()):  # nothing to split on: Dr.GRPO
+            adv[idx] = r - _exact_mean(r)
+            continue
+        order = torch.sort(k, stable=True).indices
+        lower, upper = order[: n // 2], order[n // 2 :]
+        mu_lo, mu_up = _exact_mean(r[lower]), _exact_mean(r[upper])
+        a_up, a_lo = (alpha, 1.0) if alpha_on_upper else (1.0, alpha)
+        out = torch.empty_like(r)
+        out[upper] = lam * (a_up * r[upper] - a_lo * mu_lo + beta) + (1 - lam) * (r[upper] - mu_up)
+        out[lower] = lam * (a_lo * r[lower] - a_up * mu_up - beta) + (1 - lam) * (r[lower] - mu_lo)
+        adv[idx] = out
+    return adv
+
+
+@register_advantage("canon")
+def canon(
+    rewards: torch.Tensor,
+    groups: torch.Tensor,
+    eps: float = 1e-6,
+    *,
+    lengths: torch.Tensor | None = None,
+    entropies: torch.Tensor | None = None,
+    step: int | None = None,
+    split: str = "length",
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    lam: float = 1.0,
+    lambda_schedule: str = "constant",
+    lambda_base: float = 1.0,
+    lambda_peak: float = 0.4,
+    lambda_warmup: int = 30,
+    lambda_steps: int = 150,
+    lambda_cycles: int = 3,
+) -> torch.Tensor:
+    if split not in CANON_SPLITS:
+        raise ValueError(f"advantage estimator 'canon': split must be one of {CANON_SPLITS}, got {split!r}")
+    key = lengths if split == "length" else entropies
+    if key is None:
+        fact = "lengths" if split == "length" else "entropies"
+        raise ValueError(f"advantage estimator 'canon' with split={split} needs {fact}")
+    lam = canon_lambda(lambda_schedule, lam, step, rewards, lambda_base, lambda_peak, lambda_warmup,
+                       lambda_steps, lambda_cycles)
+    return _canon(rewards, groups, key, alpha, beta, lam, alpha_on_upper=split == "length")
+
+
+canon.needs_for = lambda options: frozenset({"entropy"}) if options.get("split") == "entropy" else frozenset()
+
+
 # ----------------------------------------------------------------------------- entry point
 def _check_option(name: str, key: str, value: Any, default: Any) -> Any:
     """Light type check of an option value against its default's type; ints pass for floats."""
@@ -251,11 +386,13 @@ def compute_advantages(
     lengths: list[float] | torch.Tensor | None = None,
     correct: list[bool] | torch.Tensor | None = None,
     max_length: int | None = None,
+    entropies: list[float] | torch.Tensor | None = None,
+    step: int | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """Advantages (float32 tensor[N]) of estimator ``name``.
 
-    ``lengths``/``correct``/``max_length`` are the per-step facts; each is handed to the estimator
+    ``lengths``/``correct``/``max_length``/``entropies``/``step`` are the per-step facts; each is handed to the estimator
     only if it declares it (and it is an error to leave out one it requires). ``options`` are the
     estimator's own settings (``algo.advantage_options``); unknown keys are an error.
     """
@@ -283,6 +420,17 @@ def compute_advantages(
         if isinstance(max_length, bool) or int(max_length) != max_length or max_length <= 0:
             raise ValueError(f"advantage estimator '{name}': max_length must be a positive int, got {max_length!r}")
         facts["max_length"] = int(max_length)
+    if entropies is not None:
+        et = torch.as_tensor(entropies, dtype=torch.float64)
+        if et.shape != (n,):
+            raise ValueError(f"advantage estimator '{name}': entropies has shape {tuple(et.shape)}, expected ({n},)")
+        if not bool(torch.isfinite(et).all()):
+            raise ValueError(f"advantage estimator '{name}': entropies must be finite")
+        facts["entropies"] = et
+    if step is not None:
+        if isinstance(step, bool) or int(step) != step or step < 0:
+            raise ValueError(f"advantage estimator '{name}': step must be an int >= 0, got {step!r}")
+        facts["step"] = int(step)
 
     kwargs: dict[str, Any] = {}
     params = {p.name: p for p in _keyword_params(fn)}
@@ -292,7 +440,9 @@ def compute_advantages(
         if key in facts:
             kwargs[key] = facts[key]
         elif p.default is inspect.Parameter.empty:
-            raise ValueError(f"advantage estimator '{name}' needs {key}")
+            hint = (" (each sample's mean policy entropy: the trainer computes them when advantage_needs() "
+                    "says 'entropy')") if key == "entropies" else ""
+            raise ValueError(f"advantage estimator '{name}' needs {key}{hint}")
 
     valid = [k for k in params if k not in FACTS]
     for key, value in (options or {}).items():

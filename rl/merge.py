@@ -1,4 +1,4 @@
-"""Update-selective merging of an RL-tuned model back into its base (DLER).
+"""Merging fine-tuned models into their base: DLER's update-selective merge, and long-to-short merging.
 
 Source: DLER, "Doing Length pEnalty Right" (arXiv 2510.15110, NVlabs/DLER), section
 "Update-selective merging". After RL toward short reasoning, most of the accuracy lost on hard
@@ -26,6 +26,26 @@ state-dict key order first. Non-floating tensors (integer buffers) are copied fr
 model. Tensors sharing storage (tied embeddings) are merged once. ``top_k=1, scale=1`` gives the
 tuned model exactly and ``top_k=0`` (or ``scale=0``) the base model exactly.
 
+Long-to-short merging (Wu et al., "Unlocking Efficient Long-to-Short LLM Reasoning with Model
+Merging", arXiv 2503.20641; code hahahawu/Long-to-Short-via-Model-Merging ``src/merging_methods.py``)
+combines task vectors Δ_k = θ_k − θ_base of one or more models with :func:`merge_task_vectors`
+(for long-to-short: θ_base = the short model, θ_1 = the long-CoT model of the same architecture):
+
+* ``task_arithmetic`` (Ilharco et al., arXiv 2212.04089): θ = θ_base + λ · Σ_k w_k Δ_k.
+* ``ties`` (Yadav et al., arXiv 2306.01708): trim each Δ_k to its ``ceil(density · numel)``
+  largest |entries| per tensor (ties at the threshold in flat index order, as above); elect a sign
+  per entry, γ = sign(Σ_k w_k Δ̂_k), 0 read as +1 (as the release); disjoint mean over the models
+  that agree, τ = Σ_{k: sign(w_k Δ̂_k) = γ ≠ 0} w_k Δ̂_k / #agreeing (0 where none agrees);
+  θ = θ_base + λ τ. The release's ``param_value_mask_rate`` k is the fraction *dropped*: its
+  k = 0.8 is ``density = 0.2``.
+* ``dare`` (Yu et al., arXiv 2311.03099): drop each entry of each Δ_k with probability p
+  (``drop_rate``) and rescale the survivors by 1/(1 − p), then task arithmetic; ``dare_ties``
+  combines the DARE-ed vectors with TIES' sign election and disjoint mean (no trim).
+
+Published (the release's table, all sizes 1.5B-14B): task arithmetic λ = 0.7; TIES k = 0.8
+(density 0.2), λ = 1.0 for 1.5B/7B; DARE p = 0.3. DARE draws its masks from a ``torch.Generator``
+seeded with ``seed``, tensor by tensor in state-dict order (reproducible for the same inputs).
+
 Usage (Python)::
 
     from rl.merge import merge_model_dirs
@@ -35,6 +55,7 @@ Usage (Python)::
 or from the shell::
 
     python scripts/merge_updates.py BASE TUNED OUT --top-k 0.25 --scale 0.7 --scope tensor
+    python scripts/merge_updates.py SHORT LONG OUT --method ties --density 0.2 --scale 1.0
 """
 
 from __future__ import annotations
@@ -51,6 +72,7 @@ import torch
 from torch import Tensor
 
 SCOPES = ("tensor", "global")
+METHODS = ("task_arithmetic", "ties", "dare", "dare_ties")  # merge_task_vectors
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 INFO_FILE = "merge_info.json"
 _TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json")
@@ -98,6 +120,57 @@ def _select(magnitudes: list[Tensor], k: int) -> list[Tensor]:
     return masks
 
 
+def _check_pair(base: dict[str, Tensor], tuned: dict[str, Tensor], name: str = "tuned") -> None:
+    """Same keys, shapes and floating-ness, else ``ValueError`` naming the keys."""
+    only_base, only_tuned = sorted(set(base) - set(tuned)), sorted(set(tuned) - set(base))
+    if only_base or only_tuned:
+        raise ValueError(f"state dict keys differ: only in base {only_base}, only in {name} {only_tuned}")
+    bad_shape = [
+        f"{k} {tuple(base[k].shape)} vs {tuple(tuned[k].shape)}" for k in base if base[k].shape != tuned[k].shape
+    ]
+    if bad_shape:
+        raise ValueError(f"shape mismatch for key(s): {', '.join(bad_shape)}")
+    bad_kind = [k for k in base if base[k].is_floating_point() != tuned[k].is_floating_point()]
+    if bad_kind:
+        raise ValueError(f"floating vs non-floating dtype mismatch for key(s): {', '.join(bad_kind)}")
+
+
+def _plan(base: dict[str, Tensor], tuned: list[dict[str, Tensor]]):
+    """``(merged, keys, aliases, copied)``: non-floating tensors copied from ``tuned[0]`` and empty
+    ones from base into ``merged``; the floating tensors to merge (``keys``, tied copies once);
+    ``aliases`` (tied key -> first key); ``copied`` (non-floating keys)."""
+    merged: dict[str, Tensor] = {}
+    first_of: dict[tuple, str] = {}  # storages of (base, *tuned) -> first key seen
+    aliases: dict[str, str] = {}
+    keys: list[str] = []  # floating, deduplicated, non-empty: the tensors actually merged
+    copied: list[str] = []
+    for key, b in base.items():
+        if not b.is_floating_point():
+            merged[key] = tuned[0][key].detach().clone()
+            copied.append(key)
+            continue
+        ident = (_storage_id(b), *(_storage_id(t[key]) for t in tuned))
+        if ident in first_of:
+            aliases[key] = first_of[ident]
+            continue
+        first_of[ident] = key
+        if b.numel() == 0:
+            merged[key] = b.detach().clone()
+            continue
+        keys.append(key)
+    return merged, keys, aliases, copied
+
+
+def _delta(base: dict[str, Tensor], tuned: dict[str, Tensor], key: str) -> Tensor:
+    """``tuned[key] − base[key]`` in float32 (float64 if either is), finite or ``ValueError``."""
+    b, t = base[key].detach(), tuned[key].detach()
+    work = torch.float64 if torch.float64 in (b.dtype, t.dtype) else torch.float32
+    d = t.to(work) - b.to(work)
+    if not torch.isfinite(d).all():
+        raise ValueError(f"non-finite update (NaN/inf) in key {key}")
+    return d
+
+
 def merge_updates(
     base: dict[str, Tensor],
     tuned: dict[str, Tensor],
@@ -116,46 +189,11 @@ def merge_updates(
     shape mismatches, floating vs non-floating mismatches and non-finite updates.
     """
     check_merge_args(top_k, scale, scope)
-    only_base, only_tuned = sorted(set(base) - set(tuned)), sorted(set(tuned) - set(base))
-    if only_base or only_tuned:
-        raise ValueError(f"state dict keys differ: only in base {only_base}, only in tuned {only_tuned}")
-    bad_shape = [
-        f"{k} {tuple(base[k].shape)} vs {tuple(tuned[k].shape)}" for k in base if base[k].shape != tuned[k].shape
-    ]
-    if bad_shape:
-        raise ValueError(f"shape mismatch for key(s): {', '.join(bad_shape)}")
-    bad_kind = [k for k in base if base[k].is_floating_point() != tuned[k].is_floating_point()]
-    if bad_kind:
-        raise ValueError(f"floating vs non-floating dtype mismatch for key(s): {', '.join(bad_kind)}")
-
-    merged: dict[str, Tensor] = {}
-    first_of: dict[tuple, str] = {}  # (base storage, tuned storage) -> first key seen
-    aliases: dict[str, str] = {}
-    keys: list[str] = []  # floating, deduplicated, non-empty: the tensors actually merged
-    copied: list[str] = []
-    for key, b in base.items():
-        t = tuned[key]
-        if not b.is_floating_point():
-            merged[key] = t.detach().clone()
-            copied.append(key)
-            continue
-        ident = (_storage_id(b), _storage_id(t))
-        if ident in first_of:
-            aliases[key] = first_of[ident]
-            continue
-        first_of[ident] = key
-        if b.numel() == 0:
-            merged[key] = b.detach().clone()
-            continue
-        keys.append(key)
+    _check_pair(base, tuned)
+    merged, keys, aliases, copied = _plan(base, [tuned])
 
     def delta(key: str) -> Tensor:
-        b, t = base[key].detach(), tuned[key].detach()
-        work = torch.float64 if torch.float64 in (b.dtype, t.dtype) else torch.float32
-        d = t.to(work) - b.to(work)
-        if not torch.isfinite(d).all():
-            raise ValueError(f"non-finite update (NaN/inf) in key {key}")
-        return d
+        return _delta(base, tuned, key)
 
     def apply(key: str, d: Tensor, mask: Tensor) -> None:
         b = base[key].detach()
@@ -231,6 +269,119 @@ def merge_updates(
     return merged, stats
 
 
+def check_task_vector_args(method: str, scale: float, weights, n_models: int, density: float,
+                           drop_rate: float) -> list[float]:
+    """Raise ``ValueError`` naming the bad argument; returns the weights (default all 1)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale!r}")
+    if n_models < 1:
+        raise ValueError("merge_task_vectors needs at least one tuned model")
+    weights = [1.0] * n_models if weights is None else list(weights)
+    if len(weights) != n_models or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights):
+        raise ValueError(f"weights must be {n_models} finite number(s), one per tuned model, got {weights!r}")
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0.0 <= density <= 1.0:
+        raise ValueError(f"density must be a number in [0, 1], got {density!r}")
+    if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)) or not 0.0 <= drop_rate <= 1.0:
+        raise ValueError(f"drop_rate must be a number in [0, 1], got {drop_rate!r}")
+    return [float(w) for w in weights]
+
+
+def _dare(d: Tensor, p: float, gen: torch.Generator) -> Tensor:
+    """Drop each entry with probability ``p``, rescale the rest by 1/(1 − p)."""
+    if p <= 0:
+        return d
+    if p >= 1:
+        return torch.zeros_like(d)
+    keep = torch.rand(d.shape, generator=gen, dtype=torch.float64) >= p
+    return torch.where(keep, d / (1.0 - p), torch.zeros_like(d))
+
+
+def _ties_combine(vectors: list[Tensor], weights: list[float]) -> tuple[Tensor, int]:
+    """Sign election (sign of the weighted sum, 0 -> +) and disjoint mean of the weighted entries
+    whose sign agrees (divided by how many agree); also how many nonzero entries disagreed."""
+    weighted = [w * v for w, v in zip(weights, vectors)]
+    sign = torch.sign(sum(weighted))
+    sign[sign == 0] = 1
+    total = torch.zeros_like(vectors[0])
+    count = torch.zeros_like(vectors[0])
+    conflicts = 0
+    for wv in weighted:
+        agree = (torch.sign(wv) == sign) & (wv != 0)
+        total += torch.where(agree, wv, torch.zeros_like(wv))
+        count += agree.to(count.dtype)
+        conflicts += int(((wv != 0) & ~agree).sum())
+    return total / count.clamp(min=1), conflicts
+
+
+def merge_task_vectors(
+    base: dict[str, Tensor],
+    tuned: list[dict[str, Tensor]],
+    method: str = "task_arithmetic",
+    scale: float = 1.0,
+    weights: list[float] | None = None,
+    density: float = 0.2,
+    drop_rate: float = 0.3,
+    seed: int = 0,
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Task arithmetic / TIES / DARE / DARE-TIES merge of ``tuned`` into ``base`` (module docstring).
+
+    Per tensor, in float32 (float64 if any side is): Δ_k = tuned_k − base; ``ties`` trims each Δ_k
+    to ``ceil(density · numel)`` entries, ``dare``/``dare_ties`` drop with ``drop_rate``; then the
+    weighted sum (``task_arithmetic``, ``dare``) or TIES' sign election and disjoint mean
+    (``ties``, ``dare_ties``); θ = base + ``scale`` · τ, cast to the base dtype. A negative weight
+    on a *short* model's task vector is how the paper's "subtract" variants are written.
+    Non-floating tensors come from ``tuned[0]``; tied tensors are merged once. Returns
+    ``(merged_state_dict, stats)``; the inputs are not modified.
+    """
+    weights = check_task_vector_args(method, scale, weights, len(tuned), density, drop_rate)
+    for i, t in enumerate(tuned):
+        _check_pair(base, t, name=f"tuned[{i}]")
+    merged, keys, aliases, copied = _plan(base, tuned)
+    gen = torch.Generator().manual_seed(int(seed))
+    sums = {"numel": 0, "kept": 0, "changed": 0, "conflicts": 0}
+    for key in keys:
+        deltas = [_delta(base, t, key) for t in tuned]
+        if method == "ties":
+            masks = [_select([d.abs().flatten()], n_keep(density, d.numel()))[0].view_as(d) for d in deltas]
+            deltas = [torch.where(m, d, torch.zeros_like(d)) for d, m in zip(deltas, masks)]
+        elif method in ("dare", "dare_ties"):
+            deltas = [_dare(d, drop_rate, gen) for d in deltas]
+        if method in ("ties", "dare_ties"):
+            tau, conflicts = _ties_combine(deltas, weights)
+        else:
+            tau, conflicts = sum(w * d for w, d in zip(weights, deltas)), 0
+        b = base[key].detach()
+        merged[key] = (b.to(tau.dtype) + scale * tau).to(b.dtype)
+        sums["numel"] += tau.numel()
+        sums["kept"] += sum(int((d != 0).sum()) for d in deltas)
+        sums["changed"] += int((tau != 0).sum())
+        sums["conflicts"] += conflicts
+    for alias, first in aliases.items():
+        merged[alias] = merged[first]
+    merged = {key: merged[key] for key in base}
+    n, entries = sums["numel"], sums["numel"] * len(tuned)
+    stats: dict[str, Any] = {
+        "method": method,
+        "scale": scale,
+        "weights": weights,
+        "density": density if method == "ties" else None,
+        "drop_rate": drop_rate if method in ("dare", "dare_ties") else None,
+        "seed": seed if method in ("dare", "dare_ties") else None,
+        "n_models": len(tuned),
+        "n_tensors": len(keys),
+        "n_params": n,
+        "kept_fraction": sums["kept"] / entries if entries else 0.0,  # nonzero Δ entries after trim / drop
+        "changed_fraction": sums["changed"] / n if n else 0.0,  # entries the merge moves
+        "sign_conflict_fraction": sums["conflicts"] / entries if entries else 0.0,
+        "tied_aliases": aliases,
+        "copied_non_floating": copied,
+    }
+    return merged, stats
+
+
 def _has_tokenizer(path: Path) -> bool:
     return any((path / f).exists() for f in _TOKENIZER_FILES)
 
@@ -240,6 +391,68 @@ def is_hub_id(name: str) -> bool:
     import re
 
     return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", name)) and not Path(name).exists()
+
+
+def _check_dirs(base_dir, tuned_dirs: list, out_dir, overwrite: bool, dtype):
+    """Validated ``(base_id, base_dir, tuned_dirs, out_dir, dtype)``; errors name the bad path."""
+    base_id = str(base_dir)  # a local directory, or a Hugging Face Hub id such as "org/model"
+    base_dir, out_dir = Path(base_dir), Path(out_dir)
+    tuned_dirs = [Path(t) for t in tuned_dirs]
+    for tuned_dir in tuned_dirs:
+        if not tuned_dir.is_dir():
+            raise FileNotFoundError(f"tuned_dir is not a directory: {tuned_dir}")
+    if not base_dir.is_dir() and not is_hub_id(base_id):
+        raise FileNotFoundError(f"base_dir is neither a directory nor a Hub model id: {base_dir}")
+    if out_dir.resolve() in (base_dir.resolve(), *(t.resolve() for t in tuned_dirs)):
+        raise ValueError(f"out_dir must differ from base_dir and tuned_dir: {out_dir}")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FileExistsError(f"out_dir exists and is not empty (use overwrite): {out_dir}")
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+        dtype = DTYPES[dtype]
+    return base_id, base_dir, tuned_dirs, out_dir, dtype
+
+
+def _load_tuned(base_src, tuned_dir: Path):
+    """A full model directory, or a LoRA adapter merged into a float32 copy of the base."""
+    from transformers import AutoModelForCausalLM
+
+    if (tuned_dir / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        host = AutoModelForCausalLM.from_pretrained(base_src, dtype=torch.float32)
+        return PeftModel.from_pretrained(host, tuned_dir).merge_and_unload(), True
+    return AutoModelForCausalLM.from_pretrained(tuned_dir, dtype="auto"), False
+
+
+def _write_atomically(model, tok_src: Path | None, info: dict[str, Any], out_dir: Path) -> None:
+    """Model, tokenizer and ``merge_info.json`` into a temporary sibling, then renamed into place."""
+    from transformers import AutoTokenizer
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        if tok_src is not None:
+            AutoTokenizer.from_pretrained(tok_src).save_pretrained(tmp)
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        if out_dir.exists():  # overwrite (or empty dir): move the old one aside, then swap in
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out_dir.exists():
+            os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _tokenizer_source(*dirs: Path) -> Path | None:
+    return next((d for d in dirs if _has_tokenizer(d)), None)
 
 
 def merge_model_dirs(
@@ -265,35 +478,13 @@ def merge_model_dirs(
     is an error unless ``overwrite``. Returns the dict written to ``merge_info.json``.
     """
     check_merge_args(top_k, scale, scope)
-    base_id = str(base_dir)  # a local directory, or a Hugging Face Hub id such as "org/model"
-    base_dir, tuned_dir, out_dir = Path(base_dir), Path(tuned_dir), Path(out_dir)
-    if not tuned_dir.is_dir():
-        raise FileNotFoundError(f"tuned_dir is not a directory: {tuned_dir}")
-    if not base_dir.is_dir() and not is_hub_id(base_id):
-        raise FileNotFoundError(f"base_dir is neither a directory nor a Hub model id: {base_dir}")
-    if out_dir.resolve() in (base_dir.resolve(), tuned_dir.resolve()):
-        raise ValueError(f"out_dir must differ from base_dir and tuned_dir: {out_dir}")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise FileExistsError(f"out_dir exists and is not empty (use overwrite): {out_dir}")
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-        dtype = DTYPES[dtype]
+    base_id, base_dir, (tuned_dir,), out_dir, dtype = _check_dirs(base_dir, [tuned_dir], out_dir, overwrite, dtype)
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     base_src = base_dir if base_dir.is_dir() else base_id
     base_model = AutoModelForCausalLM.from_pretrained(base_src, dtype=dtype or "auto")
-    lora = (tuned_dir / "adapter_config.json").exists()
-    if lora:
-        from peft import PeftModel
-
-        host = AutoModelForCausalLM.from_pretrained(base_src, dtype=torch.float32)
-        tuned_model = PeftModel.from_pretrained(host, tuned_dir).merge_and_unload()
-        del host
-    else:
-        tuned_model = AutoModelForCausalLM.from_pretrained(tuned_dir, dtype="auto")
-
+    tuned_model, lora = _load_tuned(base_src, tuned_dir)
     with torch.no_grad():
         merged, stats = merge_updates(
             base_model.state_dict(), tuned_model.state_dict(), top_k=top_k, scale=scale, scope=scope
@@ -302,7 +493,7 @@ def merge_model_dirs(
         base_model.load_state_dict(merged, strict=True)
     del merged
 
-    tok_src = tuned_dir if _has_tokenizer(tuned_dir) else base_dir if _has_tokenizer(base_dir) else None
+    tok_src = _tokenizer_source(tuned_dir, base_dir)
     info = {
         "method": "DLER update-selective merging (arXiv 2510.15110)",
         "base": str(base_dir),
@@ -315,24 +506,53 @@ def merge_model_dirs(
         "tokenizer_from": str(tok_src) if tok_src else None,
         "stats": stats,
     }
+    _write_atomically(base_model, tok_src, info, out_dir)
+    return info
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        base_model.save_pretrained(tmp)
-        if tok_src is not None:
-            AutoTokenizer.from_pretrained(tok_src).save_pretrained(tmp)
-        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        if out_dir.exists():  # overwrite (or empty dir): move the old one aside, then swap in
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out_dir.exists():
-            os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+
+def merge_task_vector_dirs(
+    base_dir: str | os.PathLike,
+    tuned_dirs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    method: str = "task_arithmetic",
+    scale: float = 1.0,
+    weights: list[float] | None = None,
+    density: float = 0.2,
+    drop_rate: float = 0.3,
+    seed: int = 0,
+    dtype: str | torch.dtype | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """:func:`merge_task_vectors` on Hugging Face model directories (each tuned one a full model
+    or a LoRA adapter), saved like :func:`merge_model_dirs`: atomically, tokenizer from the first
+    tuned directory that has one (else the base), and ``merge_info.json``. Returns that record."""
+    check_task_vector_args(method, scale, weights, len(tuned_dirs), density, drop_rate)
+    base_id, base_dir, tuned_dirs, out_dir, dtype = _check_dirs(base_dir, tuned_dirs, out_dir, overwrite, dtype)
+
+    from transformers import AutoModelForCausalLM
+
+    base_src = base_dir if base_dir.is_dir() else base_id
+    base_model = AutoModelForCausalLM.from_pretrained(base_src, dtype=dtype or "auto")
+    loaded = [_load_tuned(base_src, d) for d in tuned_dirs]
+    with torch.no_grad():
+        merged, stats = merge_task_vectors(
+            base_model.state_dict(), [m.state_dict() for m, _ in loaded], method=method, scale=scale,
+            weights=weights, density=density, drop_rate=drop_rate, seed=seed,
+        )
+        lora = [is_lora for _, is_lora in loaded]
+        del loaded
+        base_model.load_state_dict(merged, strict=True)
+    del merged
+
+    tok_src = _tokenizer_source(*tuned_dirs, base_dir)
+    info = {
+        "method": f"{method} (long-to-short merging, arXiv 2503.20641)",
+        "base": str(base_dir),
+        "tuned": [str(d) for d in tuned_dirs],
+        "lora": lora,
+        "dtype": str(base_model.dtype).removeprefix("torch."),
+        "tokenizer_from": str(tok_src) if tok_src else None,
+        "stats": stats,
+    }
+    _write_atomically(base_model, tok_src, info, out_dir)
     return info

@@ -220,7 +220,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from rl.advantages import ADVANTAGES, grpo  # noqa: E402
 
-ZERO_FOR_UNIFORM = ("grpo", "batch_std", "none", "rloo", "drpo")
+ZERO_FOR_UNIFORM = ("grpo", "batch_std", "none", "rloo", "drpo", "canon")
 
 
 @st.composite
@@ -249,7 +249,8 @@ def test_every_estimator_finite_and_zero_for_uniform_groups(batch, eps):
     for name in ADVANTAGES:
         if name == "reinforce_pp_baseline" and eps == 0.0:
             continue  # sigma can be a rounding residue: finite only with eps > 0
-        a = compute_advantages(name, rewards, groups, eps, lengths=lengths, correct=correct, max_length=max_length)
+        a = compute_advantages(name, rewards, groups, eps, lengths=lengths, correct=correct, max_length=max_length,
+                               entropies=[x / 7 for x in lengths], step=3)
         assert a.shape == (len(rewards),) and a.dtype == torch.float32
         assert torch.isfinite(a).all(), (name, a)
         if name in ZERO_FOR_UNIFORM:
@@ -271,5 +272,5 @@ def test_every_estimator_finite_and_zero_for_uniform_groups(batch, eps):
 def test_empty_batch():
     # the trainer calls with empty lists when dynamic sampling kept nothing
     for name in ADVANTAGES:
-        a = compute_advantages(name, [], [], 1e-6, lengths=[], correct=[], max_length=8)
+        a = compute_advantages(name, [], [], 1e-6, lengths=[], correct=[], max_length=8, entropies=[], step=1)
         assert a.shape == (0,) and a.dtype == torch.float32

@@ -1,5 +1,6 @@
 """DLER update-selective merging (rl/merge.py, scripts/merge_updates.py):
-θ_merged = θ_base + λ · mask_top-k%(Δ) ⊙ Δ with Δ = θ_tuned − θ_base."""
+θ_merged = θ_base + λ · mask_top-k%(Δ) ⊙ Δ with Δ = θ_tuned − θ_base; and long-to-short merging
+(task arithmetic, TIES, DARE) of one or more task vectors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rl.merge import INFO_FILE, merge_updates, n_keep
+from rl.merge import INFO_FILE, merge_task_vectors, merge_updates, n_keep
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "merge_updates.py"
@@ -287,6 +288,12 @@ def test_merge_model_dirs_lora_adapter(model_dirs, tmp_path):
 # ---------------------------------------------------------------- CLI
 
 
+def summary(stdout: str) -> tuple[str, str]:
+    """The summary line and the JSON after it (libraries may log to stdout before them, e.g.
+    DeepSpeed's accelerator notice when transformers imports it)."""
+    return stdout[stdout.index("merged "):].split("\n", 1)
+
+
 def test_cli_subprocess(model_dirs, tmp_path):
     root, _, _ = model_dirs
     cmd = [sys.executable, str(SCRIPT.relative_to(ROOT)), str(root / "base"), str(root / "tuned")]
@@ -295,7 +302,7 @@ def test_cli_subprocess(model_dirs, tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
-    first, rest = ok.stdout.split("\n", 1)
+    first, rest = summary(ok.stdout)
     assert first.startswith("merged ") and "[global]" in first
     stats = json.loads(rest)
     assert stats["scope"] == "global" and stats["top_k"] == 0.5 and "per_tensor" not in stats
@@ -315,12 +322,132 @@ def test_cli_missing_dir_in_process(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("merge_updates_cli", SCRIPT)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    from rl.merge import DTYPES, SCOPES
+    from rl.merge import DTYPES, METHODS, SCOPES
 
-    assert cli.SCOPES == SCOPES and cli.DTYPES == tuple(DTYPES)
+    assert cli.SCOPES == SCOPES and cli.DTYPES == tuple(DTYPES) and cli.METHODS == METHODS
     assert cli.main([str(tmp_path / "nope"), str(tmp_path), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error" in err[0] and "nope" in err[0]
     assert cli.main([str(tmp_path), str(tmp_path), str(tmp_path / "out"), "--scale", "nan"]) == 2
     assert "--scale" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- long-to-short: task vectors
+
+
+def test_task_arithmetic_hand_computed():
+    base = {"w": t([1.0, 2.0, 3.0])}
+    tuned = [{"w": t([2.0, 2.0, 1.0])}, {"w": t([1.0, 5.0, 3.0])}]  # Δ1 = [1, 0, -2], Δ2 = [0, 3, 0]
+    merged, stats = merge_task_vectors(base, tuned, "task_arithmetic", scale=0.5, weights=[1.0, 2.0])
+    torch.testing.assert_close(merged["w"], t([1.5, 5.0, 2.0]))  # 1 + 0.5 [1, 6, -2]
+    assert stats["n_models"] == 2 and stats["changed_fraction"] == 1.0
+    merged, _ = merge_task_vectors(base, tuned[:1], "task_arithmetic", scale=1.0, weights=[-1.0])
+    torch.testing.assert_close(merged["w"], t([0.0, 2.0, 5.0]))  # a negative weight subtracts
+
+
+def test_ties_trim_elect_disjoint_mean():
+    base = {"w": torch.zeros(4)}
+    tuned = [{"w": t([4.0, -1.0, 2.0, -3.0])}, {"w": t([-2.0, 3.0, 1.0, -1.0])}]
+    merged, stats = merge_task_vectors(base, tuned, "ties", scale=1.0, density=0.5)
+    # trimmed: [4, 0, 0, -3] and [-2, 3, 0, 0]; sum [2, 3, 0, -3] -> signs + + (+) -;
+    # entry 0: only 4 agrees; 1: 3; 2: nothing left; 3: -3
+    torch.testing.assert_close(merged["w"], t([4.0, 3.0, 0.0, -3.0]))
+    assert stats["kept_fraction"] == 0.5 and stats["sign_conflict_fraction"] == 1 / 8
+    # two agreeing entries are averaged, not summed; scale applies to the mean
+    merged, _ = merge_task_vectors(base, [{"w": t([2.0, 0, 0, 0])}, {"w": t([4.0, 0, 0, 0])}], "ties",
+                                   scale=0.5, density=1.0)
+    torch.testing.assert_close(merged["w"], t([1.5, 0.0, 0.0, 0.0]))
+    # a zero sum elects +: the positive entry survives (the release's rule)
+    merged, _ = merge_task_vectors(base, [{"w": t([2.0, 0, 0, 0])}, {"w": t([-2.0, 0, 0, 0])}], "ties",
+                                   scale=1.0, density=1.0)
+    torch.testing.assert_close(merged["w"], t([2.0, 0.0, 0.0, 0.0]))
+
+
+def test_ties_single_model_is_the_trimmed_update():
+    base, tuned = {"w": torch.ones(5)}, [{"w": t([1.0, 4.0, 0.0, -2.0, 1.5])}]  # Δ = [0, 3, -1, -3, 0.5]
+    merged, _ = merge_task_vectors(base, tuned, "ties", scale=1.0, density=0.4)  # ceil(2): 3 and -3
+    torch.testing.assert_close(merged["w"], t([1.0, 4.0, 1.0, -2.0, 1.0]))
+
+
+def test_dare_drop_and_rescale():
+    base, tuned = {"w": torch.zeros(20000)}, [{"w": torch.ones(20000)}]
+    merged, stats = merge_task_vectors(base, tuned, "dare", scale=1.0, drop_rate=0.5, seed=3)
+    w = merged["w"]
+    assert set(w.unique().tolist()) == {0.0, 2.0}  # dropped, or kept x 1/(1 - 0.5)
+    assert abs(float(w.mean()) - 1.0) < 0.03 and abs(stats["kept_fraction"] - 0.5) < 0.015  # unbiased
+    again, _ = merge_task_vectors(base, tuned, "dare", scale=1.0, drop_rate=0.5, seed=3)
+    other, _ = merge_task_vectors(base, tuned, "dare", scale=1.0, drop_rate=0.5, seed=4)
+    assert torch.equal(again["w"], w) and not torch.equal(other["w"], w)
+    b2, t2 = _random_pair()
+    none_dropped, _ = merge_task_vectors(b2, [t2], "dare", scale=0.7, drop_rate=0.0)
+    plain, _ = merge_task_vectors(b2, [t2], "task_arithmetic", scale=0.7)
+    all_dropped, _ = merge_task_vectors(b2, [t2], "dare", scale=0.7, drop_rate=1.0)
+    for k in b2:
+        assert torch.equal(none_dropped[k], plain[k]) and torch.equal(all_dropped[k], b2[k])
+
+
+def test_dare_ties_without_drop_is_untrimmed_ties():
+    base = {"w": torch.zeros(4)}
+    tuned = [{"w": t([4.0, -1.0, 2.0, -3.0])}, {"w": t([-2.0, 3.0, 1.0, -1.0])}]
+    a, _ = merge_task_vectors(base, tuned, "dare_ties", scale=1.0, drop_rate=0.0)
+    b, _ = merge_task_vectors(base, tuned, "ties", scale=1.0, density=1.0)
+    torch.testing.assert_close(a["w"], b["w"])
+    torch.testing.assert_close(a["w"], t([4.0, 3.0, 1.5, -2.0]))  # sums 2, 2, 3, -4
+
+
+def test_task_vectors_keep_ties_buffers_dtype_and_inputs():
+    emb_b, emb_t = torch.zeros(2, dtype=torch.bfloat16), t([1.0, 2.0])
+    base = {"emb": emb_b, "head": emb_b, "steps": torch.tensor(3)}
+    tuned = [{"emb": emb_t, "head": emb_t, "steps": torch.tensor(9)}]
+    merged, stats = merge_task_vectors(base, tuned, "task_arithmetic", scale=1.0)
+    assert merged["head"] is merged["emb"] and merged["emb"].dtype == torch.bfloat16
+    assert merged["emb"].tolist() == [1.0, 2.0] and merged["steps"].item() == 9
+    assert stats["tied_aliases"] == {"head": "emb"} and stats["copied_non_floating"] == ["steps"]
+    assert emb_b.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"method": "average"}, "method"), ({"density": 1.5}, "density"), ({"drop_rate": -0.1}, "drop_rate"),
+    ({"weights": [1.0, 2.0]}, "weights"), ({"scale": float("nan")}, "scale"),
+])
+def test_task_vector_bad_arguments(kwargs, name):
+    base, tuned = _random_pair()
+    with pytest.raises(ValueError, match=name):
+        merge_task_vectors(base, [tuned], **kwargs)
+    with pytest.raises(ValueError, match=r"only in tuned\[1\]"):
+        merge_task_vectors(base, [tuned, {**tuned, "z": torch.zeros(1)}])
+
+
+def test_merge_task_vector_dirs_and_cli(model_dirs, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from rl.merge import merge_task_vector_dirs
+
+    root, base_sd, tuned_sd = model_dirs
+    info = merge_task_vector_dirs(root / "base", [root / "tuned"], tmp_path / "ta", scale=0.7)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "ta").state_dict()
+    for k, b in base_sd.items():
+        torch.testing.assert_close(merged[k], b + 0.7 * (tuned_sd[k] - b), rtol=0, atol=1e-7, msg=k)
+    assert torch.equal(merged["lm_head.weight"], merged["model.embed_tokens.weight"])  # still tied
+    saved = json.loads((tmp_path / "ta" / INFO_FILE).read_text())
+    assert saved["method"].startswith("task_arithmetic") and saved["tuned"] == [str(root / "tuned")]
+    assert saved["stats"]["scale"] == 0.7 and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(FileExistsError):
+        merge_task_vector_dirs(root / "base", [root / "tuned"], tmp_path / "ta")
+
+    cmd = [sys.executable, str(SCRIPT.relative_to(ROOT)), str(root / "base"), str(root / "tuned")]
+    ok = subprocess.run([*cmd, str(root / "tuned"), str(tmp_path / "ties"), "--method", "ties", "--density", "0.5"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    first, rest = summary(ok.stdout)
+    stats = json.loads(rest)
+    assert "[ties]" in first and stats["n_models"] == 2 and stats["scale"] == 1.0 and stats["density"] == 0.5
+    ties = AutoModelForCausalLM.from_pretrained(tmp_path / "ties").state_dict()
+    k = "model.layers.0.mlp.up_proj.weight"  # two identical task vectors: the mean is the trimmed Δ
+    expect, _ = merge_updates({k: base_sd[k]}, {k: tuned_sd[k]}, top_k=0.5, scale=1.0)
+    torch.testing.assert_close(ties[k], expect[k], rtol=0, atol=1e-7)
+
+    bad = subprocess.run([*cmd, str(root / "tuned"), str(tmp_path / "x")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "dler merges one tuned model" in bad.stderr and len(bad.stderr.splitlines()) == 1

@@ -33,6 +33,7 @@ def trl_fn(prompts, completions, completion_ids=None, **kwargs):
 SMALL_GRID = {"lower_bound": 8, "upper": MAX_LEN, "step": 8, "monitor_every": 1}
 SPECS = {
     "adactrl": {},
+    "arlcp": {},
     "ceeh": {},
     "ceeh_loose": {"name": "ceeh", "strict": False},
     "concise_r": {},
@@ -43,7 +44,10 @@ SPECS = {
     "dapo_overlong": {},
     "dapo_overlong_small": {"name": "dapo_overlong", "buffer": 16},
     "dler": {},
+    "e1": {"effort": 0.8},
     "format": {},
+    "format_length": {},
+    "format_length_limit": {"name": "format_length", "reference_length": None, "open_tag": None},
     "gate": {"reward": {"name": "kimi_length"}, "otherwise": {"name": "hapo"}, "condition": "mixed"},
     "grpo_lambda": {},
     "hapo": {},

@@ -110,9 +110,12 @@ def test_from_trl_passes_columns_and_maps_none():
     r = from_trl(fn, bonus=3)
     samples = [Sample("p", 0, prompt="P", completion="a", answer="1", meta={"level": 2}, completion_ids=[4]),
                Sample("p", 0, prompt="P", completion="b", answer="1", meta={"source": "x"})]
-    assert r(samples, Context()) == [1.5, 0.0]
+    assert r(samples, Context(step=7, total_steps=9)) == [1.5, 0.0]
+    state = calls.pop("trainer_state")
+    assert (state.global_step, state.max_steps) == (7, 9)
+    assert calls.pop("log_extra")("x", [1]) is None and calls.pop("log_metric")("m", 1.0) is None
     assert calls == {"prompts": ["P", "P"], "completions": ["a", "b"], "ids": None, "answer": ["1", "1"],
-                     "level": [2, None], "source": [None, "x"], "bonus": 3}
+                     "solution": ["1", "1"], "level": [2, None], "source": [None, "x"], "bonus": 3}
     samples[1].completion_ids = [5, 6]
     r(samples, Context())
     assert calls["ids"] == [[4], [5, 6]]
