@@ -454,3 +454,13 @@ def compute_advantages(
         kwargs[key] = _check_option(name, key, value, params[key].default)
 
     return fn(r, g, eps, **kwargs).to(torch.float32)
+
+
+def table_advantages(algo, totals: list[float], table: list, max_length: int | None, step: int) -> torch.Tensor:
+    """:func:`compute_advantages` over the step's sample table with the facts the trainer has
+    (``algo``: the recipe's ``algo`` section; entropies when the entropy pass ran)."""
+    ents = [s.entropy_mean for s in table]
+    return compute_advantages(algo.advantage, totals, [s.group for s in table], algo.adv_eps,
+                              lengths=[s.length for s in table], correct=[bool(s.correct) for s in table],
+                              max_length=max_length, entropies=ents if all(e is not None for e in ents) else None,
+                              step=step, options=algo.advantage_options)

@@ -17,6 +17,7 @@ from typing import Any
 from rewards import RewardError, build_rewards
 from rewards.base import Context, Sample
 
+from .advantages import table_advantages
 from .config import Config, ConfigError, eval_data_config
 from .data import Row, load_rows_checked
 from .rundir import Start, plan_start
@@ -47,7 +48,8 @@ def preflight(cfg: Config, num_processes: int) -> Checked:
 
 def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
     """Score (and update) a copy of ``rewards`` on two made-up groups built from real rows: each
-    has right and wrong, short, long and truncated completions. A reward that fails is a ``ConfigError``."""
+    has right and wrong, short, long and truncated completions, then compute their advantages. A
+    reward or estimator that fails is a ``ConfigError``."""
     G, limit = cfg.rollout.group_size, cfg.rollout.max_new_tokens
     samples = []
     for g, row in enumerate(rows[:2]):
@@ -66,7 +68,11 @@ def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
     ctx = Context(step=1, max_length=limit, group_size=G, total_steps=cfg.train.max_steps)
     trial = copy.deepcopy(rewards)
     try:
-        trial.score(samples, dataclasses.replace(ctx))
+        totals, _ = trial.score(samples, dataclasses.replace(ctx))
         trial.update(samples, ctx)
     except RewardError as e:
         raise ConfigError(f"rewards: {e} (in a trial scoring of made-up samples of the data, before training)") from None
+    try:
+        table_advantages(cfg.algo, totals, samples, limit, step=1)
+    except ValueError as e:
+        raise ConfigError(f"algo.advantage={cfg.algo.advantage}: {e}") from None

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from .advantages import advantage_needs
 from .data import draw_budgets
 from .facts import make_samples
 from .rollout import Rollout, SamplingParams
@@ -82,7 +83,11 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool) -> tuple[
     prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
     rollouts = run.engine.generate([p.ids for p in prompts], params)
     samples = make_samples(rollouts, prompts, acc.process_index * k, run.tokenizer, cfg.data.delimiter)
-    need_entropy = "entropy" in run.rewards.needs
+    needs = run.rewards.needs | advantage_needs(cfg.algo.advantage, cfg.algo.advantage_options)
+    if "completion_ids" in needs:
+        for s, r in zip(samples, rollouts):
+            s.completion_ids = list(r.completion_ids)
+    need_entropy = "entropy" in needs
     old = None
     if need_entropy or need_old:  # one no-grad pass serves both
         old, ents = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,

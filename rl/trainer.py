@@ -21,12 +21,12 @@ import torch
 
 from rewards.base import Context
 
-from .advantages import compute_advantages
+from .advantages import table_advantages
 from .checkpoint import atomic_save_dir, atomic_write_text, load_checkpoint, save_checkpoint
 from .config import Config, eval_data_config
 from .distributed import (full_weights, is_sharded, make_accelerator, make_reference, model_state_for_saving,
                           prepare_engine)
-from .data import Prompt, PromptSampler, build_prompts, with_budget
+from .data import Prompt, PromptSampler, build_prompts, use_chat_template, with_budget
 from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, resolve_model_path, save_pretrained
@@ -110,7 +110,7 @@ def setup(cfg: Config) -> Run:
                               process_index=acc.process_index, num_processes=acc.num_processes)
     prepare_engine(acc, engine)
     ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
-                  total_steps=cfg.train.max_steps)
+                  total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template))
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
                eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start)
 
@@ -134,9 +134,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     t_gen = time.perf_counter()
     table, samples = batch.table, batch.samples
     totals, components = run.rewards.score(table, run.ctx) if table else ([], {})
-    adv = compute_advantages(cfg.algo.advantage, totals, [s.group for s in table], cfg.algo.adv_eps,
-                             lengths=[s.length for s in table], correct=[bool(s.correct) for s in table],
-                             max_length=run.ctx.max_length, options=cfg.algo.advantage_options)
+    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step)
     n = len(samples)
     local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
     t_score = time.perf_counter()
