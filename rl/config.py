@@ -57,6 +57,7 @@ class DataConfig:
     delimiter: str | None = "</think>"  # think/answer split; answers are read after it
     length_budget: list[int] | None = None  # L1: [low, high], a budget N ~ U{low..high} per prompt draw
     budget_mode: str = "exact"  # L1: "Think for N tokens." (exact) | "Think for maximum N tokens." (max)
+    effort_range: list[float] | None = None  # e1: [low, high], an effort r ~ U[low, high] per prompt draw
     bad_rows: str = "error"  # rows without a usable question or gold answer: error (refuse) | skip (warn, drop)
 
 
@@ -375,6 +376,9 @@ def validate(cfg: Config) -> None:
     lb = cfg.data.length_budget
     if lb is not None and (len(lb) != 2 or not 1 <= lb[0] <= lb[1]):
         raise ConfigError(f"data.length_budget must be [low, high] with 1 <= low <= high, got {lb}")
+    er = cfg.data.effort_range
+    if er is not None and (len(er) != 2 or not 0 < er[0] <= er[1]):
+        raise ConfigError(f"data.effort_range must be [low, high] with 0 < low <= high, got {er}")
     if not cfg.rewards:
         raise ConfigError("rewards: at least one reward is needed")
     for i, spec in enumerate(cfg.rewards):

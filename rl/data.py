@@ -179,6 +179,8 @@ def build_prompts(rows: list[dict[str, Any]] | list[Row], cfg: DataConfig, token
     for r in parsed:
         # L1 budgets are drawn per step (draw_budgets); until then {budget} renders as the largest
         stand_in = {"budget": cfg.length_budget[1]} if cfg.length_budget and "budget" not in r.row else {}
+        if cfg.effort_range and "effort" not in r.row:  # likewise e1's effort: the largest until drawn
+            stand_in["effort"] = cfg.effort_range[1]
         text, ids = render_prompt(r.question, cfg, tokenizer, {**r.row, **stand_in})
         meta = {k: v for k, v in r.row.items() if k not in (cfg.question_column, cfg.answer_column)
                 and isinstance(v, (int, float, str, bool))}
@@ -214,12 +216,31 @@ def with_budget(prompt: Prompt, budget: int, cfg: DataConfig, tokenizer) -> Prom
     return dataclasses.replace(prompt, text=text, ids=ids, meta=meta)
 
 
+def with_effort(prompt: Prompt, effort: float, cfg: DataConfig, tokenizer) -> Prompt:
+    """The prompt with e1's relative effort (``meta["effort"] = r``): placed where
+    ``data.prompt_template`` says ``{effort}``, else stated after the question."""
+    from rewards.e1 import effort_prompt
+
+    meta = {**prompt.meta, "effort": effort}
+    question = prompt.question if "{effort}" in cfg.prompt_template else effort_prompt(prompt.question, effort)
+    text, ids = render_prompt(question, cfg, tokenizer, meta)
+    return dataclasses.replace(prompt, text=text, ids=ids, meta=meta)
+
+
 def draw_budgets(prompts: list[Prompt], cfg: DataConfig, tokenizer, seed: int, step: int) -> list[Prompt]:
-    """A fresh budget for every prompt of a step (L1 / LCPO), reproducible from (seed, step, id)."""
-    if not cfg.length_budget:
-        return prompts
-    low, high = cfg.length_budget
-    return [with_budget(p, random.Random(f"{seed}-{step}-{p.id}").randint(low, high), cfg, tokenizer) for p in prompts]
+    """A fresh L1 token budget (``data.length_budget``) or e1 effort (``data.effort_range``) for
+    every prompt of a step, reproducible from (seed, step, prompt id)."""
+    if cfg.length_budget:
+        low, high = cfg.length_budget
+        prompts = [with_budget(p, random.Random(f"{seed}-{step}-{p.id}").randint(low, high), cfg, tokenizer)
+                   for p in prompts]
+    if cfg.effort_range:
+        from rewards.e1 import sample_effort
+
+        low, high = cfg.effort_range
+        prompts = [with_effort(p, sample_effort(random.Random(f"{seed}-{step}-{p.id}-effort"), low, high), cfg,
+                               tokenizer) for p in prompts]
+    return prompts
 
 
 class PromptSampler:

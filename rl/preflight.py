@@ -56,6 +56,8 @@ def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
         meta = {k: v for k, v in row.row.items() if isinstance(v, (int, float, str, bool))}
         if cfg.data.length_budget:
             meta["budget"] = cfg.data.length_budget[1]
+        if cfg.data.effort_range:
+            meta["effort"] = cfg.data.effort_range[1]
         for k in range(G):
             correct, length = k % 2 == 0, max(1, limit * (k + 1) // G)
             answer = row.answer if correct else f"{row.answer}1"

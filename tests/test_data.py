@@ -146,3 +146,15 @@ def test_l1_budget_goes_where_the_template_puts_it(toy_tokenizer):
     assert prompts[0].text == f"B128Q:{prompts[0].question}=" and "budget" not in prompts[0].meta
     p = draw_budgets(prompts, cfg, toy_tokenizer, seed=0, step=1)[0]
     assert p.text == f"B{p.meta['budget']}Q:{prompts[0].question}=" and len(p.ids) == len(p.text)
+
+
+def test_effort_range_draws_a_stated_effort_per_prompt_and_step(toy_tokenizer):
+    from rl.data import build_prompts, draw_budgets
+
+    cfg = DataConfig(prompt_template="{question}", chat_template="off", effort_range=[0.2, 0.6])
+    ps = build_prompts([{"question": "1+1", "answer": "2"}, {"question": "2+3", "answer": "5"}], cfg, toy_tokenizer, "m")
+    step1, again, step2 = (draw_budgets(ps, cfg, toy_tokenizer, 0, s) for s in (1, 1, 2))
+    assert [p.meta["effort"] for p in step1] == [p.meta["effort"] for p in again]  # reproducible
+    assert [p.meta["effort"] for p in step1] != [p.meta["effort"] for p in step2]  # fresh each step
+    for p in step1 + step2:
+        assert 0.2 <= p.meta["effort"] <= 0.6 and p.text.endswith(f"Reasoning effort: {p.meta['effort']:g}")
