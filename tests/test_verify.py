@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -176,19 +177,47 @@ def _in_thread(fn, *args, **kwargs):
     return out["value"], out["seconds"]
 
 
-def test_off_main_thread_uses_the_worker_and_a_hard_limit():
-    value, _ = _in_thread(answers_match, r"\frac{1}{2}", "0.5")  # starts the worker
+def test_off_main_thread_uses_the_pool_and_a_hard_limit():
+    value, _ = _in_thread(answers_match, r"2\sqrt{2}", r"\sqrt{8}")  # starts the pool
     assert value is True
-    value, _ = _in_thread(answers_match, r"\frac{1}{3}", "0.5")
+    value, _ = _in_thread(answers_match, r"\sqrt{3}", r"\sqrt{8}")
     assert value is False
     value, seconds = _in_thread(answers_match, r"10^{10^{10}}", "5", timeout=1.0)
     assert value is False and seconds < 4.0
-    # a worker stuck beyond timeout + grace is killed: simulate with the test-only "sleep" op
-    value, seconds = _in_thread(V._worker_request, {"op": "sleep", "seconds": 30}, 0.5)
-    assert value is None and seconds < 0.5 + V.WORKER_GRACE + 1.0
-    value, _ = _in_thread(math_verify_match, r"\frac{1}{2}", "0.5")  # a fresh worker starts
-    assert value is True
-    assert math_verify_match(r"\frac{1}{2}", "0.5", isolate=True)  # forced from the main thread
+    assert math_verify_match(r"\sqrt{4}", "2", isolate=True)  # forced from the main thread
+
+
+def test_pool_kills_a_stuck_worker_and_keeps_order():
+    # a worker stuck beyond timeout + grace (here: sleeping; in life: C code no alarm interrupts)
+    # is killed and replaced; the items around it keep their places and results
+    start = time.monotonic()
+    out = V.POOL.map(divmod, [(7, 2), (1, 0), (9, 4)], timeout=1.0, default="x")
+    assert out == [(3, 1), "x", (2, 1)]  # an item that raises gets the default
+    out = V.POOL.map(time.sleep, [(0,), (30,), (0,)], timeout=0.5, default="late")
+    assert out == [None, "late", None]
+    out = V.POOL.map(os._exit, [(3,)], timeout=5.0, default="dead")  # a worker that dies
+    assert out == ["dead"]
+    assert V.POOL.map(pow, [(2, 10)], timeout=5.0) == [1024]  # replaced workers serve again
+    assert time.monotonic() - start < 30
+
+
+def test_verify_batch_in_order_and_as_is_correct():
+    completions = [
+        "<think>x</think>#### 42",
+        r"<think>x</think>so \boxed{2\sqrt{2}}",
+        r"\boxed{\frac{1}{3}}",
+        r"\boxed{(1, 2]}",
+        "no answer at all",
+        r"\boxed{10^{10^{10}}}",
+        r"the answer is \pi",
+    ]
+    golds = ["42", r"\sqrt{8}", "0.5", r"(1,2]", "1", "5", None]
+    expected = [is_correct(c, g, timeout=2.0) for c, g in zip(completions, golds)]
+    assert expected == [True, True, False, True, False, False, False]
+    assert V.verify_batch(completions, golds, timeout=2.0) == expected
+    assert V.verify_batch([], []) == []
+    with pytest.raises(ValueError, match="2 completions but 1 golds"):
+        V.verify_batch(["a", "b"], ["1"])
 
 
 # ---------------------------------------------------------------------------------- properties
