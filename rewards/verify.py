@@ -10,8 +10,8 @@ r"""Answer verification: gold parsing, answer extraction, equivalence (length pl
 * :func:`is_correct` - extract + match; :func:`verify_batch` - the same for a whole batch, with
   Math-Verify in a pool of worker processes.
 
-Bounded extraction. Only the last :data:`MAX_SCAN_CHARS` characters (after the delimiter) are
-examined, and every step is linear in them: one pass pairs the braces for :func:`last_boxed`, and
+Bounded extraction. Only the last :data:`MAX_SCAN_CHARS` characters (after the delimiter, with
+long whitespace runs collapsed) are examined, and every step is linear in them: one pass pairs the braces for :func:`last_boxed`, and
 the default patterns have no two adjacent quantifiers that can split one run of characters (the
 old ``(.+?)\s*$`` and ``^[\s*#]*`` were quadratic: 40,000 newlines took 50 s). Extraction of any
 completion takes milliseconds (``scripts/bench_verify.py`` fuzzes it); answers longer than
@@ -100,6 +100,7 @@ ABS_TOL, REL_TOL = Fraction(1, 10**6), Fraction(1, 10**9)  # between two decimal
 _BOXED_RE = re.compile(r"\\(boxed|fbox)(?![A-Za-z])")
 _BOXED_TOKEN_RE = re.compile(r"[^\s$]+")
 _SPACES_RE = re.compile(r"\s*")
+_WHITESPACE_RUN_RE = re.compile(r"\s{32,}")  # collapsed before the tail is cut: padding hides nothing
 _NUMBER_RE = re.compile(r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w)\]}])-)?\.\d+")
 _DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
 _FRACTION_RES = (
@@ -212,6 +213,10 @@ def _clean(answer: str) -> str:
     return (boxed if boxed is not None else a).strip()
 
 
+def _collapse(run: re.Match[str]) -> str:
+    return "\n" if "\n" in run.group(0) else " "
+
+
 def extract_answer(
     completion: str,
     delimiter: str | None = "</think>",
@@ -222,7 +227,8 @@ def extract_answer(
     r"""The final answer of a completion, or ``None``.
 
     Search the last :data:`MAX_SCAN_CHARS` characters of the text after the LAST ``delimiter``
-    (the whole text when it is absent, unless ``require_delimiter``); take the last ``\boxed{}``;
+    (the whole text when it is absent, unless ``require_delimiter``; runs of 32 or more whitespace
+    characters count as one space or newline); take the last ``\boxed{}``;
     else the task pattern match that starts last (group 1 of each pattern); else, with
     ``fallback_last_number``, the last number.
 
@@ -240,7 +246,7 @@ def extract_answer(
             text = text[cut + len(delimiter) :]
         elif require_delimiter:
             return None
-    text = text[-MAX_SCAN_CHARS:]
+    text = _WHITESPACE_RUN_RE.sub(_collapse, text)[-MAX_SCAN_CHARS:]
     boxed = last_boxed(text)
     if boxed is not None and boxed.strip():
         return boxed.strip()

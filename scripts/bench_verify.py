@@ -100,7 +100,7 @@ MATH_ANSWERS = [
     (r"\frac{3}{4}", r"0.75", r"\frac{4}{3}"),
     (r"\dfrac{7}{2}", r"3.5", r"\frac{2}{7}"),
     (r"\sqrt{5} - 1", r"-1 + \sqrt{5}", r"\sqrt{5} + 1"),
-    (r"\frac{\pi}{3}", r"60^\circ", r"\frac{\pi}{6}"),
+    (r"\frac{\pi}{3}", r"\frac{1}{3}\pi", r"\frac{\pi}{6}"),
     (r"2 + 3i", r"3i + 2", r"2 - 3i"),
     (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix} 2 \\ 1 \end{pmatrix}"),
     (r"\log_2 8", r"3", r"2"),

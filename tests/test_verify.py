@@ -150,6 +150,44 @@ def test_is_correct():
     assert not is_correct("<think>x</think> so it's 4", "4", fallback_last_number=False)
 
 
+# ---------------------------------------------------------------- equivalence rules (issue 12.8)
+
+
+@pytest.mark.parametrize(
+    "pred, gold, expected",
+    [
+        # scientific notation is a number (math_verify reads 1.5e3 as 1.5 * e * 3)
+        ("1.5e3", "1500", True),
+        ("1500", "1.5e3", True),
+        ("2E-3", "0.002", True),
+        ("1.5e3", "150", False),
+        ("1e400", "2e400", False),  # exact, no float overflow to inf == inf
+        # percent: with % on one side only, both x and x/100 count (as math_verify)
+        (r"50\%", "0.5", True),
+        ("50%", "50", True),
+        ("0.5", r"50\%", True),
+        (r"12.5\%", r"\frac18", True),
+        ("0.5", "50", False),  # no % anywhere: no scaling
+        (r"50\%", r"0.5\%", False),  # % on both sides: as written
+        # fractions compare exactly; 0.333333 is not 1/3 (math_verify rounds to 6 places and says yes)
+        ("0.333333", r"\frac{1}{3}", False),
+        (r"\frac{1}{3}", "0.3333333", False),
+        ("0.33", "1/3", False),
+        ("1/2", r"\frac{1}{2}", True),
+        (r"-\frac{3}{4}", "-0.75", True),
+        (r"\frac{-3}{4}", "-0.75", True),
+        (r"\frac{2}{6}", r"\tfrac13", True),
+        (r"\frac{1}{0}", r"\frac{1}{0}", True),  # identical strings (no division by zero)
+        # two decimals: print noise within abs 1e-6 / rel 1e-9
+        ("0.30000000000000004", "0.3", True),
+        ("0.3333333", "0.333333", True),
+    ],
+)
+def test_equivalence_rules_decided_by_the_fast_path(pred, gold, expected, monkeypatch):
+    monkeypatch.setattr(V, "math_verify_match", lambda *a, **k: pytest.fail("reached math_verify"))
+    assert answers_match(pred, gold) is expected
+
+
 # --------------------------------------------------------------------------------- time limits
 
 
