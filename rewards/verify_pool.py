@@ -14,7 +14,10 @@ timeout it kills every process of the executor). Here only the overrunning worke
 
 ``spawn`` (not ``fork``): the trainer has torch threads and possibly CUDA; a forked child would
 inherit their locks. Each worker imports ``preload`` (e.g. ``math_verify``, ~1 s) before it
-reports ready; the per-item clock starts only when a ready worker takes the item.
+reports ready; the per-item clock starts only when a ready worker takes the item. As with any
+``spawn`` pool (vLLM's workers, a ``DataLoader`` with workers), a script run by path that uses the
+pool must guard its entry point with ``if __name__ == "__main__":`` (each worker imports the main
+module); laconic's entry points do.
 """
 
 from __future__ import annotations
@@ -122,16 +125,21 @@ class WorkerPool:
         with self._lock:
             if self._owner != os.getpid():  # forked: the slots belong to the parent
                 self._slots, self._owner = [], os.getpid()
-            if self.broken:
-                return results
-            while len(self._slots) < min(self.size, len(items)):
-                self._slots.append(_Slot(self._ctx, self.preload))
-            self._run(fn, items, float(timeout), results, default)
+            try:
+                while not self.broken and len(self._slots) < min(self.size, len(items)):
+                    self._slots.append(_Slot(self._ctx, self.preload))
+            except Exception as e:  # e.g. inside a daemonic process, which may not have children
+                self._fail(f"cannot start a worker process: {type(e).__name__}: {e}")
+            if not self.broken:
+                self._run(fn, items, float(timeout), results, default)
         return results
 
     def _replace(self, slot: _Slot) -> None:
         slot.kill()
-        self._slots[self._slots.index(slot)] = _Slot(self._ctx, self.preload)
+        try:
+            self._slots[self._slots.index(slot)] = _Slot(self._ctx, self.preload)
+        except Exception as e:
+            self._fail(f"cannot start a worker process: {type(e).__name__}: {e}")
 
     def _fail(self, why: str) -> None:
         self.broken = why
@@ -140,7 +148,7 @@ class WorkerPool:
 
     def _run(self, fn: Callable[..., Any], items: Sequence[tuple], timeout: float, results: list, default: Any) -> None:
         todo = deque(range(len(items)))
-        while todo or any(s.job for s in self._slots):
+        while not self.broken and (todo or any(s.job for s in self._slots)):
             for slot in list(self._slots):  # hand out work
                 if slot.ready and slot.job is None and todo:
                     i = todo.popleft()
@@ -162,6 +170,8 @@ class WorkerPool:
                         return self._fail(f"a worker exited while starting (exit code {slot.proc.exitcode})")
                     log.warning("a verifier worker died (exit code %s); item counted as %r", slot.proc.exitcode, default)
                     self._replace(slot)
+                    if self.broken:
+                        return
                     continue
                 if kind == "ready":
                     slot.ready = True

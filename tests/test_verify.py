@@ -239,6 +239,15 @@ def test_pool_kills_a_stuck_worker_and_keeps_order():
     assert time.monotonic() - start < 30
 
 
+def test_pool_that_cannot_start_counts_items_wrong_and_says_why(caplog):
+    from rewards.verify_pool import WorkerPool
+
+    pool = WorkerPool(size=1, preload=("no_such_module_for_laconic",))
+    assert pool.map(pow, [(2, 3), (2, 4)], timeout=1.0, default="wrong") == ["wrong", "wrong"]
+    assert "no_such_module_for_laconic" in pool.broken and "cannot start" in caplog.text
+    assert pool.map(pow, [(2, 3)], timeout=1.0, default=0) == [0]  # not retried
+
+
 def test_verify_batch_in_order_and_as_is_correct():
     completions = [
         "<think>x</think>#### 42",
