@@ -5,9 +5,36 @@ r"""Answer verification: gold parsing, answer extraction, equivalence (length pl
 * :func:`extract_answer` - the model's final answer: text after the last ``</think>`` (DLER,
   arXiv 2510.15110, reads the answer after ``</think>``), then the last ``\boxed{}``, else the last
   task pattern (``#### X``, toy-task ``A:X``, "answer is X"), else optionally the last number.
-* :func:`answers_match` - plain numbers are compared numerically in Python (fast path); anything
-  else goes to ``math_verify`` (HF Math-Verify) under a time limit.
-* :func:`is_correct` - extract + match.
+* :func:`answers_match` - plain numbers and fractions are compared in Python (fast path);
+  anything else goes to ``math_verify`` (HF Math-Verify) under a time limit.
+* :func:`is_correct` - extract + match; :func:`verify_batch` - the same for a whole batch, with
+  Math-Verify in a pool of worker processes.
+
+Bounded extraction. Only the last :data:`MAX_SCAN_CHARS` characters (after the delimiter, with
+long whitespace runs collapsed) are examined, and every step is linear in them: one pass pairs the braces for :func:`last_boxed`, and
+the default patterns have no two adjacent quantifiers that can split one run of characters (the
+old ``(.+?)\s*$`` and ``^[\s*#]*`` were quadratic: 40,000 newlines took 50 s). Extraction of any
+completion takes milliseconds (``scripts/bench_verify.py`` fuzzes it); answers longer than
+:data:`MAX_ANSWER_CHARS` count as wrong.
+
+Equivalence rules of the fast path (each checked against Math-Verify 0.9 and the MATH/GSM8K
+graders; ``tests/test_verify.py`` pins them):
+
+* A plain number is a decimal with optional sign, thousands commas, ``$``, a trailing ``.`` and
+  plain-word units (``18 dollars``; not ``18 million``); a fraction is ``a/b`` or
+  ``\frac{a}{b}`` (``\dfrac``, ``\tfrac``, ``\frac12``) of plain numbers.
+* Scientific notation is a number: ``1.5e3`` = ``1500``. Math-Verify accepts ``1.5E3`` but reads
+  ``1.5e3`` as 1.5 * 3 * Euler's e; a digits-``e``-digits final answer means 10^3 (as Python's
+  ``float`` and Qwen2.5-Math's grader read it). The MATH reference grader (string equality after
+  normalisation) rejects both spellings; GSM8K golds never use it.
+* Percent: when exactly one side carries ``%``, both readings count: ``50%`` = ``50`` (GSM8K golds
+  drop the sign; the MATH grader strips ``\%``) and ``50%`` = ``0.5`` (Math-Verify reads ``%`` as
+  /100 and accepts both, as here). Without a ``%``, ``0.5`` and ``50`` differ.
+* Exactness: a fraction is compared exactly, so ``0.333333`` is NOT ``\frac{1}{3}`` (Math-Verify
+  rounds to 6 decimals and accepts it; the MATH grader rejects it; a non-terminating value must be
+  given exactly) while ``0.5`` = ``\frac{1}{2}``. Two integers compare exactly; two decimals
+  within ``abs_tol=1e-6`` / ``rel_tol=1e-9`` (print noise such as ``0.30000000000000004``).
+  Inside larger expressions (``x = 0.333333``) Math-Verify's own rules apply.
 
 Time limits of the ``math_verify`` path (:func:`math_verify_match`). Math-Verify's own timeouts
 use ``signal.alarm``: they only work in the main thread, take whole seconds (a float such as
@@ -16,32 +43,29 @@ use ``signal.alarm``: they only work in the main thread, take whole seconds (a f
 
 * main thread: run in-process with Math-Verify's alarms, each call given the whole seconds left
   of ``timeout`` (so the total stays within about ``timeout + 1`` s). Note: ``signal.alarm(0)``
-  cancels any SIGALRM alarm the caller had pending.
-* any other thread (or ``isolate=True``): run in a persistent worker subprocess (its own main
-  thread, so the alarms work there) and wait at most ``timeout + 2`` s; a worker that overruns
-  (e.g. stuck in C code an alarm cannot interrupt) is killed and replaced, and the answer counts
-  as wrong. One worker per concurrently verifying thread, started on first use (~1-2 s).
+  cancels any SIGALRM alarm the caller had pending. :func:`is_correct` counts the extraction
+  against the same ``timeout``.
+* :func:`verify_batch`, any other thread, or ``isolate=True``: a pool of worker processes
+  (:mod:`rewards.verify_pool`; their main threads run the alarms); an item not answered within
+  ``timeout + 2`` s has its worker killed and replaced, and counts as wrong.
 
 Every error in the ``math_verify`` path counts as "no match" (``False``).
 """
 
 from __future__ import annotations
 
-import atexit
-import json
 import logging
 import math
-import os
 import re
-import selectors
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from fractions import Fraction
+from typing import NamedTuple
+
+from .verify_pool import WorkerPool
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -52,6 +76,7 @@ __all__ = [
     "last_boxed",
     "math_verify_match",
     "parse_gold",
+    "verify_batch",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,20 +84,30 @@ log = logging.getLogger(__name__)
 GOLD_FORMATS = ("auto", "gsm8k", "boxed", "raw")
 
 #: Task patterns of :func:`extract_answer`; group 1 is the answer. The match that starts last wins.
+#: Linear-time by construction (see the module docstring): keep it so when adding one.
 DEFAULT_PATTERNS: tuple[str, ...] = (
     r"####\s*([^\n]+)",  # GSM8K
     r"\bA:\s*(-?[\d,]*\.?\d+)",  # the overthinking toy: "...check1:3+5=8.A:8"
-    r"(?im)\banswer\s+is\s*:?\s*(.+?)\s*$",  # "The answer is 42."
-    r"(?im)^[\s*#]*(?:final\s+)?answer\s*\**\s*:\s*(.+?)\s*$",  # "Answer: 42" / "**Final answer:** 42"
+    r"(?i)\banswer\s+is\s*(?::\s*)?(\S[^\n]*)",  # "The answer is 42."
+    r"(?im)^(?:[*#]|[^\S\n])*(?:final\s+)?answer\s*(?:\*+\s*)?:\s*(\S[^\n]*)",  # "**Final answer:** 42"
 )
 
-MAX_ANSWER_CHARS = 2000  # longer "answers" are not sent to math_verify (counted wrong)
-WORKER_STARTUP_TIMEOUT = 60.0  # seconds for a verifier subprocess to import math_verify
-WORKER_GRACE = 2.0  # seconds on top of ``timeout`` before a worker is killed
+MAX_SCAN_CHARS = 8192  # extract_answer examines only this many final characters
+MAX_ANSWER_CHARS = 2000  # longer "answers" count as wrong
+WORKER_GRACE = 2.0  # seconds on top of ``timeout`` before a verifier worker is killed
+ABS_TOL, REL_TOL = Fraction(1, 10**6), Fraction(1, 10**9)  # between two decimals
 
 _BOXED_RE = re.compile(r"\\(boxed|fbox)(?![A-Za-z])")
+_BOXED_TOKEN_RE = re.compile(r"[^\s$]+")
+_SPACES_RE = re.compile(r"\s*")
+_WHITESPACE_RUN_RE = re.compile(r"\s{32,}")  # collapsed before the tail is cut: padding hides nothing
 _NUMBER_RE = re.compile(r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w)\]}])-)?\.\d+")
-_PLAIN_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
+_FRACTION_RES = (
+    re.compile(r"(?P<sign>[+-]?)\\[dt]?frac\{(?P<num>[^{}]+)\}\{(?P<den>[^{}]+)\}"),
+    re.compile(r"(?P<sign>[+-]?)\\[dt]?frac(?P<num>\d)(?P<den>\d)"),
+    re.compile(r"(?P<sign>)(?P<num>[^/]+)/(?P<den>[^/]+)"),
+)
 _THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _UNIT_RE = re.compile(r"(?<=[\d.%$])(?:\s+[A-Za-z]{2,}\.?)+\s*$")
 _SCALE_WORDS = {"hundred", "thousand", "million", "billion", "trillion", "dozen"}
@@ -81,34 +116,45 @@ _SCALE_WORDS = {"hundred", "thousand", "million", "billion", "trillion", "dozen"
 # ------------------------------------------------------------------------------- gold answers
 
 
+def _brace_pairs(text: str) -> dict[int, int]:
+    """``{index of "{": index of its "}"}`` for the balanced braces of ``text``, in one pass
+    (a backslash escapes the next character, so ``\\{`` and ``\\}`` are not braces)."""
+    pairs, stack, i, n = {}, [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            stack.append(i)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = i
+        i += 1
+    return pairs
+
+
 def last_boxed(text: str) -> str | None:
     r"""Content of the last ``\boxed{...}`` / ``\fbox{...}`` with balanced braces (or ``\boxed 5``).
+
+    Linear time: the braces are paired once, then the boxes are tried from the last one.
 
     >>> last_boxed(r"so \boxed{1} or rather \boxed{\frac{1}{2}}.")
     '\\frac{1}{2}'
     >>> last_boxed(r"\boxed{\{1,2\}}"), last_boxed(r"\boxed 7$"), last_boxed(r"\boxed{12")
     ('\\{1,2\\}', '7', None)
     """
-    for m in reversed(list(_BOXED_RE.finditer(text))):
+    boxes = list(_BOXED_RE.finditer(text))
+    if not boxes:
+        return None
+    pairs = _brace_pairs(text)
+    for m in reversed(boxes):
         i = m.end()
-        while i < len(text) and text[i].isspace():
-            i += 1
+        i = _SPACES_RE.match(text, i).end()  # type: ignore[union-attr]
         if i < len(text) and text[i] == "{":
-            depth, j = 1, i + 1
-            while j < len(text):
-                c = text[j]
-                if c == "\\":
-                    j += 2
-                    continue
-                if c == "{":
-                    depth += 1
-                elif c == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[i + 1 : j]
-                j += 1
-        elif m.group(1) == "boxed" and i > m.end() and i < len(text):
-            token = re.match(r"[^\s$]+", text[i:])
+            if i in pairs:
+                return text[i + 1 : pairs[i]]
+        elif m.group(1) == "boxed" and i > m.end():
+            token = _BOXED_TOKEN_RE.match(text, i)
             if token:
                 return token.group(0)
     return None
@@ -158,14 +204,17 @@ def parse_gold(text: str, fmt: str = "auto") -> str:
 
 def _clean(answer: str) -> str:
     """Strip markdown bold, a final period and ``$...$`` / ``\\(...\\)`` wrappers."""
-    a = answer.strip().strip("*").strip()
-    a = re.sub(r"\.+$", "", a).strip()
+    a = answer.strip().strip("*").strip().rstrip(".").strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if a.startswith(left) and a.endswith(right) and len(a) >= len(left) + len(right):
             a = a[len(left) : len(a) - len(right)].strip()
             break
     boxed = last_boxed(a)
     return (boxed if boxed is not None else a).strip()
+
+
+def _collapse(run: re.Match[str]) -> str:
+    return "\n" if "\n" in run.group(0) else " "
 
 
 def extract_answer(
@@ -177,9 +226,11 @@ def extract_answer(
 ) -> str | None:
     r"""The final answer of a completion, or ``None``.
 
-    Search the text after the LAST ``delimiter`` (the whole text when it is absent, unless
-    ``require_delimiter``); take the last ``\boxed{}``; else the task pattern match that starts
-    last (group 1 of each pattern); else, with ``fallback_last_number``, the last number.
+    Search the last :data:`MAX_SCAN_CHARS` characters of the text after the LAST ``delimiter``
+    (the whole text when it is absent, unless ``require_delimiter``; runs of 32 or more whitespace
+    characters count as one space or newline); take the last ``\boxed{}``;
+    else the task pattern match that starts last (group 1 of each pattern); else, with
+    ``fallback_last_number``, the last number.
 
     >>> extract_answer(r"<think>\boxed{1}</think>So \boxed{2}."), extract_answer("3+5=8.A:8")
     ('2', '8')
@@ -190,18 +241,20 @@ def extract_answer(
         return None
     text = completion
     if delimiter:
-        if delimiter in text:
-            text = text.rsplit(delimiter, 1)[1]
+        cut = text.rfind(delimiter)
+        if cut >= 0:
+            text = text[cut + len(delimiter) :]
         elif require_delimiter:
             return None
+    text = _WHITESPACE_RUN_RE.sub(_collapse, text)[-MAX_SCAN_CHARS:]
     boxed = last_boxed(text)
     if boxed is not None and boxed.strip():
         return boxed.strip()
     best: tuple[int, int, str] | None = None
     for pattern in patterns:
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        group = 1 if rx.groups else 0
         for m in rx.finditer(text):
-            group = 1 if rx.groups else 0
             if m.group(group) is None:
                 continue
             key = (m.start(group), m.end(group), m.group(group))
@@ -212,20 +265,38 @@ def extract_answer(
         if answer:
             return answer
     if fallback_last_number:
-        numbers = _NUMBER_RE.findall(text)
-        if numbers:
-            return numbers[-1]
+        last = None
+        for last in _NUMBER_RE.finditer(text):
+            pass
+        if last is not None:
+            return last.group(0)
     return None
 
 
 # ------------------------------------------------------------------------------------ matching
 
 
-def _as_number(s: str) -> Decimal | None:
-    """A plain number after stripping ``$``, thousands commas, spaces, a final ``.``, ``%`` and
-    trailing plain-word units of two letters or more (``18 dollars``; not ``18 million``)."""
+class _Number(NamedTuple):
+    value: Fraction
+    exact: bool  # a fraction (compared exactly), not a decimal
+    percent: bool  # written with a % sign
+
+
+def _as_decimal(s: str) -> Fraction | None:
+    if not _DECIMAL_RE.fullmatch(s):
+        return None
+    try:
+        return Fraction(Decimal(s))
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
+
+
+def _as_number(s: str) -> _Number | None:
+    r"""A plain number or fraction (see the module docstring) after stripping ``$``, thousands
+    commas, spaces, a final ``.``, ``%`` and trailing plain-word units of two letters or more."""
     t = s.strip()
     t = t.replace("{,}", ",")  # LaTeX thousands separator 1{,}234
+    percent = "%" in t
     for junk in ("\\$", "$", "\\%", "%", "\\!", "\\,", "\\;", "\\ "):
         t = t.replace(junk, "")
     t = re.sub(r"\\(?:text|mbox|mathrm)\{([^{}]*)\}", r" \1", t)  # "18\text{ dollars}"
@@ -235,37 +306,64 @@ def _as_number(s: str) -> Decimal | None:
     t = re.sub(r"\s+", "", t).rstrip(".")
     if _THOUSANDS_RE.fullmatch(t):
         t = t.replace(",", "")
-    if not _PLAIN_NUMBER_RE.fullmatch(t):
-        return None
-    try:
-        return Decimal(t)
-    except InvalidOperation:
-        return None
+    value = _as_decimal(t)
+    if value is not None:
+        return _Number(value, False, percent)
+    for rx in _FRACTION_RES:
+        m = rx.fullmatch(t)
+        if m:
+            num, den = _as_decimal(m["num"]), _as_decimal(m["den"])
+            if num is None or not den:
+                return None
+            return _Number(num / den * (-1 if m["sign"] == "-" else 1), True, percent)
+    return None
+
+
+def _numbers_match(a: _Number, b: _Number) -> bool:
+    """The fast-path rules of the module docstring (percent readings, exact fractions, tolerance)."""
+    readings = [(a.value, b.value)]
+    if a.percent != b.percent:  # exactly one side says %: it also reads as value / 100
+        readings.append((a.value / 100, b.value) if a.percent else (a.value, b.value / 100))
+    for x, y in readings:
+        if x == y:
+            return True
+        if a.exact or b.exact or (x.denominator == 1 and y.denominator == 1):
+            continue  # fractions and two integers compare exactly (rel_tol would equate 10**9, 10**9+1)
+        if abs(x - y) <= max(ABS_TOL, REL_TOL * max(abs(x), abs(y))):
+            return True
+    return False
 
 
 def answers_match(pred: str | None, gold: str | None, timeout: float = 5.0, *, isolate: bool | None = None) -> bool:
     r"""Whether ``pred`` is equivalent to ``gold``; never raises, never hangs.
 
-    Fast path: both plain numbers -> equal if both are integers, else
-    ``math.isclose(abs_tol=1e-6, rel_tol=1e-9)``; identical strings -> True; else
-    :func:`math_verify_match` (see the module docstring for its limits).
+    Fast path: both plain numbers or fractions -> the rules of the module docstring; identical
+    strings -> True; else :func:`math_verify_match` (see the module docstring for its limits).
 
     >>> answers_match("$1,234.", "1234"), answers_match("50%", "50"), answers_match("41", "42")
     (True, True, False)
+    >>> answers_match("1.5e3", "1500"), answers_match(r"50\%", "0.5"), answers_match("0.333333", r"\frac{1}{3}")
+    (True, True, False)
     """
+    fast = _fast_match(pred, gold)
+    if fast is not None:
+        return fast
+    return math_verify_match(str(pred).strip(), str(gold).strip(), timeout, isolate=isolate)
+
+
+def _fast_match(pred: str | None, gold: str | None) -> bool | None:
+    """The verdict when it needs no ``math_verify`` (missing, too long, numbers, equal), else None."""
     if pred is None or gold is None:
         return False
     p, g = str(pred).strip(), str(gold).strip()
-    if not p or not g:
+    if not p or not g or len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
         return False
     a, b = _as_number(p), _as_number(g)
     if a is not None and b is not None:
-        if a == a.to_integral_value() and b == b.to_integral_value():
-            return a == b  # integers exactly: rel_tol would equate 10**9 and 10**9 + 1
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6)
+        return _numbers_match(a, b)
     if p == g:
         return True
-    return math_verify_match(p, g, timeout, isolate=isolate)
+    return None
 
 
 def is_correct(
@@ -277,17 +375,49 @@ def is_correct(
     patterns: Sequence[str | re.Pattern[str]] | None = None,
 ) -> bool:
     r"""``answers_match(extract_answer(completion), gold)``; no extractable answer -> False.
+    The extraction counts against ``timeout``.
 
     >>> is_correct("<think>it is 3</think>The answer is \\boxed{4}.", "4")
     True
     """
+    start = time.monotonic()
     pred = extract_answer(
         completion,
         delimiter=delimiter,
         patterns=DEFAULT_PATTERNS if patterns is None else patterns,
         fallback_last_number=fallback_last_number,
     )
-    return pred is not None and answers_match(pred, gold, timeout)
+    return pred is not None and answers_match(pred, gold, timeout - (time.monotonic() - start))
+
+
+def verify_batch(
+    completions: Sequence[str],
+    golds: Sequence[str | None],
+    delimiter: str | None = "</think>",
+    timeout: float = 5.0,
+    fallback_last_number: bool = True,
+    patterns: Sequence[str | re.Pattern[str]] | None = None,
+) -> list[bool]:
+    r"""``[is_correct(c, g, ...) for c, g in zip(completions, golds)]``, in order, never hanging.
+
+    Extraction and the fast path run here; the answers that need ``math_verify`` go to the worker
+    pool, each with ``timeout`` seconds (an overrunning worker is killed and replaced; see the
+    module docstring). With ``math_verify`` missing those answers count as wrong.
+
+    >>> verify_batch(["#### 4", r"\boxed{\sqrt{4}}", "no answer"], ["4", "2", "1"])
+    [True, True, False]
+    """
+    if len(completions) != len(golds):
+        raise ValueError(f"verify_batch: {len(completions)} completions but {len(golds)} golds")
+    kw = dict(delimiter=delimiter, patterns=DEFAULT_PATTERNS if patterns is None else patterns,
+              fallback_last_number=fallback_last_number)
+    preds = [extract_answer(c, **kw) for c in completions]
+    verdicts = [_fast_match(p, g) for p, g in zip(preds, golds)]
+    todo = [i for i, v in enumerate(verdicts) if v is None]
+    slow = _math_verify_pool([(str(preds[i]).strip(), str(golds[i]).strip()) for i in todo], timeout)
+    for i, ok in zip(todo, slow):
+        verdicts[i] = ok
+    return [bool(v) for v in verdicts]
 
 
 # ------------------------------------------------------------------------- math_verify fallback
@@ -302,11 +432,14 @@ def _wrap(s: str) -> str:
     return s if last_boxed(s) is not None else "\\boxed{" + s + "}"
 
 
-def _math_verify_inprocess(pred: str, gold: str, timeout: float, use_signals: bool) -> bool:
-    """Math-Verify in this process; with ``use_signals``, every call gets the whole seconds left."""
+def _math_verify_inprocess(pred: str, gold: str, timeout: float, use_signals: bool | None = None) -> bool:
+    """Math-Verify in this process; with ``use_signals`` (default: in the main thread), every call
+    gets the whole seconds left of ``timeout``."""
     import math_verify
     from math_verify.errors import TimeoutException
 
+    if use_signals is None:
+        use_signals = _signals_usable()
     deadline = time.monotonic() + max(float(timeout), 0.0)
 
     def budget() -> int | None:
@@ -334,7 +467,7 @@ def _math_verify_inprocess(pred: str, gold: str, timeout: float, use_signals: bo
 
 
 def math_verify_match(pred: str, gold: str, timeout: float = 5.0, *, isolate: bool | None = None) -> bool:
-    r"""Math-Verify equivalence under a time limit (``isolate=None``: subprocess off the main thread).
+    r"""Math-Verify equivalence under a time limit (``isolate=None``: worker pool off the main thread).
 
     >>> math_verify_match(r"\frac{1}{2}", "0.5")
     True
@@ -345,10 +478,9 @@ def math_verify_match(pred: str, gold: str, timeout: float = 5.0, *, isolate: bo
             return False
         if isolate is None:
             isolate = not _signals_usable()
-        if not isolate:
-            return _math_verify_inprocess(pred, gold, timeout, use_signals=True)
-        reply = _worker_request({"op": "match", "pred": pred, "gold": gold, "timeout": float(timeout)}, timeout)
-        return bool(reply and reply.get("ok"))
+        if isolate:
+            return _math_verify_pool([(pred, gold)], timeout)[0]
+        return _math_verify_inprocess(pred, gold, timeout, use_signals=True)
     except ImportError as e:
         _warn_once(f"math_verify is not importable ({e}); non-numeric answers count as wrong")
         return False
@@ -366,131 +498,11 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-# ------------------------------------------------------------------ worker subprocess (hard limit)
+#: The worker processes of :func:`verify_batch` and isolated :func:`math_verify_match` calls.
+POOL = WorkerPool(preload=("math_verify", __name__), grace=WORKER_GRACE)
 
 
-class _Worker:
-    """A ``python`` subprocess answering JSON lines ``{"op": "match", ...}`` -> ``{"ok": bool}``."""
-
-    def __init__(self) -> None:
-        self.owner = os.getpid()
-        boot = (
-            "import sys, json, importlib; sys.path[:] = json.loads(sys.argv[1]); "
-            "importlib.import_module(sys.argv[2])._worker_main()"
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", boot, json.dumps(sys.path), __name__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C goes to the trainer, not to the worker
-        )
-        self._buf = b""
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self.proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-        hello = self._receive(WORKER_STARTUP_TIMEOUT)
-        if not hello or not hello.get("ready"):
-            self.kill()
-            why = (hello or {}).get("error") or f"no answer within {WORKER_STARTUP_TIMEOUT:.0f} s"
-            raise RuntimeError(f"math_verify worker failed to start: {why}")
-
-    def _receive(self, timeout: float) -> dict[str, Any] | None:
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._selector.select(left):
-                return None
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return None  # worker died
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def request(self, req: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-        try:
-            self.proc.stdin.write(json.dumps(req).encode() + b"\n")  # type: ignore[union-attr]
-            self.proc.stdin.flush()  # type: ignore[union-attr]
-        except OSError:
-            return None
-        return self._receive(timeout)
-
-    def kill(self) -> None:
-        try:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        except Exception:
-            pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()  # type: ignore[union-attr]
-            except Exception:
-                pass
-        self._selector.close()
-
-
-_pool: list[_Worker] = []
-_pool_lock = threading.Lock()
-_start_failure: list[str] = []  # a worker that cannot start (math_verify missing) is not retried
-
-
-def _worker_request(req: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-    """Send ``req`` to an idle worker; ``None`` when it overran ``timeout + WORKER_GRACE`` (killed)."""
-    with _pool_lock:
-        _pool[:] = [w for w in _pool if w.owner == os.getpid()]  # after fork: not ours to use
-        worker = _pool.pop() if _pool else None
-    if worker is None:
-        if _start_failure:
-            return None
-        try:
-            worker = _Worker()
-        except Exception as e:
-            _start_failure.append(str(e))
-            _warn_once(f"{e}; non-numeric answers verified off the main thread count as wrong")
-            return None
-    reply = worker.request(req, float(timeout) + WORKER_GRACE)
-    if reply is None:
-        log.warning("math_verify overran its %.1f s limit; answer counted as wrong, worker restarted", timeout)
-        worker.kill()
-        return None
-    with _pool_lock:
-        _pool.append(worker)
-    return reply
-
-
-@atexit.register
-def _close_workers() -> None:
-    with _pool_lock:
-        workers, _pool[:] = list(_pool), []
-    for w in workers:
-        if w.owner == os.getpid():
-            w.kill()
-
-
-def _worker_main() -> None:
-    """Entry point of the worker subprocess (see :class:`_Worker`)."""
-    proto = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints of imported libraries must not corrupt the protocol
-
-    def send(obj: dict[str, Any]) -> None:
-        proto.write(json.dumps(obj).encode() + b"\n")
-        proto.flush()
-
-    try:
-        import math_verify  # noqa: F401
-    except Exception as e:
-        send({"error": f"cannot import math_verify: {type(e).__name__}: {e}"})
-        return
-    send({"ready": True})
-    for line in sys.stdin.buffer:
-        try:
-            req = json.loads(line)
-            if req.get("op") == "sleep":  # lets tests exercise the hard limit
-                time.sleep(float(req["seconds"]))
-                ok = True
-            else:
-                ok = _math_verify_inprocess(req["pred"], req["gold"], req["timeout"], _signals_usable())
-        except Exception:
-            ok = False
-        send({"ok": bool(ok)})
+def _math_verify_pool(pairs: list[tuple[str, str]], timeout: float) -> list[bool]:
+    """``math_verify`` on ``(pred, gold)`` pairs in :data:`POOL`, in order; False on any failure."""
+    items = [(p, g, float(timeout)) for p, g in pairs]
+    return [bool(ok) for ok in POOL.map(_math_verify_inprocess, items, timeout, default=False)]

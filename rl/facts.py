@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rewards.base import Sample
-from rewards.verify import is_correct
+from rewards.verify import verify_batch
 
 from .data import Prompt
 from .rollout import Rollout
@@ -62,9 +62,12 @@ def make_samples(
     verify_timeout: float = 5.0,
 ) -> list[Sample]:
     """Samples for this process's rollouts. ``prompts[r.prompt_index]`` is the rollout's prompt;
-    its group id is ``group_offset + prompt_index`` (global across processes)."""
+    its group id is ``group_offset + prompt_index`` (global across processes). Correctness is
+    verified for the whole batch at once (Math-Verify in worker processes, in order)."""
+    answers = [prompts[r.prompt_index].answer for r in rollouts]
+    correct = verify_batch([r.text for r in rollouts], answers, delimiter=delimiter, timeout=verify_timeout)
     samples = []
-    for r in rollouts:
+    for r, ok in zip(rollouts, correct):
         p = prompts[r.prompt_index]
         span = delimiter_span(r.completion_ids, r.text, delimiter, tokenizer)
         samples.append(
@@ -76,7 +79,7 @@ def make_samples(
                 answer=p.answer,
                 length=r.length,
                 truncated=r.finish_reason == "length",
-                correct=is_correct(r.text, p.answer, delimiter=delimiter, timeout=verify_timeout),
+                correct=ok,
                 think_length=None if span is None else span[0],
                 answer_length=None if span is None else r.length - span[1],
                 meta=dict(p.meta),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -149,6 +150,44 @@ def test_is_correct():
     assert not is_correct("<think>x</think> so it's 4", "4", fallback_last_number=False)
 
 
+# ---------------------------------------------------------------- equivalence rules (issue 12.8)
+
+
+@pytest.mark.parametrize(
+    "pred, gold, expected",
+    [
+        # scientific notation is a number (math_verify reads 1.5e3 as 1.5 * e * 3)
+        ("1.5e3", "1500", True),
+        ("1500", "1.5e3", True),
+        ("2E-3", "0.002", True),
+        ("1.5e3", "150", False),
+        ("1e400", "2e400", False),  # exact, no float overflow to inf == inf
+        # percent: with % on one side only, both x and x/100 count (as math_verify)
+        (r"50\%", "0.5", True),
+        ("50%", "50", True),
+        ("0.5", r"50\%", True),
+        (r"12.5\%", r"\frac18", True),
+        ("0.5", "50", False),  # no % anywhere: no scaling
+        (r"50\%", r"0.5\%", False),  # % on both sides: as written
+        # fractions compare exactly; 0.333333 is not 1/3 (math_verify rounds to 6 places and says yes)
+        ("0.333333", r"\frac{1}{3}", False),
+        (r"\frac{1}{3}", "0.3333333", False),
+        ("0.33", "1/3", False),
+        ("1/2", r"\frac{1}{2}", True),
+        (r"-\frac{3}{4}", "-0.75", True),
+        (r"\frac{-3}{4}", "-0.75", True),
+        (r"\frac{2}{6}", r"\tfrac13", True),
+        (r"\frac{1}{0}", r"\frac{1}{0}", True),  # identical strings (no division by zero)
+        # two decimals: print noise within abs 1e-6 / rel 1e-9
+        ("0.30000000000000004", "0.3", True),
+        ("0.3333333", "0.333333", True),
+    ],
+)
+def test_equivalence_rules_decided_by_the_fast_path(pred, gold, expected, monkeypatch):
+    monkeypatch.setattr(V, "math_verify_match", lambda *a, **k: pytest.fail("reached math_verify"))
+    assert answers_match(pred, gold) is expected
+
+
 # --------------------------------------------------------------------------------- time limits
 
 
@@ -176,19 +215,56 @@ def _in_thread(fn, *args, **kwargs):
     return out["value"], out["seconds"]
 
 
-def test_off_main_thread_uses_the_worker_and_a_hard_limit():
-    value, _ = _in_thread(answers_match, r"\frac{1}{2}", "0.5")  # starts the worker
+def test_off_main_thread_uses_the_pool_and_a_hard_limit():
+    value, _ = _in_thread(answers_match, r"2\sqrt{2}", r"\sqrt{8}")  # starts the pool
     assert value is True
-    value, _ = _in_thread(answers_match, r"\frac{1}{3}", "0.5")
+    value, _ = _in_thread(answers_match, r"\sqrt{3}", r"\sqrt{8}")
     assert value is False
     value, seconds = _in_thread(answers_match, r"10^{10^{10}}", "5", timeout=1.0)
     assert value is False and seconds < 4.0
-    # a worker stuck beyond timeout + grace is killed: simulate with the test-only "sleep" op
-    value, seconds = _in_thread(V._worker_request, {"op": "sleep", "seconds": 30}, 0.5)
-    assert value is None and seconds < 0.5 + V.WORKER_GRACE + 1.0
-    value, _ = _in_thread(math_verify_match, r"\frac{1}{2}", "0.5")  # a fresh worker starts
-    assert value is True
-    assert math_verify_match(r"\frac{1}{2}", "0.5", isolate=True)  # forced from the main thread
+    assert math_verify_match(r"\sqrt{4}", "2", isolate=True)  # forced from the main thread
+
+
+def test_pool_kills_a_stuck_worker_and_keeps_order():
+    # a worker stuck beyond timeout + grace (here: sleeping; in life: C code no alarm interrupts)
+    # is killed and replaced; the items around it keep their places and results
+    start = time.monotonic()
+    out = V.POOL.map(divmod, [(7, 2), (1, 0), (9, 4)], timeout=1.0, default="x")
+    assert out == [(3, 1), "x", (2, 1)]  # an item that raises gets the default
+    out = V.POOL.map(time.sleep, [(0,), (30,), (0,)], timeout=0.5, default="late")
+    assert out == [None, "late", None]
+    out = V.POOL.map(os._exit, [(3,)], timeout=5.0, default="dead")  # a worker that dies
+    assert out == ["dead"]
+    assert V.POOL.map(pow, [(2, 10)], timeout=5.0) == [1024]  # replaced workers serve again
+    assert time.monotonic() - start < 30
+
+
+def test_pool_that_cannot_start_counts_items_wrong_and_says_why(caplog):
+    from rewards.verify_pool import WorkerPool
+
+    pool = WorkerPool(size=1, preload=("no_such_module_for_laconic",))
+    assert pool.map(pow, [(2, 3), (2, 4)], timeout=1.0, default="wrong") == ["wrong", "wrong"]
+    assert "no_such_module_for_laconic" in pool.broken and "cannot start" in caplog.text
+    assert pool.map(pow, [(2, 3)], timeout=1.0, default=0) == [0]  # not retried
+
+
+def test_verify_batch_in_order_and_as_is_correct():
+    completions = [
+        "<think>x</think>#### 42",
+        r"<think>x</think>so \boxed{2\sqrt{2}}",
+        r"\boxed{\frac{1}{3}}",
+        r"\boxed{(1, 2]}",
+        "no answer at all",
+        r"\boxed{10^{10^{10}}}",
+        r"the answer is \pi",
+    ]
+    golds = ["42", r"\sqrt{8}", "0.5", r"(1,2]", "1", "5", None]
+    expected = [is_correct(c, g, timeout=2.0) for c, g in zip(completions, golds)]
+    assert expected == [True, True, False, True, False, False, False]
+    assert V.verify_batch(completions, golds, timeout=2.0) == expected
+    assert V.verify_batch([], []) == []
+    with pytest.raises(ValueError, match="2 completions but 1 golds"):
+        V.verify_batch(["a", "b"], ["1"])
 
 
 # ---------------------------------------------------------------------------------- properties
