@@ -93,6 +93,9 @@ class AlgoConfig:
     clip_low: float = 0.2
     clip_high: float = 0.28
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+    ratio_level: str = "token"  # token (PPO) | sequence (GSPO with seq-mean-token-mean, LUSPO with token-mean)
+    seq_clip_low: float = 3e-4  # ratio_level=sequence: GSPO's clip range of the sequence ratio
+    seq_clip_high: float = 4e-4
     kl_coef: float = 0.0  # k3 KL to the frozen reference model
     entropy_coef: float = 0.0  # bonus on policy entropy (0: logged only)
     updates_per_rollout: int = 1  # optimizer steps per rollout batch (> 1: PPO-style minibatches)
@@ -171,6 +174,7 @@ CHOICES = {
     "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/rollout.py ENGINES; auto: vllm if installed
     "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+    "algo.ratio_level": ("token", "sequence"),
 }
 
 
@@ -332,7 +336,9 @@ def validate(cfg: Config) -> None:
         if v < 1:
             raise ConfigError(f"{key} must be >= 1, got {v}")
     if not 0 <= a.clip_low < 1 or a.clip_high < 0:
-        raise ConfigError(f"algo.clip_low must be in [0, 1) and algo.clip_high >= 0")
+        raise ConfigError("algo.clip_low must be in [0, 1) and algo.clip_high >= 0")
+    if not 0 <= a.seq_clip_low < 1 or a.seq_clip_high < 0:
+        raise ConfigError("algo.seq_clip_low must be in [0, 1) and algo.seq_clip_high >= 0")
     if not t.learning_rate > 0:
         raise ConfigError(f"train.learning_rate must be > 0, got {t.learning_rate}")
     from transformers import SchedulerType

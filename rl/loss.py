@@ -22,6 +22,21 @@ optimizer step, see DESIGN.md "What token-mean means"):
 
 With ``N_tokens``/``N_seqs`` equal to the local counts this is the ordinary mean; passing the global
 counts makes the sum of micro-batch losses equal the loss of the whole step, however it is split.
+
+Sequence-level ratios (``algo.ratio_level: sequence``; GSPO, Zheng et al., arXiv 2507.18071): every
+token of sample i carries the sequence's importance ratio, the geometric mean of its token ratios,
+
+    s_i = exp( sum_t m_it (logp_it - old_logp_it) / n_i )
+
+clipped per sequence with GSPO's own range (``algo.seq_clip_low`` / ``seq_clip_high``, 3e-4 / 4e-4).
+The aggregation then picks the objective:
+
+- ``seq-mean-token-mean`` gives GSPO: each sequence's clipped term counts once, its gradient spread
+  over its tokens (d s_i / d logp_it = s_i / n_i);
+- ``token-mean`` gives LUSPO (arXiv 2602.05261): each sequence's term weighted by its length n_i
+  (sum_i n_i l_i / N_tokens), so the objective does not favour short answers. LUSPO's released
+  normalizer could not be read; ours divides by the step's tokens, which keeps the loss on the
+  scale of the token-level objective (all n_i equal: exactly GSPO's).
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from dataclasses import dataclass
 import torch
 
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+RATIO_LEVELS = ("token", "sequence")
 
 
 @dataclass
@@ -97,6 +113,7 @@ def policy_loss(
     entropy: torch.Tensor | None = None,
     entropy_coef: float | torch.Tensor = 0.0,
     is_weight: torch.Tensor | None = None,
+    ratio_level: str = "token",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one micro-batch (already divided by the step's global normalizer) and its stats.
 
@@ -105,11 +122,19 @@ def policy_loss(
     this micro-batch, detached: ``pg_loss``, ``kl``, ``entropy``, ``clip_frac_low`` (ratio below
     1 - clip_low with A < 0), ``clip_frac_high`` (ratio above 1 + clip_high with A > 0), ``ratio``,
     and ``tis_weight`` when ``is_weight`` (``[B, T]``, the TIS weights) multiplies the
-    policy-gradient term.
+    policy-gradient term. ``ratio_level="sequence"``: the GSPO ratio ``s_i`` on every token (module
+    docstring); ``clip_low``/``clip_high`` are then the sequence-level clip range.
     """
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(-1)
     adv = adv.to(logp.dtype)
-    ratio = torch.exp(logp - old_logp)
+    if ratio_level == "token":
+        ratio = torch.exp(logp - old_logp)
+    elif ratio_level == "sequence":
+        m = mask.to(logp.dtype)
+        seq_log_ratio = ((logp - old_logp) * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+        ratio = torch.exp(seq_log_ratio).unsqueeze(-1).expand_as(logp)
+    else:
+        raise ValueError(f"unknown ratio level '{ratio_level}', expected one of {RATIO_LEVELS}")
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
     per_token = torch.maximum(unclipped, clipped)

@@ -156,6 +156,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     step_chunks = chunks(list(range(n)), -(-n // algo.updates_per_rollout))
     has_sampler = all(r.logprobs is not None and len(r.logprobs) == r.length for r in rollouts)
     tis_cap = getattr(algo, "tis_cap", None)
+    seq = algo.ratio_level == "sequence"  # GSPO / LUSPO: the sequence ratio has its own clip range
+    clip_low, clip_high = (algo.seq_clip_low, algo.seq_clip_high) if seq else (algo.clip_low, algo.clip_high)
     if tis_cap is not None and not has_sampler:
         raise ValueError("algo.tis_cap needs sampler log-probs, but the rollout engine returned none")
     diff_sum = diff_tokens = 0.0
@@ -188,7 +190,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                             ref_logp, _ = completion_logprobs(ref_model, batch, temperature)
                 loss, stats = policy_loss(
                     logp, old, advantages[mb_idx].to(logp.device), mask,
-                    clip_low=algo.clip_low, clip_high=algo.clip_high, agg=algo.loss_agg, norm=norm,
+                    clip_low=clip_low, clip_high=clip_high, agg=algo.loss_agg, norm=norm, ratio_level=algo.ratio_level,
                     ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent,
                     entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],
                     is_weight=is_weight,

@@ -116,3 +116,67 @@ def test_per_sample_entropy_coefficient_masks_samples():
     assert loss.item() == pytest.approx(-0.5 * (2 + 2) / 4)  # only sample 1's entropy counts
     full, _ = policy_loss(zeros, zeros, torch.zeros(2), torch.ones(2, 2), entropy_coef=0.5, **kw)
     assert full.item() == pytest.approx(-0.5 * (1 + 1 + 2 + 2) / 4)
+
+
+# sequence-level ratios (GSPO / LUSPO), same tokens: geometric means of the masked token ratios
+G0, G1 = math.sqrt(1.0 * 1.5), (0.5 * 1.2 * 1.0) ** (1 / 3)  # 1.224745, 0.843433
+
+
+@pytest.mark.parametrize("agg,expected", [
+    ("seq-mean-token-mean", (-G0 + G1) / 2),           # GSPO: each sequence once: -0.190656
+    ("token-mean", (2 * -G0 + 3 * G1) / 5),            # LUSPO: weighted by length: 0.016162
+])
+def test_sequence_ratio_gspo_and_luspo(agg, expected):
+    logp = torch.log(RATIOS).requires_grad_(True)
+    loss, stats = policy_loss(logp, torch.zeros_like(logp), ADV, MASK, clip_low=0.2, clip_high=0.28, agg=agg,
+                              norm=Normalizer(num_tokens=5, num_seqs=2), ratio_level="sequence")
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    assert stats["ratio"].item() == pytest.approx((2 * G0 + 3 * G1) / 5, abs=1e-6)
+    loss.backward()
+    if agg == "seq-mean-token-mean":  # d/dlogp_t of -A s_i / N_seqs = -A s_i / (n_i N_seqs), pad: 0
+        want = torch.tensor([[-G0 / 2 / 2, -G0 / 2 / 2, 0.0], [G1 / 3 / 2] * 3])
+        assert torch.allclose(logp.grad, want, atol=1e-6)
+
+
+def test_sequence_ratio_is_clipped_per_sequence():
+    logp = torch.log(RATIOS)
+    # clip_high 0.1: s_0 = 1.2247 > 1.1 with A > 0 -> its term is -1.1; s_1 = 0.8434 is inside [0.8, 1.1]
+    loss, stats = policy_loss(logp, torch.zeros_like(logp), ADV, MASK, clip_low=0.2, clip_high=0.1,
+                              agg="seq-mean-token-mean", norm=Normalizer(num_tokens=5, num_seqs=2),
+                              ratio_level="sequence")
+    assert loss.item() == pytest.approx((-1.1 + G1) / 2, abs=1e-6)
+    assert stats["clip_frac_high"].item() == pytest.approx(2 / 5)  # both tokens of sequence 0
+
+
+def test_sequence_ratio_equals_token_ratio_for_one_token_answers():
+    logp, old = torch.tensor([[-0.3], [-2.0]]), torch.tensor([[-0.5], [-1.0]])
+    mask, adv, norm = torch.ones(2, 1), torch.tensor([0.7, -1.3]), Normalizer(num_tokens=2, num_seqs=2)
+    a, _ = policy_loss(logp, old, adv, mask, clip_low=0.2, clip_high=0.28, agg="token-mean", norm=norm)
+    b, _ = policy_loss(logp, old, adv, mask, clip_low=0.2, clip_high=0.28, agg="token-mean", norm=norm,
+                       ratio_level="sequence")
+    assert a.item() == pytest.approx(b.item(), abs=1e-7)
+
+
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(0, 10_000))
+def test_sequence_ratio_properties(B, T, seed):
+    """Pad positions never matter; a sequence whose token ratios are all equal has that ratio, so
+    the sequence-level loss equals the token-level one (same clip range)."""
+    g = torch.Generator().manual_seed(seed)
+    logp, old = -torch.rand(B, T, generator=g) * 3, -torch.rand(B, T, generator=g) * 3
+    mask = (torch.rand(B, T, generator=g) < 0.7).long()
+    mask[:, 0] = 1
+    adv, norm = torch.randn(B, generator=g), Normalizer(num_tokens=float(mask.sum()), num_seqs=B)
+    kw = dict(clip_low=0.2, clip_high=0.28, norm=norm, ratio_level="sequence")
+    for agg in ("token-mean", "seq-mean-token-mean"):
+        a, _ = policy_loss(logp, old, adv, mask, agg=agg, **kw)
+        b, _ = policy_loss(torch.where(mask.bool(), logp, logp - 7.0), old, adv, mask, agg=agg, **kw)
+        assert a.item() == pytest.approx(b.item(), abs=1e-6)
+    shift = torch.randn(B, 1, generator=g) * 0.3  # equal token ratios within each sequence
+    seq, _ = policy_loss(old + shift, old, adv, mask, agg="seq-mean-token-mean", **kw)
+    tok, _ = policy_loss(old + shift, old, adv, mask, agg="seq-mean-token-mean",
+                         **{**kw, "ratio_level": "token"})
+    assert seq.item() == pytest.approx(tok.item(), abs=1e-5)
