@@ -90,6 +90,8 @@ class AlgoConfig:
     adv_eps: float = 1e-6
     dynamic_sampling: str | None = None  # drop zero-std groups and refill: reward | correctness (DAPO)
     max_sampling_rounds: int = 10  # dynamic sampling: generation rounds per step before giving up
+    oversample: dict[str, Any] | None = None  # DOT's predictive oversampling: {start: 1.5, low: 1.2, high: 5, history: 20}
+    outlier_truncation: dict[str, Any] | None = None  # DOT: {alpha: 3, min_excess: 32, success_threshold: 1.0}
     clip_low: float = 0.2
     clip_high: float = 0.28
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
@@ -365,6 +367,13 @@ def validate(cfg: Config) -> None:
     if a.dynamic_sampling not in (None, "reward", "correctness"):
         raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
                           f"'correctness']" + _closest(str(a.dynamic_sampling), ["reward", "correctness"]))
+    for key, names in (("oversample", ("start", "low", "high", "history")),
+                       ("outlier_truncation", ("alpha", "min_excess", "success_threshold"))):
+        for k in getattr(a, key) or {}:
+            if k not in names:
+                raise ConfigError(f"algo.{key}: unknown option '{k}'" + _closest(k, list(names)))
+    if a.oversample is not None and not a.dynamic_sampling:
+        raise ConfigError("algo.oversample sizes the first dynamic-sampling round: set algo.dynamic_sampling too")
     if a.tis_cap is not None and a.tis_cap <= 0:
         raise ConfigError(f"algo.tis_cap must be > 0 (or null to disable), got {a.tis_cap}")
     if r.vllm_kv_cache_gb is not None and r.vllm_kv_cache_gb <= 0:

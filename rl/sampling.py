@@ -34,6 +34,7 @@ import torch
 from .advantages import advantage_needs
 from .data import draw_budgets
 from .facts import make_samples
+from .outliers import cut_rollout, oversample_factor, outliers
 from .rollout import Rollout, SamplingParams
 from .update import score_pass
 
@@ -75,26 +76,55 @@ def zero_std_groups(table: list[Any], values: list[float]) -> set[int]:
     return {g for g, vs in by_group.items() if max(vs) - min(vs) <= 1e-9}
 
 
-def roll_round(run, step: int, params: SamplingParams, need_old: bool) -> tuple[list, list, list | None]:
-    """One round on this process: draw the step's prompts, generate G each, compute the facts."""
+@dataclass
+class Round:
+    rollouts: list[Rollout]  # what the step trains on (DOT: outliers cut)
+    samples: list[Any]
+    generated: list[Any]  # what the policy wrote (before any cut): the step metrics
+    old_logps: list[torch.Tensor] | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_prompts: int | None = None) -> Round:
+    """One round on this process: draw the step's prompts (``num_prompts``, default
+    ``rollout.prompts_per_step``), generate G each, compute the facts, cut DOT's outliers."""
     cfg, acc = run.cfg, run.acc
-    k = cfg.rollout.prompts_per_step // acc.num_processes
-    chosen = run.sampler.next(cfg.rollout.prompts_per_step)[acc.process_index * k : (acc.process_index + 1) * k]
+    total = num_prompts or cfg.rollout.prompts_per_step
+    k = total // acc.num_processes
+    chosen = run.sampler.next(total)[acc.process_index * k : (acc.process_index + 1) * k]
     prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
     rollouts = run.engine.generate([p.ids for p in prompts], params)
-    samples = make_samples(rollouts, prompts, acc.process_index * k, run.tokenizer, cfg.data.delimiter)
+    offset = acc.process_index * k
+    samples = make_samples(rollouts, prompts, offset, run.tokenizer, cfg.data.delimiter)
+    rnd = Round(rollouts, samples, samples)
+    if cfg.algo.outlier_truncation is not None:
+        cut_outliers(run, rnd, prompts, offset)
     needs = run.rewards.needs | advantage_needs(cfg.algo.advantage, cfg.algo.advantage_options)
     if "completion_ids" in needs:
-        for s, r in zip(samples, rollouts):
+        for s, r in zip(rnd.samples, rnd.rollouts):
             s.completion_ids = list(r.completion_ids)
     need_entropy = "entropy" in needs
-    old = None
     if need_entropy or need_old:  # one no-grad pass serves both
-        old, ents = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
-                               cfg.train.micro_batch_size, need_entropy, cfg.train.micro_batch_tokens)
+        rnd.old_logps, ents = score_pass(run.policy, rnd.rollouts, run.engine.pad_id, cfg.rollout.temperature,
+                                         cfg.train.micro_batch_size, need_entropy, cfg.train.micro_batch_tokens)
         if need_entropy:
-            attach_entropy(samples, ents)
-    return rollouts, samples, old
+            attach_entropy(rnd.samples, ents)
+    return rnd
+
+
+def cut_outliers(run, rnd: Round, prompts: list, offset: int) -> None:
+    """DOT (rl/outliers.py): cut the long tail of solved groups, re-verify what was cut."""
+    cuts = outliers(rnd.samples, **run.cfg.algo.outlier_truncation)
+    if cuts:
+        rnd.rollouts = [cut_rollout(r, cuts[i], run.tokenizer) if i in cuts else r for i, r in enumerate(rnd.rollouts)]
+        redone = make_samples([rnd.rollouts[i] for i in cuts], prompts, offset, run.tokenizer, run.cfg.data.delimiter)
+        rnd.samples = list(rnd.samples)
+        for i, s in zip(cuts, redone):
+            rnd.samples[i] = s
+    n = max(len(rnd.samples), 1)
+    rnd.stats = {"dot/cut_fraction": len(cuts) / n,
+                 "dot/lost_answer_fraction": sum(not rnd.samples[i].correct for i in cuts) / max(len(cuts), 1),
+                 "dot/tokens_cut": float(sum(rnd.generated[i].length - rnd.samples[i].length for i in cuts))}
 
 
 def filter_values(run, table: list[Any], metric: str) -> list[float]:
@@ -109,28 +139,39 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
     metric = cfg.algo.dynamic_sampling
     need_old = cfg.algo.updates_per_rollout > 1
     if not metric:
-        rollouts, samples, old = roll_round(run, step, params, need_old)
-        table = gather(acc, samples)
-        return StepBatch(rollouts, samples, table, table, old, {"sampling/rounds": 1.0})
+        rnd = roll_round(run, step, params, need_old)
+        table = gather(acc, rnd.samples)
+        generated = table if rnd.generated is rnd.samples else gather(acc, rnd.generated)
+        return StepBatch(rnd.rollouts, rnd.samples, table, generated, rnd.old_logps,
+                         {"sampling/rounds": 1.0, **mean_stats(acc, rnd.stats)})
     target = cfg.rollout.prompts_per_step
     pool: list[tuple[list, list]] = []  # kept groups, global: (samples, rollouts)
     generated: list[Any] = []
+    round_stats: list[dict[str, float]] = []
     n_groups = n_dead = rounds = 0
+    kept_history = run.ctx.state.setdefault("sampling/kept_fractions", [])
+    first = target
+    if cfg.algo.oversample is not None:  # DOT's predictive oversampling: one round usually fills the batch
+        factor = oversample_factor(kept_history, **cfg.algo.oversample)
+        first = math.ceil(target * factor / acc.num_processes) * acc.num_processes
     while len(pool) < target and rounds < cfg.algo.max_sampling_rounds:
         rounds += 1
-        rollouts, samples, _ = roll_round(run, step, params, need_old=False)
+        rnd = roll_round(run, step, params, need_old=False, num_prompts=first if rounds == 1 else target)
+        round_stats.append(rnd.stats)
         by_group: dict[int, tuple[list, list]] = {}
-        for s, r in zip(samples, rollouts):
+        for s, r in zip(rnd.samples, rnd.rollouts):
             by_group.setdefault(s.group, ([], []))
             by_group[s.group][0].append(s)
             by_group[s.group][1].append(r)
         groups = gather(acc, [by_group[g] for g in sorted(by_group)])  # global, process-major
         table = [s for g_samples, _ in groups for s in g_samples]
-        generated.extend(table)
+        generated.extend(table if rnd.generated is rnd.samples else gather(acc, rnd.generated))
         dead = zero_std_groups(table, filter_values(run, table, metric))
         n_groups += len(groups)
         n_dead += len(dead)
         pool.extend(g for g in groups if g[0][0].group not in dead)
+    kept_history.append(1 - n_dead / max(n_groups, 1))
+    del kept_history[:-100]
     if len(pool) < target:
         warnings.warn(f"dynamic sampling: only {len(pool)} of {target} groups had a non-zero "
                       f"{metric} std after {rounds} rounds (algo.max_sampling_rounds); "
@@ -149,8 +190,20 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
         old, _ = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
                             cfg.train.micro_batch_size, False, cfg.train.micro_batch_tokens)
     stats = {"sampling/rounds": float(rounds), "sampling/kept_fraction": 1 - n_dead / max(n_groups, 1),
-             "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep)}
+             "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep),
+             "sampling/first_round_prompts": float(first)}
+    merged = [mean_stats(acc, r) for r in round_stats if r]  # DOT's, averaged over rounds
+    for key in merged[0] if merged else ():
+        stats[key] = statistics.fmean(m[key] for m in merged)
     return StepBatch(rollouts, samples, [s for g_samples, _ in pool for s in g_samples], generated, old, stats)
+
+
+def mean_stats(acc, stats: dict[str, float]) -> dict[str, float]:
+    """Per-process statistics averaged over processes (sums for ``*tokens*``)."""
+    if acc.num_processes == 1 or not stats:
+        return stats
+    rows = gather(acc, [stats])
+    return {k: (sum if "tokens" in k else statistics.fmean)(r[k] for r in rows) for k in stats}
 
 
 def group_zero_std_fraction(table: list[Any], values: list[float]) -> float:
