@@ -70,3 +70,44 @@ def test_outlier_properties(groups, alpha, margin, seed):
         assert all(s.correct for s in same)  # only solved groups
         assert t == cutoff([s.length for s in same], alpha) and samples[i].length - t >= margin
         assert t >= min(s.length for s in same)  # never below the group's shortest completion
+
+
+def test_roll_round_trains_on_the_cut_and_reports_what_was_written(toy_tokenizer):
+    """A fake engine writes one solved group (3 short, 1 long completion): the step trains on the
+    cut completion, re-verified, while ``generated`` (the step metrics) keeps what was written."""
+    from types import SimpleNamespace
+
+    from rewards import build_rewards
+    from rl.config import Config
+    from rl.data import Prompt, PromptSampler
+    from rl.sampling import collect
+
+    short = "3+5=8,8+2=10.A:10"
+    long = "3+5=8,8+2=10.check1:3+5=8,8+2=10.check2:3+5=8,8+2=10.check3:3+5=8,8+2=10.A:10"
+
+    class Engine:
+        pad_id = 0
+
+        def generate(self, prompts, params):
+            out = []
+            for i, _ in enumerate(prompts):
+                for text in [short] * 3 + [long]:
+                    ids = toy_tokenizer(text, add_special_tokens=False)["input_ids"] + [toy_tokenizer.eos_token_id]
+                    out.append(Rollout(i, [1, 2], ids, text, "stop", None))
+            return out
+
+    cfg = Config()
+    cfg.rollout.prompts_per_step, cfg.rollout.group_size, cfg.data.delimiter = 1, 4, None
+    cfg.algo.outlier_truncation = {"alpha": 1.0, "min_excess": 8}
+    acc = SimpleNamespace(num_processes=1, process_index=0)
+    run = SimpleNamespace(cfg=cfg, acc=acc, sampler=PromptSampler(1, 0), tokenizer=toy_tokenizer, engine=Engine(),
+                          train_prompts=[Prompt("p", "3+5+2", "10", "Q:3+5+2=", [1, 2])],
+                          rewards=build_rewards([{"name": "correctness"}]), ctx=SimpleNamespace(state={}))
+    batch = collect(run, 1, SimpleNamespace())
+    n_short = len(toy_tokenizer(short, add_special_tokens=False)["input_ids"]) + 1
+    n_long = len(toy_tokenizer(long, add_special_tokens=False)["input_ids"]) + 1
+    t = cutoff([n_short] * 3 + [n_long], 1.0)
+    assert [s.length for s in batch.generated] == [n_short] * 3 + [n_long] and all(s.correct for s in batch.generated)
+    assert [s.length for s in batch.table] == [n_short] * 3 + [t] and batch.rollouts[3].length == t
+    assert batch.table[3].truncated and batch.rollouts[3].finish_reason == "length"
+    assert batch.stats["dot/cut_fraction"] == 0.25 and batch.stats["dot/tokens_cut"] == n_long - t
