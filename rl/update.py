@@ -14,7 +14,8 @@ import torch
 
 from .config import AlgoConfig
 from .distributed import backward
-from .loss import Normalizer, entropy_from_logits, policy_loss, tis_weights, token_logprobs
+from .logprobs import sequence_logprobs
+from .loss import Normalizer, policy_loss, tis_weights
 from .model import reference_context
 from .rollout import Rollout
 
@@ -47,25 +48,15 @@ def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
 def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False,
                         entropy_grad: bool = True):
     """Per-token log-probs of the completion under ``model`` (logits / temperature), and
-    optionally per-token entropies. Both ``[B, C]`` float32. With ``entropy_grad=False`` the
-    entropies are computed outside the autograd graph (a statistic only: no ``[B, C, V]``
-    softmax is kept alive for the backward pass)."""
+    optionally per-token entropies. Both ``[B, C]`` float32, 0 where ``completion_mask`` is 0.
+    Computed in chunks from the final hidden states, never holding the ``[B, C, V]`` logits
+    (:mod:`rl.logprobs`). With ``entropy_grad=False`` the entropies are a statistic only,
+    outside the autograd graph."""
     device = next(model.parameters()).device
-    C = batch.completion_ids.shape[1]
-    out = model(
-        input_ids=batch.input_ids.to(device),
-        attention_mask=batch.attention_mask.to(device),
-        position_ids=batch.position_ids.to(device),
-        logits_to_keep=C + 1,
-        use_cache=False,
-    )
-    logits = out.logits[:, :-1, :] / temperature  # position P-1+t predicts completion token t
-    logp = token_logprobs(logits, batch.completion_ids.to(device))
-    entropy = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
-    return logp, entropy
+    return sequence_logprobs(model, batch.input_ids.to(device), batch.attention_mask.to(device),
+                             batch.position_ids.to(device), batch.completion_ids.to(device),
+                             batch.completion_mask.to(device), temperature, with_entropy=with_entropy,
+                             entropy_grad=entropy_grad)
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -103,6 +94,26 @@ def micro_batches(rollouts: list[Rollout], idx: list[int], size: int, max_tokens
     if cur:
         out.append(cur)
     return out
+
+
+def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
+    """``micro`` with its largest micro-batches halved until there are ``count`` of them (the
+    micro-batch count of the busiest process), each half where the whole was.
+
+    >>> split_to([[1], [2, 0, 4, 5]], 3)
+    [[1], [2, 0], [4, 5]]
+    >>> split_to([[1], [2, 0, 4, 5]], 4)
+    [[1], [2], [0], [4, 5]]
+    """
+    micro = [list(mb) for mb in micro]
+    while len(micro) < count:
+        j = max(range(len(micro)), key=lambda j: len(micro[j]))
+        if len(micro[j]) < 2:
+            raise ValueError(f"cannot cut {sum(map(len, micro))} rollouts into {count} micro-batches to match the "
+                             "other processes: every process needs at least as many rollouts")
+        half = len(micro[j]) // 2
+        micro[j : j + 1] = [micro[j][:half], micro[j][half:]]
+    return micro
 
 
 @torch.no_grad()
@@ -166,6 +177,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
         norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
         micro = micro_batches(rollouts, idx, micro_batch_size, micro_batch_tokens)
+        if world > 1:  # ZeRO's forward/backward are collectives: the same number on every process
+            micro = split_to(micro, int(accelerator.gather(torch.tensor([len(micro)], device=accelerator.device)).max()))
         for k, mb_idx in enumerate(micro):
             mb = [rollouts[i] for i in mb_idx]
             batch = make_batch(mb, pad_id)
@@ -183,8 +196,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                     if tis_cap is not None:
                         is_weight = tis_weights(old, sampler, tis_cap)
                 ref_logp = None
-                if algo.kl_coef > 0:
-                    with torch.no_grad():
+                if algo.kl_coef > 0:  # the reference runs under the policy's autocast (bf16 weights then)
+                    with torch.no_grad(), accelerator.autocast():
                         ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
                         with ctx:
                             ref_logp, _ = completion_logprobs(ref_model, batch, temperature)
