@@ -208,6 +208,13 @@ def no_std(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> to
     return rewards - mean
 
 
+@register_advantage("identity")
+def identity(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """The reward itself, no baseline: for rewards that carry their own (AdaptThink, arXiv
+    2505.13417: ``r - Rbar_ref(x)`` with the initial model's accuracy as the baseline)."""
+    return rewards.clone()
+
+
 @register_advantage("rloo")
 def rloo(rewards: torch.Tensor, groups: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     mean, _ = group_stats(rewards, groups)

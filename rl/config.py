@@ -81,6 +81,9 @@ class RolloutConfig:
     vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
     vllm_server_url: str = "http://127.0.0.1:8000"  # vllm-server: scripts/vllm_server.py
     vllm_server_timeout: float = 600.0  # seconds per request to the server
+    # AdaptThink (arXiv 2505.13417): a share of each group opens with a given prefix, e.g.
+    # [{text: "</think>", fraction: 0.5}, {text: "Alright", fraction: 0.5}] (rl/sampling.py)
+    forced_prefixes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -128,6 +131,7 @@ class TrainConfig:
     torch_threads: int | None = None
     monitor_prompts: int = 0  # LASER-D: size of the monitor set (training prompts, G samples each)
     monitor_every: int = 20  # re-evaluate the monitor set every N steps (and before step 1)
+    reference_samples: int = 0  # K > 0: the initial policy's accuracy per prompt from K samples (rl/reference_pass.py)
 
 
 @dataclass
@@ -386,6 +390,12 @@ def validate(cfg: Config) -> None:
         validate_schedule(r.length_schedule, r.max_new_tokens)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    validate_prefixes(r.forced_prefixes, r.group_size)
+    if t.reference_samples < 0:
+        raise ConfigError(f"train.reference_samples must be >= 0 (0: off), got {t.reference_samples}")
+    if not t.reference_samples and any(spec.get("name") == "adaptthink" for spec in cfg.rewards):
+        raise ConfigError("train.reference_samples: the adaptthink reward needs the initial model's accuracy "
+                          "per prompt; set K > 0 (the paper: 16)")
     if a.advantage == "grpo" and r.group_size == 1:
         raise ConfigError("algo.advantage=grpo needs rollout.group_size >= 2")
     lb = cfg.data.length_budget
@@ -404,3 +414,24 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"train.report_to: unknown '{rep}'" + _closest(rep, ["wandb", "tensorboard"])
             )
+
+
+def validate_prefixes(prefixes: list[dict[str, Any]], group_size: int) -> None:
+    """``rollout.forced_prefixes``: each ``{text, fraction}`` with a non-empty text, fractions in
+    (0, 1] summing to <= 1, and ``group_size * fraction`` a whole number of completions."""
+    total = 0.0
+    for i, p in enumerate(prefixes):
+        key = f"rollout.forced_prefixes[{i}]"
+        if not isinstance(p, dict) or set(p) != {"text", "fraction"}:
+            raise ConfigError(f"{key}: expected {{text: ..., fraction: ...}}, got {p!r}")
+        if not isinstance(p["text"], str) or not p["text"]:
+            raise ConfigError(f"{key}.text must be a non-empty string, got {p['text']!r}")
+        f = p["fraction"]
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+            raise ConfigError(f"{key}.fraction must be in (0, 1], got {f!r}")
+        if abs(group_size * f - round(group_size * f)) > 1e-9:
+            raise ConfigError(f"{key}.fraction: rollout.group_size * fraction = {group_size * f:g} "
+                              "must be a whole number of completions")
+        total += f
+    if total > 1 + 1e-9:
+        raise ConfigError(f"rollout.forced_prefixes: the fractions sum to {total:g} > 1")

@@ -58,6 +58,8 @@ def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
             meta["budget"] = cfg.data.length_budget[1]
         if cfg.data.effort_range:
             meta["effort"] = cfg.data.effort_range[1]
+        if cfg.train.reference_samples:  # rl/reference_pass.py
+            meta["ref_accuracy"] = 0.5
         for k in range(G):
             correct, length = k % 2 == 0, max(1, limit * (k + 1) // G)
             answer = row.answer if correct else f"{row.answer}1"

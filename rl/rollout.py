@@ -31,6 +31,7 @@ class Rollout:
     text: str  # decoded completion, special tokens skipped
     finish_reason: str  # "stop" (EOS) | "length" (hit max_new_tokens)
     logprobs: list[float] | None  # sampler log-prob of each completion token (processed)
+    forced_tokens: int = 0  # leading completion tokens given, not sampled (rollout.forced_prefixes)
 
     @property
     def length(self) -> int:

@@ -23,6 +23,7 @@ the whole generation batch before filtering).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import warnings
@@ -36,7 +37,7 @@ from .data import draw_budgets
 from .facts import make_samples
 from .outliers import cut_rollout, oversample_factor, outliers
 from .rollout import Rollout, SamplingParams
-from .update import score_pass
+from .update import FIRST_FORCED_LOGP, score_pass
 
 
 @dataclass
@@ -93,9 +94,12 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     k = total // acc.num_processes
     chosen = run.sampler.next(total)[acc.process_index * k : (acc.process_index + 1) * k]
     prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
-    rollouts = run.engine.generate([p.ids for p in prompts], params)
+    rollouts = generate_forced(run.engine, [p.ids for p in prompts], params, cfg.rollout.forced_prefixes, run.tokenizer)
     offset = acc.process_index * k
     samples = make_samples(rollouts, prompts, offset, run.tokenizer, cfg.data.delimiter)
+    for s, r in zip(samples, rollouts):
+        if r.forced_tokens:
+            s.meta["forced_prefix"] = run.tokenizer.decode(r.completion_ids[: r.forced_tokens])
     rnd = Round(rollouts, samples, samples)
     if cfg.algo.outlier_truncation is not None:
         cut_outliers(run, rnd, prompts, offset)
@@ -110,6 +114,42 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
         if need_entropy:
             attach_entropy(rnd.samples, ents)
     return rnd
+
+
+def generate_forced(engine, prompts: list[list[int]], params: SamplingParams, prefixes: list[dict],
+                    tokenizer) -> list[Rollout]:
+    """G completions per prompt, prompt-major, a share of each group opening with a forced prefix
+    (AdaptThink, arXiv 2505.13417; THU-KEG/AdaptThink ``src/adapt_think_core_algos.py``).
+
+    ``prefixes`` is ``rollout.forced_prefixes``: per ``{text, fraction}``, ``G * fraction``
+    completions are generated from prompt + prefix ids (their limit shortened by the prefix), the
+    rest (``1 - sum(fractions)``) freely. The prefix becomes part of each rollout's completion
+    (length, text, facts and the update see it) and ``forced_tokens`` counts it; sampler
+    log-probs get placeholders there: ``log 0.5`` for the first forced token, 0 for the others
+    (masked in the update, :func:`rl.update.forced_old_logps`). Without prefixes this is
+    ``engine.generate``.
+    """
+    if not prefixes:
+        return engine.generate(prompts, params)
+    parts = [(tokenizer.encode(p["text"], add_special_tokens=False), round(params.n * p["fraction"])) for p in prefixes]
+    parts.append(([], params.n - sum(n for _, n in parts)))
+    done = []
+    for ids, n in parts:
+        if n > 0:
+            sub = dataclasses.replace(params, n=n, max_new_tokens=max(params.max_new_tokens - len(ids), 1))
+            done.append((ids, n, engine.generate([p + ids for p in prompts], sub)))
+    return [with_prefix(r, prompts[i], ids, tokenizer)
+            for i in range(len(prompts)) for ids, n, rs in done for r in rs[i * n : (i + 1) * n]]
+
+
+def with_prefix(r: Rollout, prompt: list[int], ids: list[int], tokenizer) -> Rollout:
+    """``r`` (generated from ``prompt + ids``) with the prefix ``ids`` moved into its completion."""
+    if not ids:
+        return r
+    completion = list(ids) + list(r.completion_ids)
+    logprobs = None if r.logprobs is None else [FIRST_FORCED_LOGP] + [0.0] * (len(ids) - 1) + list(r.logprobs)
+    return dataclasses.replace(r, prompt_ids=list(prompt), completion_ids=completion, logprobs=logprobs,
+                               text=tokenizer.decode(completion, skip_special_tokens=True), forced_tokens=len(ids))
 
 
 def cut_outliers(run, rnd: Round, prompts: list, offset: int) -> None:

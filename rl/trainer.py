@@ -31,6 +31,7 @@ from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, resolve_model_path, save_pretrained
 from .preflight import preflight
+from .reference_pass import reference_pass
 from .rollout import SamplingParams, build_engine, resolve_engine
 from .rundir import Start, apply_start
 from .tracking import Tracker
@@ -191,6 +192,7 @@ def train(cfg: Config) -> dict[str, Any]:
     elif acc.is_main_process:
         atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
     acc.wait_for_everyone()
+    reference_pass(run)  # train.reference_samples: the initial policy's accuracy per prompt (cached)
     if cfg.eval.before and "before" not in state["evals"]:
         state["evals"]["before"] = run_eval(run)
         acc.print(f"before training: {format_eval(state['evals']['before'])}")

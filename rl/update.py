@@ -7,6 +7,7 @@ so every completion starts at column P and ``logits[:, P-1:-1]`` predict the com
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ from .logprobs import sequence_logprobs
 from .loss import Normalizer, policy_loss, tis_weights
 from .model import reference_context
 from .rollout import Rollout
+
+
+FIRST_FORCED_LOGP = math.log(0.5)  # AdaptThink: the old policy's probability of a forced first token
 
 
 @dataclass
@@ -136,6 +140,31 @@ def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, 
     return logps, (ents if with_entropy else None)
 
 
+def forced_old_logps(old: torch.Tensor, mask: torch.Tensor, forced: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forced prefix tokens (``Rollout.forced_tokens``) as AdaptThink trains them (arXiv 2505.13417,
+    THU-KEG/AdaptThink ``src/adapt_think_core_algos.py``): the first one's old log-prob is
+    ``log 0.5``, so its ratio is ``pi(token) / 0.5``; the others leave the loss (mask 0). ``old``
+    and ``mask`` are ``[B, C]``; new tensors are returned when a row is forced.
+
+    >>> old, mask = forced_old_logps(torch.zeros(2, 4), torch.ones(2, 4), [3, 0])
+    >>> old[0].exp().tolist(), mask.tolist()
+    ([0.5, 1.0, 1.0, 1.0], [[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    """
+    if not any(forced):
+        return old, mask
+    old, mask = old.clone(), mask.clone()
+    for row, f in enumerate(forced):
+        if f:
+            old[row, 0] = FIRST_FORCED_LOGP
+            mask[row, 1:f] = 0
+    return old, mask
+
+
+def trained_tokens(r: Rollout) -> int:
+    """Completion tokens that enter the loss: all but the forced ones after the first."""
+    return r.length - max(r.forced_tokens - 1, 0)
+
+
 def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
     out = torch.zeros(len(rows), width)
     for i, r in enumerate(rows):
@@ -173,7 +202,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
         raise ValueError("algo.tis_cap needs sampler log-probs, but the rollout engine returned none")
     diff_sum = diff_tokens = 0.0
     for idx in step_chunks:
-        counts = torch.tensor([float(sum(rollouts[i].length for i in idx)), float(len(idx))])
+        counts = torch.tensor([float(sum(trained_tokens(rollouts[i]) for i in idx)), float(len(idx))])
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
         norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
         micro = micro_batches(rollouts, idx, micro_batch_size, micro_batch_tokens)
@@ -188,6 +217,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                 logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True,
                                                 entropy_grad=bool(algo.entropy_coef))
                 old = logp.detach() if old_logps is None else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
+                old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in mb])
                 is_weight = None
                 if has_sampler:
                     sampler = _pad([torch.tensor(r.logprobs) for r in mb], logp.shape[1]).to(logp.device)
