@@ -82,7 +82,8 @@ class RolloutConfig:
     vllm_server_url: str = "http://127.0.0.1:8000"  # vllm-server: scripts/vllm_server.py
     vllm_server_timeout: float = 600.0  # seconds per request to the server
     # AdaptThink (arXiv 2505.13417): a share of each group opens with a given prefix, e.g.
-    # [{text: "</think>", fraction: 0.5}, {text: "Alright", fraction: 0.5}] (rl/sampling.py)
+    # [{text: "</think>", fraction: 0.5, max_new_tokens: 4096}, {text: "Alright", fraction: 0.5}]
+    # (rl/sampling.py); a prefix's optional max_new_tokens caps its share below the step's limit
     forced_prefixes: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -417,13 +418,17 @@ def validate(cfg: Config) -> None:
 
 
 def validate_prefixes(prefixes: list[dict[str, Any]], group_size: int) -> None:
-    """``rollout.forced_prefixes``: each ``{text, fraction}`` with a non-empty text, fractions in
-    (0, 1] summing to <= 1, and ``group_size * fraction`` a whole number of completions."""
+    """``rollout.forced_prefixes``: each ``{text, fraction}`` (optionally ``max_new_tokens``, that
+    share's own cap) with a non-empty text, fractions in (0, 1] summing to <= 1, and
+    ``group_size * fraction`` a whole number of completions."""
     total = 0.0
     for i, p in enumerate(prefixes):
         key = f"rollout.forced_prefixes[{i}]"
-        if not isinstance(p, dict) or set(p) != {"text", "fraction"}:
-            raise ConfigError(f"{key}: expected {{text: ..., fraction: ...}}, got {p!r}")
+        if not isinstance(p, dict) or not {"text", "fraction"} <= set(p) <= {"text", "fraction", "max_new_tokens"}:
+            raise ConfigError(f"{key}: expected {{text: ..., fraction: ...[, max_new_tokens: ...]}}, got {p!r}")
+        cap = p.get("max_new_tokens")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"{key}.max_new_tokens must be an integer >= 1, got {cap!r}")
         if not isinstance(p["text"], str) or not p["text"]:
             raise ConfigError(f"{key}.text must be a non-empty string, got {p['text']!r}")
         f = p["fraction"]

@@ -122,8 +122,9 @@ def generate_forced(engine, prompts: list[list[int]], params: SamplingParams, pr
     (AdaptThink, arXiv 2505.13417; THU-KEG/AdaptThink ``src/adapt_think_core_algos.py``).
 
     ``prefixes`` is ``rollout.forced_prefixes``: per ``{text, fraction}``, ``G * fraction``
-    completions are generated from prompt + prefix ids (their limit shortened by the prefix), the
-    rest (``1 - sum(fractions)``) freely. The prefix becomes part of each rollout's completion
+    completions are generated from prompt + prefix ids, the rest (``1 - sum(fractions)``) freely.
+    A forced share's limit (prefix included) is the step's, or the prefix's ``max_new_tokens`` if
+    smaller (the paper caps no-thinking answers at 4096 tokens). The prefix becomes part of each rollout's completion
     (length, text, facts and the update see it) and ``forced_tokens`` counts it; sampler
     log-probs get placeholders there: ``log 0.5`` for the first forced token, 0 for the others
     (masked in the update, :func:`rl.update.forced_old_logps`). Without prefixes this is
@@ -131,12 +132,13 @@ def generate_forced(engine, prompts: list[list[int]], params: SamplingParams, pr
     """
     if not prefixes:
         return engine.generate(prompts, params)
-    parts = [(tokenizer.encode(p["text"], add_special_tokens=False), round(params.n * p["fraction"])) for p in prefixes]
-    parts.append(([], params.n - sum(n for _, n in parts)))
+    parts = [(tokenizer.encode(p["text"], add_special_tokens=False), round(params.n * p["fraction"]),
+              min(params.max_new_tokens, p.get("max_new_tokens") or params.max_new_tokens)) for p in prefixes]
+    parts.append(([], params.n - sum(n for _, n, _ in parts), params.max_new_tokens))
     done = []
-    for ids, n in parts:
+    for ids, n, limit in parts:
         if n > 0:
-            sub = dataclasses.replace(params, n=n, max_new_tokens=max(params.max_new_tokens - len(ids), 1))
+            sub = dataclasses.replace(params, n=n, max_new_tokens=max(limit - len(ids), 1))
             done.append((ids, n, engine.generate([p + ids for p in prompts], sub)))
     return [with_prefix(r, prompts[i], ids, tokenizer)
             for i in range(len(prompts)) for ids, n, rs in done for r in rs[i * n : (i + 1) * n]]

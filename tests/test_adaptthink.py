@@ -58,6 +58,10 @@ def test_forced_prefixes_split_each_group_and_join_the_completion():
     assert out[0].completion_ids == [65, 66, ord("x"), ord("y")] and out[0].length == 4
     assert out[0].logprobs == [math.log(0.5), 0.0, -1.0, -2.0]  # placeholders: log 0.5, then masked
     assert out[1].logprobs == [math.log(0.5), -1.0, -2.0] and out[3].logprobs == [-1.0, -2.0]
+    eng.calls.clear()  # a share's own cap (the paper's 4096 for no-thinking answers), never above the step's
+    generate_forced(eng, prompts, SamplingParams(max_new_tokens=10, n=4),
+                    [{"text": "AB", "fraction": 0.25, "max_new_tokens": 5}, {"text": "C", "fraction": 0.5, "max_new_tokens": 50}], Tok())
+    assert [c[1].max_new_tokens for c in eng.calls] == [3, 9, 10]
     eng2 = Engine()
     assert generate_forced(eng2, prompts, SamplingParams(max_new_tokens=10, n=4), [], Tok()) == eng2.generate(
         prompts, SamplingParams(max_new_tokens=10, n=4))
@@ -175,6 +179,7 @@ def _cfg(tmp_path, *over):
     ('[{text: "", fraction: 0.5}]', "text must be"),
     ('[{text: "A:", fraction: 0}]', r"fraction must be in \(0, 1\]"),
     ('[{text: "A:", share: 0.5}]', "expected {text"),
+    ('[{text: "A:", fraction: 0.5, max_new_tokens: 0}]', "max_new_tokens must be"),
 ])
 def test_bad_forced_prefixes_are_config_errors(tmp_path, prefixes, msg):
     with pytest.raises(ConfigError, match=msg):
