@@ -240,3 +240,21 @@ def test_reference_pass_measures_once_caches_and_reloads(tmp_path, monkeypatch):
     assert [c[1].n for c in eng.calls] == [8]
     run.cfg = _cfg(tmp_path, "train.reference_samples=0", "rewards=[{name: correctness}]")
     assert rp.reference_pass(run) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.sampled_from([2, 4, 8, 16]), st.lists(st.sampled_from([0.25, 0.5]), max_size=2))
+def test_forced_groups_properties(num_prompts, G, fractions):
+    prefixes = [{"text": t, "fraction": f} for t, f in zip(("AB", "C"), fractions) if (G * f).is_integer()]
+    prompts = [[i + 1] for i in range(num_prompts)]
+    out = generate_forced(Engine(), prompts, SamplingParams(max_new_tokens=10, n=G), prefixes, Tok())
+    assert len(out) == num_prompts * G
+    for i in range(num_prompts):
+        group = out[i * G : (i + 1) * G]
+        assert all(r.prompt_index == i and r.prompt_ids == prompts[i] for r in group)
+        for p in prefixes:
+            n = len(p["text"])
+            assert sum(r.text.startswith(p["text"]) and r.forced_tokens == n for r in group) == G * p["fraction"]
+        for r in group:  # the completion is prefix + sampled tokens, the log-probs aligned with it
+            assert r.length == r.forced_tokens + 2 and len(r.logprobs) == r.length
+            assert r.logprobs[r.forced_tokens :] == [-1.0, -2.0]
