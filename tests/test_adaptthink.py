@@ -258,3 +258,28 @@ def test_forced_groups_properties(num_prompts, G, fractions):
         for r in group:  # the completion is prefix + sampled tokens, the log-probs aligned with it
             assert r.length == r.forced_tokens + 2 and len(r.logprobs) == r.length
             assert r.logprobs[r.forced_tokens :] == [-1.0, -2.0]
+
+
+def test_toy_run_measures_the_reference_once_and_resume_reads_it(untrained_toy, tmp_path, monkeypatch):
+    import rl.reference_pass as rp
+    from rl.trainer import train
+
+    torch.set_num_threads(1)
+    common = [f"model.name_or_path={untrained_toy}", "data.num_examples=16", "rollout.prompts_per_step=2",
+              "rollout.group_size=4", "rollout.max_new_tokens=12", "train.save_every=1", "train.reference_samples=2",
+              "train.log_completions=1", "eval.before=false", "eval.after=false"]
+    train(_cfg(tmp_path, *common, "train.max_steps=1"))
+    saved = json.loads((tmp_path / "reference_accuracy.json").read_text())
+    assert saved["samples"] == 2 and len(saved["accuracy"]) == 16
+    assert all(v in (0.0, 0.5, 1.0) for v in saved["accuracy"].values())
+    rows = [json.loads(x) for x in (tmp_path / "completions" / "rank0.jsonl").read_text().splitlines()]
+    assert all(r["meta"]["ref_accuracy"] == saved["accuracy"][r["prompt_id"]] for r in rows)
+    assert sum(r["meta"].get("forced_prefix") == "A:" for r in rows) == len(rows) // 2  # half of each group
+    assert all(r["completion"].startswith("A:") for r in rows if r["meta"].get("forced_prefix"))
+
+    def no_sampling(*a, **k):
+        raise AssertionError("the reference pass sampled again on resume")
+
+    monkeypatch.setattr(rp, "compute", no_sampling)
+    train(_cfg(tmp_path, *common, "train.max_steps=2", "train.resume=latest"))
+    assert json.loads((tmp_path / "reference_accuracy.json").read_text()) == saved
