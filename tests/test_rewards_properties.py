@@ -33,6 +33,7 @@ def trl_fn(prompts, completions, completion_ids=None, **kwargs):
 SMALL_GRID = {"lower_bound": 8, "upper": MAX_LEN, "step": 8, "monitor_every": 1}
 SPECS = {
     "adactrl": {},
+    "adaptthink": {},
     "arlcp": {},
     "ceeh": {},
     "ceeh_loose": {"name": "ceeh", "strict": False},
@@ -90,7 +91,7 @@ def make_sample(pid, group, correct, length, text="A:1", truncated=False, think=
                 budget=100):
     return Sample(pid, group, prompt="Q", completion=text, answer="1", length=length, truncated=truncated,
                   correct=correct, think_length=think, answer_length=None if think is None else length - think,
-                  entropy_think=ent[0], entropy_answer=ent[1], entropy_mean=ent[2], meta={"budget": budget},
+                  entropy_think=ent[0], entropy_answer=ent[1], entropy_mean=ent[2], meta={"budget": budget, "ref_accuracy": budget % 5 / 4},
                   completion_ids=ids)
 
 
