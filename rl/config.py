@@ -89,7 +89,7 @@ class RolloutConfig:
 
 @dataclass
 class AlgoConfig:
-    advantage: str = "grpo"  # rl/advantages.py: grpo | batch_std | none | rloo | reinforce_pp_baseline | drpo
+    advantage: str = "grpo"  # rl/advantages.py: grpo | batch_std | none | identity | rloo | reinforce_pp_baseline | drpo
     advantage_options: dict[str, Any] = field(default_factory=dict)  # e.g. drpo: {temperature: 0.1}
     adv_eps: float = 1e-6
     dynamic_sampling: str | None = None  # drop zero-std groups and refill: reward | correctness (DAPO)
