@@ -133,8 +133,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
     t_gen = time.perf_counter()
     table, samples = batch.table, batch.samples
-    totals, components = run.rewards.score(table, run.ctx) if table else ([], {})
-    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step)
+    totals, components, token_totals = run.rewards.score_tokens(table, run.ctx) if table else ([], {}, None)
+    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step, token_totals)  # [N] or [N, T]
     n = len(samples)
     local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
     t_score = time.perf_counter()
@@ -278,7 +278,8 @@ def log_completions(run: Run, step: int, samples, rewards, advantages) -> None:
     path = Path(run.cfg.train.output_dir) / "completions" / f"rank{run.acc.process_index}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        for s, r, a in zip(samples, rewards, advantages.tolist()):
+        for s, r, a in zip(samples, rewards, advantages):
+            a = float(a if a.dim() == 0 else a[: s.length].mean())  # per-token advantages: their mean
             row = {"step": step, "rank": run.acc.process_index, "reward": r, "advantage": a, **s.to_dict()}
             f.write(json.dumps(row) + "\n")
 
