@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"laconic: config error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a rollout server that died or refuses us: its one-line message, no traceback
+        if type(e).__name__ != "ServerError":
+            raise
+        print(f"laconic: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -77,7 +77,7 @@ class Server:
                 r = self.client.request(method, self.url + route, json=json, params=params, headers=self.headers,
                                         timeout=timeout or self.timeout)
                 break
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as e:
                 if attempt == self.retries:
                     raise ServerError(f"vLLM server {self.url} is unreachable ({type(e).__name__}: {e}); the "
                                       "checkpoints written so far are intact: restart the server and continue "

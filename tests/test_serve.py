@@ -63,3 +63,20 @@ def test_server_config_is_checked_early():
         load_config(overrides=["rollout.engine=vllm-server", "rollout.vllm_server_urls=[localhost:8000]"])
     with pytest.raises(ConfigError, match="rollout.vllm_server_weight_sync: 'gloo' is not one of"):
         load_config(overrides=["rollout.vllm_server_weight_sync=gloo"])
+
+
+def test_train_reports_an_unreachable_server_in_one_line(untrained_toy, tmp_path, capsys):
+    import socket
+
+    from .conftest import ROOT
+    from .test_trainer import overrides
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
+    rc = cli.main(["train", str(ROOT / "recipes" / "quickstart.yaml"), *overrides(
+        untrained_toy, tmp_path / "run", "rollout.engine=vllm-server", f"rollout.vllm_server_urls=[{url}]",
+        "rollout.vllm_server_timeout=1", "eval.before=false")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err[-1] == (f"laconic: no vLLM server answers at {url}/health; start one with "
+                                   "`laconic serve MODEL` and list it in rollout.vllm_server_urls")
