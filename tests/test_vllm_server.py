@@ -303,3 +303,33 @@ def test_unreachable_server_is_one_clear_error(untrained_toy):
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ServerError, match=f"no vLLM server answers at {url}/health"):
         VLLMServerEngine([url], load_tokenizer(str(untrained_toy)), connect_timeout=0)
+
+
+def test_nccl_push_drives_vllms_trainer_engine_in_order(untrained_toy):
+    """The GPU path without a GPU: vLLM's own NCCL trainer engine runs a push over our source and
+    control-plane client, the broadcast replaced by the source-vs-metadata check it performs
+    itself; the routes, their order and the per-round metadata are what the server expects."""
+    from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerWeightTransferEngine
+
+    from rl.config import ModelConfig
+    from rl.model import load_policy
+    from rl.vllm_client import _MergedSource, _SyncClient
+
+    class Recorder:
+        url, calls = "http://fake", []
+
+        def request(self, method, route, json=None, **kwargs):
+            self.calls.append((route, json))
+
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy))
+    source, server = _MergedSource(policy, torch.float32), Recorder()
+    engine = NCCLTrainerWeightTransferEngine(client=_SyncClient(server), source=source, packed=False)
+    sent = []
+    engine._broadcast = lambda src, meta: sent.extend(NCCLTrainerWeightTransferEngine._checked_iter(src, meta))
+    engine.send_weights()
+    assert [route for route, _ in server.calls] == ["/start_weight_update", "/update_weights", "/finish_weight_update"]
+    info = server.calls[1][1]["update_info"]
+    names = [n for n, _ in policy.state_dict().items()]
+    assert info["names"] == [n for n, _ in sent] == names
+    assert set(info["dtype_names"]) == {"float32"}
+    assert info["shapes"] == [list(t.shape) for t in policy.state_dict().values()]
