@@ -47,7 +47,6 @@ from .rollout import Rollout, SamplingParams, eos_ids_of
 from .vllm_engine import merged_state_items
 
 SYNC_MODES = ("auto", "nccl", "disk")
-RL_ROUTES = "/pause, /resume, /abort_requests, /collective_rpc, /init_weight_transfer_engine, /update_weights, ..."
 
 
 class ServerError(RuntimeError):
@@ -87,8 +86,8 @@ class Server:
                 raise ServerError(f"vLLM server {self.url} did not answer {route} within {timeout or self.timeout:.0f} s "
                                   "(rollout.vllm_server_timeout)") from None
         if r.status_code == 401:
-            raise ServerError(f"vLLM server {self.url} refused the API key: set rollout.vllm_server_api_key "
-                              "(or VLLM_API_KEY) to the server's --api-key")
+            raise ServerError(f"vLLM server {self.url} refused the API key: set VLLM_API_KEY to the server's "
+                              "--api-key (`laconic serve` prints it)")
         if r.status_code == 404 and route.split("?")[0] in ("/pause", "/is_paused", "/collective_rpc"):
             raise ServerError(f"vLLM server {self.url} has no {route} route: start it with VLLM_SERVER_DEV_MODE=1 "
                               "(`laconic serve` does)")
@@ -97,7 +96,8 @@ class Server:
         return r.json() if r.content else None
 
     def wait_ready(self, timeout: float) -> None:
-        """``/health`` until it answers (up to ``timeout`` s), then the served model's name."""
+        """``/health`` until it answers (up to ``timeout`` s); then the served model's name and dtype,
+        and clear errors when the RL routes or processed log-probs are off."""
         import httpx
 
         deadline = time.monotonic() + timeout
