@@ -79,8 +79,12 @@ class RolloutConfig:
     vllm_max_model_len: int | None = None  # null: the model's max positions
     vllm_enforce_eager: bool = True  # false: torch.compile + CUDA graphs (slow start, faster decode)
     vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
-    vllm_server_url: str = "http://127.0.0.1:8000"  # vllm-server: scripts/vllm_server.py
-    vllm_server_timeout: float = 600.0  # seconds per request to the server
+    # vllm-server: running `laconic serve` / `vllm serve` processes (rl/vllm_client.py); API key: $VLLM_API_KEY
+    vllm_server_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000"])  # groups spread over them
+    vllm_server_timeout: float = 600.0  # seconds per request to a server
+    vllm_server_retries: int = 2  # extra attempts when a server cannot be reached
+    vllm_server_weight_sync: str = "auto"  # auto (nccl with CUDA, else disk) | nccl | disk
+    vllm_server_weight_dir: str | None = None  # disk sync: where the servers read the weights (null: /dev/shm)
 
 
 @dataclass
@@ -175,6 +179,7 @@ CHOICES = {
     "eval.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/rollout.py ENGINES; auto: vllm if installed
     "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
+    "rollout.vllm_server_weight_sync": ("auto", "nccl", "disk"),  # rl/vllm_client.py SYNC_MODES
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "algo.ratio_level": ("token", "sequence"),
 }
@@ -380,6 +385,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"rollout.vllm_kv_cache_gb must be > 0 (or null), got {r.vllm_kv_cache_gb}")
     if not 0 < r.vllm_gpu_memory_utilization <= 1:
         raise ConfigError(f"rollout.vllm_gpu_memory_utilization must be in (0, 1], got {r.vllm_gpu_memory_utilization}")
+    if r.engine == "vllm-server":
+        bad = [u for u in r.vllm_server_urls if not u.startswith(("http://", "https://"))]
+        if not r.vllm_server_urls or bad:
+            raise ConfigError(f"rollout.vllm_server_urls must be a non-empty list of http(s):// URLs, got {r.vllm_server_urls}")
+    if r.vllm_server_timeout <= 0 or r.vllm_server_retries < 0:
+        raise ConfigError("rollout.vllm_server_timeout must be > 0 and rollout.vllm_server_retries >= 0")
     if a.max_sampling_rounds < 1:
         raise ConfigError(f"algo.max_sampling_rounds must be >= 1, got {a.max_sampling_rounds}")
     try:

@@ -47,6 +47,24 @@ class RolloutEngine(Protocol):
         ...
 
 
+class PausableEngine(RolloutEngine, Protocol):
+    """The vLLM engines also stop generation part-way (for partial rollouts): called from
+    another thread while :meth:`generate` runs."""
+
+    def pause(self, mode: str = "keep") -> None:
+        """Stop scheduling: ``keep`` freezes running requests until :meth:`resume`, ``abort``
+        ends them (server engine: also ``wait``, which lets them finish first)."""
+        ...
+
+    def resume(self) -> None:
+        ...
+
+    def abort(self) -> None:
+        """End every running request; its completion so far comes back with finish reason
+        ``abort`` (generate() raises on those today)."""
+        ...
+
+
 def eos_ids_of(model, tokenizer) -> set[int]:
     """The token ids that end a completion: the tokenizer's EOS and the generation config's."""
     ids = set()
@@ -240,8 +258,8 @@ def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_pa
 
     ``transformers`` samples from ``model`` itself. ``vllm`` starts an in-process vLLM from
     ``model_path`` (default: the directory ``model`` was loaded from) and ``vllm-server`` talks to
-    a running ``scripts/vllm_server.py`` at ``rollout.vllm_server_url``; both get the policy's
-    weights pushed by ``sync_weights`` after every update. ``rollout`` is the
+    the running ``vllm serve`` processes at ``rollout.vllm_server_urls`` (``laconic serve``); both
+    get the policy's weights pushed by ``sync_weights`` after every update. ``rollout`` is the
     :class:`~rl.config.RolloutConfig` (defaults when None), ``dtype`` vLLM's (default: the
     policy's, or ``rollout.vllm_dtype``).
     """
@@ -276,7 +294,10 @@ def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_pa
     else:
         from .vllm_client import VLLMServerEngine
 
-        engine = VLLMServerEngine(r.vllm_server_url, tokenizer, dtype=dtype, timeout=r.vllm_server_timeout,
-                                  eos_ids=eos, connect_timeout=min(120.0, r.vllm_server_timeout))
+        engine = VLLMServerEngine(r.vllm_server_urls, tokenizer, timeout=r.vllm_server_timeout,
+                                  connect_timeout=min(120.0, r.vllm_server_timeout), retries=r.vllm_server_retries,
+                                  eos_ids=eos, dtype=None if r.vllm_dtype == "auto" else r.vllm_dtype,
+                                  weight_sync=r.vllm_server_weight_sync, weight_dir=r.vllm_server_weight_dir,
+                                  process_index=process_index)
     engine.sync_weights(model)  # cheap; and a LoRA policy or a prepared copy may differ from the directory
     return engine

@@ -213,3 +213,23 @@ class VLLMEngine:
         if self._kv_asleep:
             self.llm.wake_up(tags=["kv_cache"])
             self._kv_asleep = False
+
+    # ------------------------------------------------------------------ pause / abort (rl.rollout.PausableEngine)
+    def pause(self, mode: str = "keep") -> None:
+        """Stop scheduling (vLLM's ``pause_scheduler``): ``keep`` freezes running requests until
+        :meth:`resume`, ``abort`` ends them. Meant for another thread while generate() runs."""
+        self._core("pause_scheduler", mode, False)
+
+    def resume(self) -> None:
+        self._core("resume_scheduler")
+
+    def abort(self) -> None:
+        """End every running request (they finish with reason ``abort``)."""
+        engine = self.llm.llm_engine
+        engine.abort_request(list(engine.output_processor.request_states), internal=True)
+
+    def _core(self, method: str, *args):
+        client = self.llm.llm_engine.engine_core
+        if hasattr(client, "call_utility"):  # the engine core runs in its own process
+            return client.call_utility(method, *args)
+        return getattr(client.engine_core, method)(*args)  # in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0)
