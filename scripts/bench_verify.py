@@ -14,6 +14,10 @@ under ``flock /tmp/laconic-bench.lock``):
   numbers) answer formats, half right, half wrong, verified serially in the main thread
   (``is_correct`` per sample) and by ``verify_batch`` with ``--workers`` pool processes, in
   lockstep chunks; ``ratio`` = serial seconds / pool seconds (both sides warmed up first).
+  ``cpu_bound_ratio`` = serial CPU seconds / max(parent CPU, worker CPU / workers): the ratio
+  when every worker has a core of its own. On a shared machine the wall ratio can be far lower:
+  with Linux's autogroup scheduling one session (the bench and its workers) gets one share of
+  the CPUs however many processes it runs.
 * ``pathological``: one ``math_verify_match`` call through the pool per pathological LaTeX answer
   (towers, huge factorials, deep nesting) with ``--timeout``; worst seconds of one call.
 
@@ -151,6 +155,18 @@ def make_completions(count: int, seed: int = 0) -> tuple[list[str], list[str], l
     return completions, golds, kinds
 
 
+def _workers_cpu() -> float:
+    """CPU seconds used so far by the pool's worker processes (Linux ``/proc``; 0 elsewhere)."""
+    total = 0.0
+    for slot in V.POOL._slots:
+        try:
+            fields = Path(f"/proc/{slot.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def bench_throughput(count: int, workers: int, timeout: float, rounds: int = 8) -> dict:
     """Serial and pool in lockstep: ``rounds`` chunks, each timed on both sides (alternating which
     goes first), so load changes on a shared machine hit both alike."""
@@ -159,18 +175,22 @@ def bench_throughput(count: int, workers: int, timeout: float, rounds: int = 8) 
     V.POOL.size = workers
     V.verify_batch(warm_c, warm_g, timeout=timeout)  # start the workers, import everything
     [V.is_correct(c, g, timeout=timeout) for c, g in zip(warm_c, warm_g)]
-    serial, pooled, serial_s, pool_s = [], [], 0.0, 0.0
+    serial, pooled, serial_s, pool_s, cpu = [], [], 0.0, 0.0, {"serial": 0.0, "parent": 0.0, "workers": 0.0}
     size = -(-count // rounds)
     for r in range(rounds):
         chunk = slice(r * size, (r + 1) * size)
         for side in ((0, 1) if r % 2 == 0 else (1, 0)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             if side == 0:
                 serial += [V.is_correct(c, g, timeout=timeout) for c, g in zip(completions[chunk], golds[chunk])]
                 serial_s += time.perf_counter() - start
+                cpu["serial"] += time.process_time() - start_cpu
             else:
+                workers_before = _workers_cpu()
                 pooled += V.verify_batch(completions[chunk], golds[chunk], timeout=timeout)
                 pool_s += time.perf_counter() - start
+                cpu["parent"] += time.process_time() - start_cpu
+                cpu["workers"] += _workers_cpu() - workers_before
     need_mv = sum(V._fast_match(V.extract_answer(c, fallback_last_number=True), g) is None
                   for c, g in zip(completions, golds))
     differ = [i for i, (a, b) in enumerate(zip(serial, pooled)) if a != b]
@@ -180,6 +200,7 @@ def bench_throughput(count: int, workers: int, timeout: float, rounds: int = 8) 
         "through_math_verify": need_mv, "workers": workers, "timeout_s": timeout, "rounds": rounds,
         "serial_s": serial_s, "pool_s": pool_s, "ratio": serial_s / pool_s,
         "serial_per_s": count / serial_s, "pool_per_s": count / pool_s,
+        "cpu_s": cpu, "cpu_bound_ratio": cpu["serial"] / max(cpu["parent"], cpu["workers"] / workers),
         "correct_serial": sum(serial), "correct_pool": sum(pooled), "expected_correct": count // 2,
         "verdicts_differ": len(differ),
         "differing": [(completions[i][-60:], golds[i], serial[i], pooled[i]) for i in differ[:5]],
