@@ -18,10 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--variant", default="plain", choices=("plain", "tagged", "budget"),
                    help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl) or budget (B<N>Q:..., L1)")
-    from . import compare, eval_cli
+    from . import compare, eval_cli, plan
 
     eval_cli.add_parser(sub)
     compare.add_parser(sub)
+    plan.add_parser(sub)
     args = parser.parse_args(argv)
 
     from .config import ConfigError
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             return eval_cli.run(args)
         elif args.command == "compare":
             return compare.run(args)
+        elif args.command == "plan":
+            return plan.run(args)
         elif args.command == "toy-model":
             from .toy import build_toy
 

@@ -31,6 +31,7 @@ from .data import Prompt, PromptSampler, load_prompts, with_budget
 from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, resolve_model_path, save_pretrained
+from .plan import check_run
 from .rollout import SamplingParams, build_engine, resolve_engine
 from .tracking import Tracker
 from .sampling import by_difficulty, collect, gather, group_zero_std_fraction
@@ -92,6 +93,7 @@ def setup(cfg: Config) -> Run:
                     if (e.before or e.after or e.every) else [])
     if e.length_budget:
         eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
+    check_run(cfg, acc, max(len(p.ids) for p in train_prompts + eval_prompts))  # GPU: fits? sizes vLLM (rl/plan.py)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
     scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,

@@ -1,0 +1,534 @@
+"""``laconic plan``: predict each phase's peak memory per GPU before a run starts, and size vLLM.
+
+    laconic plan recipes/gpu/dler_r1_7b.yaml --gpu-memory 80 --gpus 8 --zero 2
+
+A step has two memory phases per GPU (DESIGN.md "The data path of one step"):
+
+- **update**: the training state (weights, gradients, optimizer states, communication buffers)
+  + the frozen KL reference + the activations of one micro-batch + the logits chunk;
+  colocated vLLM is asleep (``sleep(level=2)`` frees its weights and KV cache).
+- **rollout**: what stays resident from training (weights, optimizer states, buffers, reference;
+  gradients are freed by ``zero_grad(set_to_none=True)``; ZeRO-3 gathers the full weights) + vLLM's
+  share ``gpu_memory_utilization x total`` = its weights + activation peak + KV cache.
+
+The formulas are in one place, the "Arithmetic" section below, one function per term, each with
+its derivation. Sizes are bytes; lengths are tokens; ``N`` is the parameter count, ``g`` the
+number of GPUs. Model shapes come from :data:`KNOWN_SHAPES` (no download) or a local
+``config.json``. The activation and logits terms are checked against measured peak RSS on CPU
+(``scripts/bench_plan.py``, docs/memory.md); the GPU-only terms (DDP buckets, DeepSpeed buffers,
+CUDA context, vLLM) follow the cited sources and are not measured here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config, ConfigError
+
+GiB = 1 << 30
+
+
+class PlanError(ConfigError):
+    """The run would not fit; the message names the phase and the knob to change."""
+
+
+# ----------------------------------------------------------------------------- model shapes
+@dataclass(frozen=True)
+class Shape:
+    """A Qwen2 / Llama decoder-only model, as far as memory is concerned."""
+
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied: bool  # tie_word_embeddings: lm_head shares the embedding matrix
+    qkv_bias: bool = False  # Qwen2: q/k/v projections carry a bias
+    head_dim: int = 0  # 0: hidden // heads
+
+    @property
+    def d(self) -> int:
+        return self.head_dim or self.hidden // self.heads
+
+    @property
+    def q(self) -> int:  # width of the query projection
+        return self.heads * self.d
+
+    @property
+    def kv(self) -> int:  # width of the key (and of the value) projection
+        return self.kv_heads * self.d
+
+    def layer_params(self) -> int:
+        h, q, kv, i = self.hidden, self.q, self.kv, self.intermediate
+        return h * q + 2 * h * kv + q * h + (q + 2 * kv) * self.qkv_bias + 3 * h * i + 2 * h
+
+    def params(self) -> int:
+        """N = layers x (attention + MLP + 2 norms) + embeddings (x2 untied) + final norm."""
+        return self.layers * self.layer_params() + self.vocab * self.hidden * (1 if self.tied else 2) + self.hidden
+
+
+# From the models' config.json on the Hugging Face hub (deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B and
+# -7B: Qwen2ForCausalLM, the Qwen2.5-Math-1.5B / -7B shapes, untied embeddings) and
+# HuggingFaceTB/SmolLM2-135M-Instruct (LlamaForCausalLM, tied). Cross-check: Shape.params() gives
+# 1,777,088,000 and 7,615,616,512, the 1.78B / 7.62B that the hub lists for the two R1 distills.
+KNOWN_SHAPES: dict[str, Shape] = {
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": Shape(1536, 28, 12, 2, 8960, 151936, False, True),
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": Shape(3584, 28, 28, 4, 18944, 152064, False, True),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": Shape(576, 30, 9, 3, 1536, 49152, True, False),
+}
+KNOWN_SHAPES["builtin:smollm2"] = KNOWN_SHAPES["HuggingFaceTB/SmolLM2-135M-Instruct"]
+
+
+def shape_from_config(c) -> Shape:
+    """A :class:`Shape` from a transformers config (object or config.json dict)."""
+    get = c.get if isinstance(c, dict) else lambda k, d=None: getattr(c, k, d)
+    heads = get("num_attention_heads")
+    return Shape(hidden=get("hidden_size"), layers=get("num_hidden_layers"), heads=heads,
+                 kv_heads=get("num_key_value_heads") or heads, intermediate=get("intermediate_size"),
+                 vocab=get("vocab_size"), tied=bool(get("tie_word_embeddings", False)),
+                 qkv_bias=bool(get("attention_bias", get("model_type") == "qwen2")),
+                 head_dim=get("head_dim") or 0)
+
+
+def model_shape(name_or_path: str) -> Shape:
+    """Shapes without downloading weights: :data:`KNOWN_SHAPES`, a local directory's
+    ``config.json``, a built-in toy if already built, or the Hugging Face cache (no network)."""
+    if name_or_path in KNOWN_SHAPES:
+        return KNOWN_SHAPES[name_or_path]
+    if name_or_path.startswith("builtin:toy"):  # tiny, built from code in an instant
+        from .toy import build_model, build_tokenizer
+
+        return shape_from_config(build_model(build_tokenizer()).config)
+    path = Path(name_or_path).expanduser()
+    if (path / "config.json").is_file():
+        return shape_from_config(json.loads((path / "config.json").read_text()))
+    try:
+        from transformers import AutoConfig
+
+        return shape_from_config(AutoConfig.from_pretrained(name_or_path, local_files_only=True))
+    except Exception as e:  # not cached, not a directory
+        raise ConfigError(f"model.name_or_path: no shapes for '{name_or_path}': not in rl/plan.py KNOWN_SHAPES, "
+                          f"no local config.json, not in the Hugging Face cache ({type(e).__name__})") from None
+
+
+def lora_params(s: Shape, r: int, targets: list[str]) -> int:
+    """Trainable LoRA parameters: r x (in + out) per targeted projection per layer."""
+    dims = {"q_proj": (s.hidden, s.q), "k_proj": (s.hidden, s.kv), "v_proj": (s.hidden, s.kv),
+            "o_proj": (s.q, s.hidden), "gate_proj": (s.hidden, s.intermediate),
+            "up_proj": (s.hidden, s.intermediate), "down_proj": (s.intermediate, s.hidden)}
+    return s.layers * sum(r * sum(dims[t]) for t in targets if t in dims)
+
+
+# ----------------------------------------------------------------------------- arithmetic
+@dataclass(frozen=True)
+class Precision:
+    """Bytes per element. ``param``: the weights the forward reads (fp32 under DDP, bf16 under
+    DeepSpeed's bf16 mode); ``compute``: matmul inputs and outputs (2 under bf16 autocast);
+    ``residual``: the residual stream (follows the embedding's dtype, i.e. ``param``);
+    ``mixed``: bf16 autocast over fp32 weights (DDP under ``mixed_precision: bf16``)."""
+
+    param: int
+    compute: int
+    residual: int
+    mixed: bool = False
+
+
+DS_BUCKET_ELEMENTS = 500_000_000  # DeepSpeed zero_optimization reduce/allgather_bucket_size default (5e8)
+DS_MAX_LIVE_ELEMENTS = 1_000_000_000  # DeepSpeed stage3_max_live_parameters default (1e9)
+CUDA_OVERHEAD = 1.5 * GiB  # CUDA context, cuBLAS workspaces, NCCL buffers per process (not measured here)
+USABLE_FRACTION = 0.9  # head-room for the caching allocator's fragmentation
+VLLM_MAX_NUM_SEQS = 1024  # vLLM's max_num_seqs default for the LLM class on >= 70 GiB GPUs (vllm/engine/arg_utils.py)
+
+
+def training_state(n: int, trainable: int, zero: int, g: int, prec: Precision) -> dict[str, float]:
+    """Weights, gradients, optimizer states and communication buffers per GPU, by strategy.
+
+    With ``p = prec.param`` and T trainable of N parameters (ZeRO, arXiv 1910.02054, sec. 3 and 5):
+
+    - DDP (zero 0): weights pN, gradients pT, AdamW's two moments 2pT; buffers: DDP's gradient
+      buckets hold a second copy of the gradients (pT, torch DistributedDataParallel with
+      gradient_as_bucket_view=False, accelerate's default) when g > 1, plus, under bf16 autocast
+      over fp32 weights, the bf16 weight casts saved for backward (2N).
+    - ZeRO-2: bf16 weights 2N; gradients: the bf16 partition and its fp32 copy for the step,
+      (2 + 4)T/g; optimizer: fp32 master weights + two moments, 12T/g; buffers: the reduce and
+      all-gather buckets, 2 x 5e8 bf16 elements (DeepSpeed's defaults).
+    - ZeRO-3: as ZeRO-2 with the weights partitioned too, 2N/g, plus the parameters gathered
+      for the current module, at most 2 x 1e9 bytes (``stage3_max_live_parameters``).
+    """
+    p = prec.param
+    if zero == 0:
+        buffers = (p * trainable if g > 1 else 0) + (2 * n if prec.mixed else 0)
+        return {"weights": p * n, "gradients": p * trainable, "optimizer": 2 * p * trainable, "buffers": buffers}
+    buckets = 2 * 2 * DS_BUCKET_ELEMENTS
+    weights = 2 * n if zero == 2 else 2 * n / g + 2 * DS_MAX_LIVE_ELEMENTS
+    return {"weights": weights, "gradients": 6 * trainable / g, "optimizer": 12 * trainable / g, "buffers": buckets}
+
+
+def reference_bytes(n: int, kl: bool, lora: bool, ref_bytes: int) -> int:
+    """The frozen KL reference: a full copy of the initial weights in ``ref_bytes`` per element
+    (bf16 on GPU, the model dtype on CPU) on every GPU, whatever the ZeRO stage; none without
+    KL, and none with LoRA (the base model with the adapter disabled is the reference)."""
+    return ref_bytes * n if kl and not lora else 0
+
+
+def layer_activation_bytes(s: Shape, prec: Precision) -> int:
+    """Bytes one token leaves saved for backward in one Qwen2/Llama decoder layer (transformers
+    ``modeling_qwen2`` / ``modeling_llama`` with SDPA attention), r = residual, c = compute bytes:
+
+    - 2 RMSNorms, each: its fp32 input (4h), the normalized x (rh, read by the weight multiply),
+      the output as the projections' input (ch): ``2 (4 + r + c) h``;
+    - attention: q, rotate_half(q), the rotated q (3 x q), k and rotate_half(k) (2 x kv), k and v
+      repeated to all heads for SDPA with a padding mask (2 x q), SDPA's output and its
+      contiguous copy read by o_proj (2 x q): ``c (7q + 2kv)``, plus SDPA's fp32 log-sum-exp
+      per head, ``4 heads``;
+    - SwiGLU MLP: gate, silu(gate), up, silu(gate) * up: ``4 c i``.
+    """
+    h, c, r = s.hidden, prec.compute, prec.residual
+    return 2 * (4 + r + c) * h + c * (7 * s.q + 2 * s.kv) + 4 * s.heads + 4 * c * s.intermediate
+
+
+def activation_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int, checkpointing: bool,
+                     kl: bool = False) -> int:
+    """Peak activations of one micro-batch of ``tokens`` padded tokens in rows of ``width``, of
+    which ``completion`` x rows are completion tokens.
+
+    Kept until backward: every layer's :func:`layer_activation_bytes`, or with checkpointing
+    (transformers' per-layer ``gradient_checkpointing_enable``) only each layer's input (rh);
+    model-level, the final norm (4h + rh), the last hidden states the chunked log-probs read (rh)
+    and their completion rows gathered into ``[N, H]`` (rh per completion token), cos/sin of the
+    rotary embedding (2 c head_dim) and SDPA's boolean padding mask ``[rows, 1, width, width]``
+    (``width`` bytes a token). On top of that, the larger of:
+
+    - backward: the layer being back-propagated holds about one layer's worth of gradients, and
+      with checkpointing its recomputed activations too (1 or 2 x :func:`layer_activation_bytes`);
+    - the KL reference's no-grad forward (after the policy's): one layer's live tensors, the
+      residual and normed input, q/k/v and the attention output, gate, up and their product,
+      ``2rh + c (2q + 2kv + 3i)``, plus its own last and gathered hidden states (2 rh).
+    """
+    per_layer = layer_activation_bytes(s, prec)
+    h, r, c = s.hidden, prec.residual, prec.compute
+    kept = s.layers * (r * h if checkpointing else per_layer) + (4 + 2 * r) * h + 2 * c * s.d + width
+    working = (2 if checkpointing else 1) * per_layer
+    reference = (2 * r * h + c * (2 * s.q + 2 * s.kv + 3 * s.intermediate) + r * h) if kl else 0
+    rows = tokens // width
+    return tokens * (kept + max(working, reference)) + rows * completion * r * h * (2 if kl else 1)
+
+
+CHUNK_BYTES = 64 * 2**20  # rl/logprobs.py: one float32 [n, vocab] buffer of a chunk
+
+
+def logits_bytes(s: Shape, prec: Precision) -> int:
+    """The chunked log-probs (rl/logprobs.py): ``n = CHUNK_BYTES // (4 V)`` tokens at a time,
+    whatever the rows and the completion length; at the peak one chunk holds the head's output
+    ``[n, V]`` in the compute dtype plus three float32 ``[n, V]`` buffers (the scaled logits,
+    probabilities / log-probabilities, logsumexp's temporary or the gradient):
+    ``n V (c + 12)``."""
+    n = max(1, CHUNK_BYTES // (4 * s.vocab))
+    return n * s.vocab * (prec.compute + 12)
+
+
+def kv_bytes_per_token(s: Shape, dtype_bytes: int = 2) -> int:
+    """vLLM's KV cache: keys and values of every layer, ``2 x layers x kv x dtype``."""
+    return 2 * s.layers * s.kv * dtype_bytes
+
+
+def vllm_activation_bytes(s: Shape, max_num_batched_tokens: int, max_num_seqs: int, dtype_bytes: int = 2) -> int:
+    """vLLM's profiled activation peak: one forward over ``max_num_batched_tokens`` (nothing is
+    saved; the widest live tensors are the residual and hidden states, q/k/v, gate_up and the
+    activated MLP input: ``dtype x (4h + q + 2kv + 3i)`` a token) plus the sampler over
+    ``max_num_seqs`` rows of fp32 logits (logits, processed log-probs, probabilities: 3 x 4V)."""
+    per_token = dtype_bytes * (4 * s.hidden + s.q + 2 * s.kv + 3 * s.intermediate)
+    return max_num_batched_tokens * per_token + max_num_seqs * 3 * 4 * s.vocab
+
+
+# ----------------------------------------------------------------------------- the plan
+STRATEGIES = {0: "DDP", 2: "ZeRO-2", 3: "ZeRO-3"}
+
+
+@dataclass
+class Plan:
+    """Predicted per-GPU bytes of each term and phase for one recipe and one hardware setting."""
+
+    label: str
+    shape: Shape
+    n: int
+    trainable: int
+    zero: int
+    gpus: int
+    total: float  # bytes per GPU
+    prec: Precision
+    rows: int
+    width: int  # prompt + completion tokens of the longest row
+    completion: int
+    tokens: int  # padded tokens of the largest micro-batch
+    checkpointing: bool
+    states: dict[int, dict[str, float]]  # strategy -> training_state terms
+    reference: float
+    activations: dict[bool, float]  # checkpointing -> bytes
+    logits: float
+    overhead: float
+    vllm: dict[str, float] | None = None
+    knobs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> float:
+        return USABLE_FRACTION * self.total
+
+    def update_fixed(self) -> float:
+        """The update phase without the activations: state + reference + logits + overhead."""
+        return sum(self.states[self.zero].values()) + self.reference + self.logits + self.overhead
+
+    def update_peak(self) -> float:
+        return self.update_fixed() + self.activations[self.checkpointing]
+
+    def resident(self) -> float:
+        """Training memory that stays during rollouts (gradients freed; ZeRO-3 gathers 2N)."""
+        st = self.states[self.zero]
+        gathered = 2 * self.n if self.zero == 3 else 0
+        return st["weights"] + st["optimizer"] + st["buffers"] + self.reference + gathered + self.overhead
+
+    def rollout_peak(self) -> float | None:
+        return None if self.vllm is None else self.resident() + self.vllm["utilization"] * self.total
+
+    def max_micro_batch_tokens(self, per_token: float) -> int:
+        """Largest ``train.micro_batch_tokens`` whose update phase fits (a multiple of 256)."""
+        return max(int((self.usable - self.update_fixed()) / per_token) // 256 * 256, 0)
+
+    def failure(self, per_token: float) -> str | None:
+        """None when both phases fit, else one line naming the phase and the knob."""
+        use = self.usable / GiB
+        peak = self.update_peak()
+        if peak > self.usable:
+            best = self.max_micro_batch_tokens(per_token)
+            if best >= self.width:
+                knob = f"set train.micro_batch_tokens={best} (the largest that fits)"
+            elif not self.checkpointing:
+                knob = "set model.gradient_checkpointing=true"
+            elif self.zero < 3 and self.gpus > 1:
+                knob = f"use ZeRO-{3 if self.zero else 2} (recipes/accelerate/zero{3 if self.zero else 2}.yaml)"
+            else:
+                knob = "lower rollout.max_new_tokens"
+            return (f"update phase needs {peak / GiB:.1f} GiB of {use:.1f} GiB usable per GPU "
+                    f"({STRATEGIES[self.zero]}, {self.tokens} tokens a micro-batch): {knob}")
+        if self.vllm is not None:
+            v = self.vllm
+            if v["kv_cache"] < v["max_model_len"] * v["kv_per_token"]:
+                knob = ("raise rollout.vllm_gpu_memory_utilization" if "utilization" in self.knobs
+                        else "use a higher ZeRO stage or lower rollout.vllm_max_num_batched_tokens")
+                return (f"rollout phase: vLLM's KV cache ({v['kv_cache'] / GiB:.1f} GiB) holds less than one "
+                        f"sequence of max_model_len={v['max_model_len']} tokens: {knob}")
+            if self.rollout_peak() > self.usable:
+                return (f"rollout phase needs {self.rollout_peak() / GiB:.1f} GiB of {use:.1f} GiB usable per GPU: "
+                        f"lower rollout.vllm_gpu_memory_utilization (or unset it: the planner sizes it)")
+        return None
+
+
+def precision(device: str, zero: int, model_dtype: str) -> Precision:
+    """GPU: accelerate's ``mixed_precision: bf16`` (recipes/accelerate/*.yaml) -- autocast over the
+    fp32 weights under DDP, bf16 weights with fp32 masters under DeepSpeed. CPU: the model dtype."""
+    b = 4 if model_dtype == "float32" else 2
+    if device == "cpu":
+        return Precision(b, b, b)
+    if zero:
+        return Precision(2, 2, 2)
+    return Precision(b, 2, b, mixed=b == 4)
+
+
+def make_plan(cfg: Config, *, gpus: int, gpu_memory_gib: float, zero: int, prompt_tokens: int,
+              device: str = "gpu", shape: Shape | None = None, label: str = "") -> Plan:
+    """The plan for ``cfg`` on ``gpus`` GPUs of ``gpu_memory_gib`` GiB under ``zero`` (0: DDP)."""
+    s = shape or model_shape(cfg.model.name_or_path)
+    m, r, t = cfg.model, cfg.rollout, cfg.train
+    n = s.params()
+    lora = m.lora_r > 0
+    trainable = lora_params(s, m.lora_r, m.lora_target_modules) if lora else n
+    prec = precision(device, zero, m.dtype)
+    completion = r.max_new_tokens
+    width = prompt_tokens + completion
+    rows = t.micro_batch_size
+    tokens = rows * width if not t.micro_batch_tokens else min(rows * width, max(t.micro_batch_tokens, width))
+    rows = max(tokens // width, 1)
+    kl = cfg.algo.kl_coef > 0
+    states = {z: training_state(n, trainable, z, gpus, precision(device, z, m.dtype)) for z in STRATEGIES}
+    plan = Plan(label=label or m.name_or_path, shape=s, n=n, trainable=trainable, zero=zero, gpus=gpus,
+                total=gpu_memory_gib * GiB, prec=prec, rows=rows, width=width, completion=completion, tokens=tokens,
+                checkpointing=m.gradient_checkpointing, states=states,
+                reference=reference_bytes(n, kl, lora, 2 if device == "gpu" else prec.param),
+                activations={ck: activation_bytes(s, prec, tokens, width, completion, ck, kl) for ck in (False, True)},
+                logits=logits_bytes(s, prec),
+                overhead=CUDA_OVERHEAD if device == "gpu" else 0)
+    if device == "gpu" and r.engine in ("vllm", "auto"):
+        plan.vllm = plan_vllm(plan, cfg, prompt_tokens)
+        if r.vllm_gpu_memory_utilization is not None:
+            plan.knobs["utilization"] = "recipe"
+    return plan
+
+
+def plan_vllm(plan: Plan, cfg: Config, prompt_tokens: int) -> dict[str, float]:
+    """vLLM's share on each GPU: ``rollout.vllm_gpu_memory_utilization`` when the recipe sets it,
+    else what the resident training state leaves of the usable memory (at most 0.9); the KV
+    cache is that share minus vLLM's bf16 weights and its profiled activation peak."""
+    s, r = plan.shape, cfg.rollout
+    max_model_len = r.vllm_max_model_len or prompt_tokens + max(r.max_new_tokens, cfg.eval.max_new_tokens)
+    util = r.vllm_gpu_memory_utilization
+    if util is None:
+        util = min(math.floor((plan.usable - plan.resident()) / plan.total * 100) / 100, 0.9)
+    dtype_bytes = 4 if r.vllm_dtype == "float32" else 2
+    weights = dtype_bytes * plan.n
+    act = vllm_activation_bytes(s, r.vllm_max_num_batched_tokens, VLLM_MAX_NUM_SEQS)
+    kv_cache = max(util * plan.total - weights - act, 0)
+    per_tok = kv_bytes_per_token(s)
+    return {"utilization": util, "weights": weights, "activations": act, "kv_cache": kv_cache,
+            "kv_per_token": per_tok, "kv_tokens": kv_cache // per_tok, "max_model_len": max_model_len,
+            "max_num_batched_tokens": r.vllm_max_num_batched_tokens}
+
+
+def per_token_bytes(plan: Plan) -> float:
+    """Update-phase bytes per micro-batch token (activations are linear in the token count)."""
+    return plan.activations[plan.checkpointing] / plan.tokens
+
+
+# ----------------------------------------------------------------------------- the report
+def format_plan(plan: Plan) -> str:
+    g = lambda b: f"{b / GiB:7.1f}"  # noqa: E731
+    s, v = plan.shape, plan.vllm
+    lines = [f"{plan.label}: {plan.n / 1e9:.2f}B parameters (hidden {s.hidden}, {s.layers} layers, "
+             f"{s.heads}/{s.kv_heads} heads, vocab {s.vocab}), {plan.gpus} x {plan.total / GiB:.0f} GiB, "
+             f"{STRATEGIES[plan.zero]}",
+             f"micro-batch: {plan.rows} rows x {plan.width} tokens = {plan.tokens} tokens; "
+             f"gradient checkpointing {'on' if plan.checkpointing else 'off'}",
+             "", f"per GPU, GiB                     {'DDP':>7}{'ZeRO-2':>8}{'ZeRO-3':>8}"]
+    for key in ("weights", "gradients", "optimizer", "buffers"):
+        lines.append(f"  {key + (' states' if key == 'optimizer' else ''):<31}"
+                     + "".join(f"{g(plan.states[z][key]):>8}" for z in STRATEGIES))
+    lines += [f"  {'reference model (KL)':<31}{g(plan.reference)}",
+              f"  {'activations, no checkpointing':<31}{g(plan.activations[False])}",
+              f"  {'activations, checkpointing':<31}{g(plan.activations[True])}",
+              f"  {'logits chunk':<31}{g(plan.logits)}",
+              f"  {'CUDA context etc.':<31}{g(plan.overhead)}"]
+    if v:
+        lines += [f"  {'vLLM weights':<31}{g(v['weights'])}",
+                  f"  {'vLLM activations':<31}{g(v['activations'])}",
+                  f"  {'vLLM KV cache':<31}{g(v['kv_cache'])}  ({int(v['kv_tokens'])} tokens, "
+                  f"{v['kv_tokens'] / v['max_model_len']:.1f} x max_model_len {v['max_model_len']})",
+                  f"  vLLM gpu_memory_utilization {v['utilization']:.2f} "
+                  f"({'recipe' if plan.knobs.get('utilization') else 'planned'}), "
+                  f"max_num_batched_tokens {v['max_num_batched_tokens']}"]
+    per_tok = per_token_bytes(plan)
+    lines += ["", f"phase peaks ({STRATEGIES[plan.zero]}), GiB of {plan.usable / GiB:.1f} usable "
+                  f"({USABLE_FRACTION:.0%} of {plan.total / GiB:.0f}):",
+              f"  update   {g(plan.update_peak())}"]
+    if v:
+        lines.append(f"  rollout  {g(plan.rollout_peak())}")
+    lines.append(f"largest train.micro_batch_tokens that fits: {plan.max_micro_batch_tokens(per_tok)}")
+    fail = plan.failure(per_tok)
+    lines.append("fits" if fail is None else f"DOES NOT FIT: {fail}")
+    return "\n".join(lines)
+
+
+def zero_from_accelerate(path: str) -> tuple[int, int]:
+    """(ZeRO stage, processes) of an accelerate config: DeepSpeed's zero_stage, FSDP full shard
+    as 3, anything else 0 (DDP or one process)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--accelerate-config: no such file {path}")
+    d = yaml.safe_load(p.read_text()) or {}
+    kind = str(d.get("distributed_type", "NO"))
+    zero = int((d.get("deepspeed_config") or {}).get("zero_stage", 0)) if kind == "DEEPSPEED" else 3 if kind == "FSDP" else 0
+    if zero not in STRATEGIES:
+        raise ConfigError(f"{path}: zero_stage {zero} is not planned (0, 2 or 3)")
+    return zero, int(d.get("num_processes", 1))
+
+
+def launch_config(recipe: str) -> str | None:
+    """The accelerate config a recipe's header launches with (``--config_file X.yaml``), if any."""
+    m = re.search(r"--config_file\s+(\S+\.yaml)", Path(recipe).read_text())
+    return m.group(1) if m else None
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("plan", help="predict per-GPU peak memory of a recipe and size vLLM; exit 1 if it does not fit")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="section.key=value, as for train")
+    p.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default 80)")
+    p.add_argument("--gpus", type=int, default=None, help="number of GPUs (default: the accelerate config's, else 8)")
+    p.add_argument("--zero", type=int, choices=sorted(STRATEGIES), default=None,
+                   help="0 (DDP), 2 or 3 (default: from --accelerate-config, else the recipe header's launch line, else 0)")
+    p.add_argument("--accelerate-config", default=None, help="e.g. recipes/accelerate/zero2.yaml")
+    p.add_argument("--prompt-tokens", type=int, default=1024, help="longest prompt in tokens (default 1024)")
+    return p
+
+
+def producing_recipe(model_path: str, recipe: str) -> str | None:
+    """A model another recipe trains (``runs/x/final``, not built yet): the recipe next to
+    ``recipe`` whose ``train.output_dir`` is ``runs/x``, so its model's shapes can be planned."""
+    import yaml
+
+    for other in sorted(Path(recipe).parent.glob("*.yaml")):
+        d = yaml.safe_load(other.read_text()) or {}
+        out = str((d.get("train") or {}).get("output_dir", "")).rstrip("/")
+        if out and model_path.rstrip("/") in (f"{out}/final", f"{out}/merged"):
+            return str(other)
+    return None
+
+
+def recipe_shape(cfg: Config, recipe: str) -> Shape:
+    """The shapes of the recipe's model; a model that an earlier recipe trains has its base's."""
+    name, seen = cfg.model.name_or_path, set()
+    while name not in KNOWN_SHAPES and not Path(name).exists() and name not in seen:
+        seen.add(name)
+        parent = producing_recipe(name, recipe)
+        if parent is None:
+            break
+        import yaml
+
+        name = str(((yaml.safe_load(Path(parent).read_text()) or {}).get("model") or {}).get("name_or_path", name))
+    return model_shape(name)
+
+
+def run(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.recipe, args.overrides)
+    acc_cfg = args.accelerate_config or (launch_config(args.recipe) if args.zero is None else None)
+    zero, procs = zero_from_accelerate(acc_cfg) if acc_cfg else (0, 8)
+    zero = zero if args.zero is None else args.zero
+    plan = make_plan(cfg, gpus=args.gpus or procs, gpu_memory_gib=args.gpu_memory, zero=zero,
+                     prompt_tokens=args.prompt_tokens, label=args.recipe, shape=recipe_shape(cfg, args.recipe))
+    print(format_plan(plan))
+    return 0 if plan.failure(per_token_bytes(plan)) is None else 1
+
+
+def check_run(cfg: Config, acc, prompt_tokens: int) -> Plan | None:
+    """``laconic train`` on GPU: plan this accelerator's run and stop with one line
+    (:class:`PlanError`) if it would not fit; else fill the vLLM settings the recipe leaves unset
+    (``vllm_dtype`` auto -> bfloat16, ``vllm_max_model_len`` = the longest prompt + the longest
+    generation limit, ``vllm_gpu_memory_utilization`` = the planned share). CPU: nothing."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    kind = acc.distributed_type.value
+    zero = acc.state.deepspeed_plugin.zero_stage if kind == "DEEPSPEED" else 3 if kind == "FSDP" else 0
+    r = cfg.rollout
+    if r.vllm_dtype == "auto":
+        r.vllm_dtype = "bfloat16"
+    plan = make_plan(cfg, gpus=acc.num_processes, zero=zero, prompt_tokens=prompt_tokens,
+                     gpu_memory_gib=torch.cuda.get_device_properties(acc.device).total_memory / GiB)
+    fail = plan.failure(per_token_bytes(plan))
+    if fail:
+        raise PlanError(fail)
+    if plan.vllm:
+        r.vllm_max_model_len = r.vllm_max_model_len or int(plan.vllm["max_model_len"])
+        r.vllm_gpu_memory_utilization = r.vllm_gpu_memory_utilization or plan.vllm["utilization"]
+    rollout = f", rollout {plan.rollout_peak() / GiB:.1f}" if plan.vllm else ""
+    acc.print(f"memory plan (rl/plan.py): update {plan.update_peak() / GiB:.1f} GiB{rollout} of "
+              f"{plan.usable / GiB:.1f} usable per GPU")
+    return plan
