@@ -14,7 +14,8 @@ import torch
 
 from .config import AlgoConfig
 from .distributed import backward
-from .loss import Normalizer, entropy_from_logits, policy_loss, tis_weights, token_logprobs
+from .logprobs import sequence_logprobs
+from .loss import Normalizer, policy_loss, tis_weights
 from .model import reference_context
 from .rollout import Rollout
 
@@ -47,25 +48,15 @@ def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
 def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False,
                         entropy_grad: bool = True):
     """Per-token log-probs of the completion under ``model`` (logits / temperature), and
-    optionally per-token entropies. Both ``[B, C]`` float32. With ``entropy_grad=False`` the
-    entropies are computed outside the autograd graph (a statistic only: no ``[B, C, V]``
-    softmax is kept alive for the backward pass)."""
+    optionally per-token entropies. Both ``[B, C]`` float32, 0 where ``completion_mask`` is 0.
+    Computed in chunks from the final hidden states, never holding the ``[B, C, V]`` logits
+    (:mod:`rl.logprobs`). With ``entropy_grad=False`` the entropies are a statistic only,
+    outside the autograd graph."""
     device = next(model.parameters()).device
-    C = batch.completion_ids.shape[1]
-    out = model(
-        input_ids=batch.input_ids.to(device),
-        attention_mask=batch.attention_mask.to(device),
-        position_ids=batch.position_ids.to(device),
-        logits_to_keep=C + 1,
-        use_cache=False,
-    )
-    logits = out.logits[:, :-1, :] / temperature  # position P-1+t predicts completion token t
-    logp = token_logprobs(logits, batch.completion_ids.to(device))
-    entropy = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = entropy_from_logits(logits if entropy_grad else logits.detach())
-    return logp, entropy
+    return sequence_logprobs(model, batch.input_ids.to(device), batch.attention_mask.to(device),
+                             batch.position_ids.to(device), batch.completion_ids.to(device),
+                             batch.completion_mask.to(device), temperature, with_entropy=with_entropy,
+                             entropy_grad=entropy_grad)
 
 
 def chunks(items: list, size: int) -> list[list]:
