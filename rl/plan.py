@@ -176,60 +176,88 @@ def reference_bytes(n: int, kl: bool, lora: bool, ref_bytes: int) -> int:
     return ref_bytes * n if kl and not lora else 0
 
 
-def layer_activation_bytes(s: Shape, prec: Precision) -> int:
+def layer_activation_bytes(s: Shape, prec: Precision, width: int) -> int:
     """Bytes one token leaves saved for backward in one Qwen2/Llama decoder layer (transformers
-    ``modeling_qwen2`` / ``modeling_llama`` with SDPA attention), r = residual, c = compute bytes:
+    ``modeling_qwen2`` / ``modeling_llama``, SDPA attention), r = residual, c = compute bytes,
+    rows of ``width`` tokens. Only what autograd saves counts (checked tensor by tensor with
+    ``torch.autograd.graph.saved_tensors_hooks``, docs/memory.md):
 
     - 2 RMSNorms, each: its fp32 input (4h), the normalized x (rh, read by the weight multiply),
       the output as the projections' input (ch): ``2 (4 + r + c) h``;
-    - attention: q, rotate_half(q), the rotated q (3 x q), k and rotate_half(k) (2 x kv), k and v
-      repeated to all heads for SDPA with a padding mask (2 x q), SDPA's output and its
-      contiguous copy read by o_proj (2 x q): ``c (7q + 2kv)``, plus SDPA's fp32 log-sum-exp
-      per head, ``4 heads``;
+    - attention: SDPA's query, keys and values repeated to all heads (GQA with a padding mask),
+      and its output, which o_proj reads (the rotary multiply saves only cos/sin): ``4 c q``;
+      SDPA's fp32 log-sum-exp per head, ``4 heads``; and the padding mask SDPA converts from
+      boolean to the compute dtype at every call, ``c x width``;
     - SwiGLU MLP: gate, silu(gate), up, silu(gate) * up: ``4 c i``.
     """
     h, c, r = s.hidden, prec.compute, prec.residual
-    return 2 * (4 + r + c) * h + c * (7 * s.q + 2 * s.kv) + 4 * s.heads + 4 * c * s.intermediate
+    return 2 * (4 + r + c) * h + 4 * c * s.q + 4 * s.heads + c * width + 4 * c * s.intermediate
 
 
-def activation_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int, checkpointing: bool,
-                     kl: bool = False) -> int:
-    """Peak activations of one micro-batch of ``tokens`` padded tokens in rows of ``width``, of
-    which ``completion`` x rows are completion tokens.
+def activation_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int,
+                     checkpointing: bool) -> dict[str, int]:
+    """Activations of one micro-batch of ``tokens`` padded tokens in rows of ``width``, with
+    ``completion`` completion tokens a row:
 
-    Kept until backward: every layer's :func:`layer_activation_bytes`, or with checkpointing
-    (transformers' per-layer ``gradient_checkpointing_enable``) only each layer's input (rh);
-    model-level, the final norm (4h + rh), the last hidden states the chunked log-probs read (rh)
-    and their completion rows gathered into ``[N, H]`` (rh per completion token), cos/sin of the
-    rotary embedding (2 c head_dim) and SDPA's boolean padding mask ``[rows, 1, width, width]``
-    (``width`` bytes a token). On top of that, the larger of:
-
-    - backward: the layer being back-propagated holds about one layer's worth of gradients, and
-      with checkpointing its recomputed activations too (1 or 2 x :func:`layer_activation_bytes`);
-    - the KL reference's no-grad forward (after the policy's): one layer's live tensors, the
-      residual and normed input, q/k/v and the attention output, gate, up and their product,
-      ``2rh + c (2q + 2kv + 3i)``, plus its own last and gathered hidden states (2 rh).
+    - ``kept`` until backward: every layer's :func:`layer_activation_bytes`, or with
+      checkpointing (transformers' per-layer ``gradient_checkpointing_enable``) only each layer's
+      input (rh); model-level: the final norm (4h + rh), cos/sin of the rotary embedding
+      (2 c head_dim), the boolean padding mask (``width`` bytes a token) and the completion
+      positions' hidden states that the chunked log-probs gather into ``[N, H]`` (rh each);
+    - ``working``: the layer being back-propagated, about one layer's worth (its gradients in
+      flight; with checkpointing, its recomputed activations, whose gradients replace them).
     """
-    per_layer = layer_activation_bytes(s, prec)
-    h, r, c = s.hidden, prec.residual, prec.compute
-    kept = s.layers * (r * h if checkpointing else per_layer) + (4 + 2 * r) * h + 2 * c * s.d + width
-    working = (2 if checkpointing else 1) * per_layer
-    reference = (2 * r * h + c * (2 * s.q + 2 * s.kv + 3 * s.intermediate) + r * h) if kl else 0
-    rows = tokens // width
-    return tokens * (kept + max(working, reference)) + rows * completion * r * h * (2 if kl else 1)
+    layer = layer_activation_bytes(s, prec, width)
+    r, h = prec.residual, s.hidden
+    rows = max(tokens // width, 1)
+    kept = tokens * (s.layers * (r * h if checkpointing else layer) + (4 + r) * h + 2 * prec.compute * s.d + width)
+    return {"kept": kept + rows * completion * r * h, "working": tokens * layer}
 
 
-CHUNK_BYTES = 64 * 2**20  # rl/logprobs.py: one float32 [n, vocab] buffer of a chunk
+def reference_forward_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int) -> dict[str, int]:
+    """The KL reference's no-grad forward, run while the policy's graph is alive. ``layer``: the
+    live tensors of one layer, the residual and its normed copy plus the larger of attention's
+    (q, k and v before and after the GQA repeat, the output, the converted mask:
+    ``c (4q + 2kv + width)``) and the MLP's (gate, up, their product: ``3 c i``); ``gathered``:
+    its completion hidden states (rh each), alive while its logits are chunked."""
+    r, c = prec.residual, prec.compute
+    per_token = 2 * r * s.hidden + max(c * (4 * s.q + 2 * s.kv + width), 3 * c * s.intermediate)
+    return {"layer": tokens * per_token, "gathered": max(tokens // width, 1) * completion * r * s.hidden}
 
 
 def logits_bytes(s: Shape, prec: Precision) -> int:
-    """The chunked log-probs (rl/logprobs.py): ``n = CHUNK_BYTES // (4 V)`` tokens at a time,
-    whatever the rows and the completion length; at the peak one chunk holds the head's output
-    ``[n, V]`` in the compute dtype plus three float32 ``[n, V]`` buffers (the scaled logits,
-    probabilities / log-probabilities, logsumexp's temporary or the gradient):
-    ``n V (c + 12)``."""
-    n = max(1, CHUNK_BYTES // (4 * s.vocab))
-    return n * s.vocab * (prec.compute + 12)
+    """The chunked log-probs (rl/logprobs.py): ``n = chunk_tokens(V)`` (64 MiB // 4V) tokens at
+    a time, whatever the rows and the completion length. At the peak (the backward recompute)
+    one chunk holds the head's output ``[n, V]`` in the compute dtype, the float32 log-probs
+    turned into the gradient, and the float32 probabilities: ``n V (c + 8)``."""
+    from .logprobs import chunk_tokens
+
+    return chunk_tokens(s.vocab) * s.vocab * (prec.compute + 8)
+
+
+def update_peak_bytes(state: dict[str, float], reference: float, act: dict[str, int], logits: float,
+                      head_grad: float, ref_forward: dict[str, int] | None, overhead: float) -> tuple[float, str]:
+    """The update phase's peak and where it falls. Resident: weights, optimizer states and
+    buffers, the reference, the overhead. On top, the largest of:
+
+    - ``forward``: kept activations + a chunk's logits, or with KL the larger of the reference's
+      layer transient and its chunk's logits with its gathered hidden states;
+    - ``head``: kept activations + the chunk's logits in backward + the head's gradient, or the
+      head's gradient twice (a chunk's ``[V, H]`` contribution before it is accumulated);
+    - ``layers``: kept activations + the head's gradient + the working layer (the top layer);
+    - ``end``: all gradients + the working layer (the bottom layer, activations all freed).
+
+    Gradients accumulate while activations are freed, so the peak is at one of these points.
+    """
+    resident = state["weights"] + state["optimizer"] + state["buffers"] + reference + overhead
+    kept, working = act["kept"], act["working"]
+    ref = ref_forward or {"layer": 0, "gathered": 0}
+    points = {"forward": kept + max(ref["layer"], logits + ref["gathered"]),
+              "head": kept + max(logits + head_grad, 2 * head_grad),
+              "layers": kept + head_grad + working,
+              "end": state["gradients"] + working}
+    where = max(points, key=points.get)
+    return resident + points[where], where
 
 
 def kv_bytes_per_token(s: Shape, dtype_bytes: int = 2) -> int:
@@ -262,15 +290,15 @@ class Plan:
     gpus: int
     total: float  # bytes per GPU
     prec: Precision
-    rows: int
     width: int  # prompt + completion tokens of the longest row
     completion: int
     tokens: int  # padded tokens of the largest micro-batch
     checkpointing: bool
+    kl: bool
     states: dict[int, dict[str, float]]  # strategy -> training_state terms
     reference: float
-    activations: dict[bool, float]  # checkpointing -> bytes
     logits: float
+    head_grad: float
     overhead: float
     vllm: dict[str, float] | None = None
     knobs: dict[str, str] = field(default_factory=dict)
@@ -279,12 +307,23 @@ class Plan:
     def usable(self) -> float:
         return USABLE_FRACTION * self.total
 
-    def update_fixed(self) -> float:
-        """The update phase without the activations: state + reference + logits + overhead."""
-        return sum(self.states[self.zero].values()) + self.reference + self.logits + self.overhead
+    @property
+    def rows(self) -> int:
+        return max(self.tokens // self.width, 1)
+
+    def activations(self, tokens: int | None = None, checkpointing: bool | None = None) -> dict[str, int]:
+        ck = self.checkpointing if checkpointing is None else checkpointing
+        return activation_bytes(self.shape, self.prec, tokens or self.tokens, self.width, self.completion, ck)
+
+    def update(self, tokens: int | None = None) -> tuple[float, str]:
+        """(peak bytes, where) of the update phase, for ``tokens`` a micro-batch (default: the recipe's)."""
+        tokens = tokens or self.tokens
+        ref_fwd = reference_forward_bytes(self.shape, self.prec, tokens, self.width, self.completion) if self.kl else None
+        return update_peak_bytes(self.states[self.zero], self.reference, self.activations(tokens), self.logits,
+                                 self.head_grad, ref_fwd, self.overhead)
 
     def update_peak(self) -> float:
-        return self.update_fixed() + self.activations[self.checkpointing]
+        return self.update()[0]
 
     def resident(self) -> float:
         """Training memory that stays during rollouts (gradients freed; ZeRO-3 gathers 2N)."""
@@ -295,16 +334,20 @@ class Plan:
     def rollout_peak(self) -> float | None:
         return None if self.vllm is None else self.resident() + self.vllm["utilization"] * self.total
 
-    def max_micro_batch_tokens(self, per_token: float) -> int:
-        """Largest ``train.micro_batch_tokens`` whose update phase fits (a multiple of 256)."""
-        return max(int((self.usable - self.update_fixed()) / per_token) // 256 * 256, 0)
+    def max_micro_batch_tokens(self) -> int:
+        """Largest ``train.micro_batch_tokens`` (a multiple of 256) whose update phase fits."""
+        lo, hi = 0, 1 << 24
+        while hi - lo > 256:
+            mid = (lo + hi) // 2 // 256 * 256
+            lo, hi = (mid, hi) if self.update(max(mid, 1))[0] <= self.usable else (lo, mid)
+        return lo
 
-    def failure(self, per_token: float) -> str | None:
+    def failure(self) -> str | None:
         """None when both phases fit, else one line naming the phase and the knob."""
         use = self.usable / GiB
-        peak = self.update_peak()
+        peak, where = self.update()
         if peak > self.usable:
-            best = self.max_micro_batch_tokens(per_token)
+            best = self.max_micro_batch_tokens()
             if best >= self.width:
                 knob = f"set train.micro_batch_tokens={best} (the largest that fits)"
             elif not self.checkpointing:
@@ -314,7 +357,7 @@ class Plan:
             else:
                 knob = "lower rollout.max_new_tokens"
             return (f"update phase needs {peak / GiB:.1f} GiB of {use:.1f} GiB usable per GPU "
-                    f"({STRATEGIES[self.zero]}, {self.tokens} tokens a micro-batch): {knob}")
+                    f"({STRATEGIES[self.zero]}, {self.tokens} tokens a micro-batch, peak at the {where}): {knob}")
         if self.vllm is not None:
             v = self.vllm
             if v["kv_cache"] < v["max_model_len"] * v["kv_per_token"]:
@@ -352,15 +395,14 @@ def make_plan(cfg: Config, *, gpus: int, gpu_memory_gib: float, zero: int, promp
     width = prompt_tokens + completion
     rows = t.micro_batch_size
     tokens = rows * width if not t.micro_batch_tokens else min(rows * width, max(t.micro_batch_tokens, width))
-    rows = max(tokens // width, 1)
     kl = cfg.algo.kl_coef > 0
     states = {z: training_state(n, trainable, z, gpus, precision(device, z, m.dtype)) for z in STRATEGIES}
+    grad_bytes = prec.param if zero == 0 else 2  # DeepSpeed: bf16 gradients until reduced into its partitions
     plan = Plan(label=label or m.name_or_path, shape=s, n=n, trainable=trainable, zero=zero, gpus=gpus,
-                total=gpu_memory_gib * GiB, prec=prec, rows=rows, width=width, completion=completion, tokens=tokens,
-                checkpointing=m.gradient_checkpointing, states=states,
+                total=gpu_memory_gib * GiB, prec=prec, width=width, completion=completion, tokens=tokens,
+                checkpointing=m.gradient_checkpointing, kl=kl, states=states,
                 reference=reference_bytes(n, kl, lora, 2 if device == "gpu" else prec.param),
-                activations={ck: activation_bytes(s, prec, tokens, width, completion, ck, kl) for ck in (False, True)},
-                logits=logits_bytes(s, prec),
+                logits=logits_bytes(s, prec), head_grad=0 if lora else grad_bytes * s.vocab * s.hidden,
                 overhead=CUDA_OVERHEAD if device == "gpu" else 0)
     if device == "gpu" and r.engine in ("vllm", "auto"):
         plan.vllm = plan_vllm(plan, cfg, prompt_tokens)
@@ -388,11 +430,6 @@ def plan_vllm(plan: Plan, cfg: Config, prompt_tokens: int) -> dict[str, float]:
             "max_num_batched_tokens": r.vllm_max_num_batched_tokens}
 
 
-def per_token_bytes(plan: Plan) -> float:
-    """Update-phase bytes per micro-batch token (activations are linear in the token count)."""
-    return plan.activations[plan.checkpointing] / plan.tokens
-
-
 # ----------------------------------------------------------------------------- the report
 def format_plan(plan: Plan) -> str:
     g = lambda b: f"{b / GiB:7.1f}"  # noqa: E731
@@ -406,9 +443,11 @@ def format_plan(plan: Plan) -> str:
     for key in ("weights", "gradients", "optimizer", "buffers"):
         lines.append(f"  {key + (' states' if key == 'optimizer' else ''):<31}"
                      + "".join(f"{g(plan.states[z][key]):>8}" for z in STRATEGIES))
+    a0, a1 = plan.activations(checkpointing=False), plan.activations(checkpointing=True)
     lines += [f"  {'reference model (KL)':<31}{g(plan.reference)}",
-              f"  {'activations, no checkpointing':<31}{g(plan.activations[False])}",
-              f"  {'activations, checkpointing':<31}{g(plan.activations[True])}",
+              f"  {'activations kept, no ckpt':<31}{g(a0['kept'])}",
+              f"  {'activations kept, checkpointing':<31}{g(a1['kept'])}",
+              f"  {'backward working layer':<31}{g(a1['working'])}",
               f"  {'logits chunk':<31}{g(plan.logits)}",
               f"  {'CUDA context etc.':<31}{g(plan.overhead)}"]
     if v:
@@ -419,14 +458,14 @@ def format_plan(plan: Plan) -> str:
                   f"  vLLM gpu_memory_utilization {v['utilization']:.2f} "
                   f"({'recipe' if plan.knobs.get('utilization') else 'planned'}), "
                   f"max_num_batched_tokens {v['max_num_batched_tokens']}"]
-    per_tok = per_token_bytes(plan)
+    peak, where = plan.update()
     lines += ["", f"phase peaks ({STRATEGIES[plan.zero]}), GiB of {plan.usable / GiB:.1f} usable "
                   f"({USABLE_FRACTION:.0%} of {plan.total / GiB:.0f}):",
-              f"  update   {g(plan.update_peak())}"]
+              f"  update   {g(peak)}  (peak at the {where})"]
     if v:
         lines.append(f"  rollout  {g(plan.rollout_peak())}")
-    lines.append(f"largest train.micro_batch_tokens that fits: {plan.max_micro_batch_tokens(per_tok)}")
-    fail = plan.failure(per_tok)
+    lines.append(f"largest train.micro_batch_tokens that fits: {plan.max_micro_batch_tokens()}")
+    fail = plan.failure()
     lines.append("fits" if fail is None else f"DOES NOT FIT: {fail}")
     return "\n".join(lines)
 
@@ -503,7 +542,7 @@ def run(args) -> int:
     plan = make_plan(cfg, gpus=args.gpus or procs, gpu_memory_gib=args.gpu_memory, zero=zero,
                      prompt_tokens=args.prompt_tokens, label=args.recipe, shape=recipe_shape(cfg, args.recipe))
     print(format_plan(plan))
-    return 0 if plan.failure(per_token_bytes(plan)) is None else 1
+    return 0 if plan.failure() is None else 1
 
 
 def check_run(cfg: Config, acc, prompt_tokens: int) -> Plan | None:
@@ -522,7 +561,7 @@ def check_run(cfg: Config, acc, prompt_tokens: int) -> Plan | None:
         r.vllm_dtype = "bfloat16"
     plan = make_plan(cfg, gpus=acc.num_processes, zero=zero, prompt_tokens=prompt_tokens,
                      gpu_memory_gib=torch.cuda.get_device_properties(acc.device).total_memory / GiB)
-    fail = plan.failure(per_token_bytes(plan))
+    fail = plan.failure()
     if fail:
         raise PlanError(fail)
     if plan.vllm:
