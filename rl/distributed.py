@@ -145,26 +145,45 @@ def _zero3_gathered(engine) -> Iterator[None]:
             offload.setup_zero_stage3_hooks()  # registers all three again
 
 
+COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def make_reference(acc, policy, model_cfg):
-    """The frozen KL reference (:func:`rl.model.make_reference`). Under ZeRO-3 transformers loads
-    the policy partitioned (``zero.Init``, whatever accelerate's ``zero3_init_flag`` says), so a deep
-    copy would hold empty tensors: the reference is built as a plain model from the gathered weights
-    (a full copy on every process, as with DDP)."""
+    """The frozen KL reference (:func:`rl.model.make_reference`), its weights in the compute dtype:
+    bf16 (fp16) under accelerate's / DeepSpeed's mixed precision, else the policy's. Its forward
+    runs under ``acc.autocast()`` like the policy's (:func:`rl.update.update_policy`), so no float32
+    copy of the whole model is kept or run.
+
+    Under ZeRO-3 it is sharded like the policy: a DeepSpeed inference engine (no optimizer) with the
+    run's ZeRO-3 config (the pattern of TRL's ``prepare_deepspeed``, trl/models/utils.py), built from
+    the policy's weights gathered one parameter at a time (transformers loads the policy partitioned,
+    so a deep copy would hold empty tensors). Its forward passes are collectives, like the policy's:
+    every process runs the same number of micro-batches (:func:`rl.update.update_policy`)."""
     from .model import make_reference as plain_reference
 
+    dtype = COMPUTE_DTYPES.get(str(getattr(acc, "mixed_precision", "no")))
     if zero_stage(acc) != 3 or model_cfg.lora_r > 0:
-        return plain_reference(policy, model_cfg)
+        return plain_reference(policy, model_cfg, dtype)
     import deepspeed
 
-    with deepspeed.zero.GatheredParameters(list(policy.parameters())):
-        state = {k: v.detach().clone() for k, v in policy.state_dict().items()}
     with torch.random.fork_rng(devices=[]):  # its random init must not shift the run's sampling
-        ref = type(policy)(policy.config).to(next(iter(state.values())).dtype)
-    ref.load_state_dict(state)
-    ref.eval()
-    for p in ref.parameters():
-        p.requires_grad_(False)
-    return ref
+        ref = type(policy)(policy.config)
+    for (name, r), (_, p) in zip(ref.named_parameters(), policy.named_parameters(), strict=True):
+        with deepspeed.zero.GatheredParameters([p]):
+            r.data = p.data.detach().to("cpu", dtype=dtype or p.dtype, copy=True)
+    ref.eval().requires_grad_(False)
+    engine, *_ = deepspeed.initialize(model=ref, config=_inference_config(acc.state.deepspeed_plugin.deepspeed_config))
+    engine.eval()
+    return engine
+
+
+def _inference_config(ds: dict) -> dict:
+    """The run's DeepSpeed config without optimizer and scheduler, and without the "auto" values
+    that accelerate fills only when it prepares a model (DeepSpeed's defaults apply)."""
+    def drop_auto(d):
+        return {k: drop_auto(v) if isinstance(v, dict) else v for k, v in d.items() if v != "auto"}
+
+    return drop_auto({k: v for k, v in ds.items() if k not in ("optimizer", "scheduler")})
 
 
 def prepare_engine(acc, engine) -> None:

