@@ -169,11 +169,14 @@ def training_state(n: int, trainable: int, zero: int, g: int, prec: Precision) -
     return {"weights": weights, "gradients": 6 * trainable / g, "optimizer": 12 * trainable / g, "buffers": buckets}
 
 
-def reference_bytes(n: int, kl: bool, lora: bool, ref_bytes: int) -> int:
-    """The frozen KL reference: a full copy of the initial weights in ``ref_bytes`` per element
-    (bf16 on GPU, the model dtype on CPU) on every GPU, whatever the ZeRO stage; none without
-    KL, and none with LoRA (the base model with the adapter disabled is the reference)."""
-    return ref_bytes * n if kl and not lora else 0
+def reference_bytes(n: int, kl: bool, lora: bool, ref_bytes: int, zero: int = 0, g: int = 1) -> float:
+    """The frozen KL reference (rl/distributed.py ``make_reference``): a copy of the initial
+    weights in the compute dtype (``ref_bytes``: bf16 under mixed precision, else the model's),
+    whole on every GPU, or under ZeRO-3 sharded like the policy (``ref_bytes N / g``); none
+    without KL, and none with LoRA (the base model with the adapter disabled is the reference)."""
+    if not kl or lora:
+        return 0
+    return ref_bytes * n / g if zero == 3 else ref_bytes * n
 
 
 def layer_activation_bytes(s: Shape, prec: Precision, width: int) -> int:
@@ -401,7 +404,7 @@ def make_plan(cfg: Config, *, gpus: int, gpu_memory_gib: float, zero: int, promp
     plan = Plan(label=label or m.name_or_path, shape=s, n=n, trainable=trainable, zero=zero, gpus=gpus,
                 total=gpu_memory_gib * GiB, prec=prec, width=width, completion=completion, tokens=tokens,
                 checkpointing=m.gradient_checkpointing, kl=kl, states=states,
-                reference=reference_bytes(n, kl, lora, 2 if device == "gpu" else prec.param),
+                reference=reference_bytes(n, kl, lora, prec.compute, zero, gpus),
                 logits=logits_bytes(s, prec), head_grad=0 if lora else grad_bytes * s.vocab * s.hidden,
                 overhead=CUDA_OVERHEAD if device == "gpu" else 0)
     if device == "gpu" and r.engine in ("vllm", "auto"):
@@ -437,11 +440,14 @@ def format_plan(plan: Plan) -> str:
     lines = [f"{plan.label}: {plan.n / 1e9:.2f}B parameters (hidden {s.hidden}, {s.layers} layers, "
              f"{s.heads}/{s.kv_heads} heads, vocab {s.vocab}), {plan.gpus} x {plan.total / GiB:.0f} GiB, "
              f"{STRATEGIES[plan.zero]}",
-             f"micro-batch: {plan.rows} rows x {plan.width} tokens = {plan.tokens} tokens; "
-             f"gradient checkpointing {'on' if plan.checkpointing else 'off'}",
+             f"micro-batch: up to {plan.tokens} padded tokens, rows of up to {plan.width} (prompt "
+             f"{plan.width - plan.completion} + completion {plan.completion}); gradient checkpointing "
+             f"{'on' if plan.checkpointing else 'off'}; KL {'on' if plan.kl else 'off'}",
              "", f"per GPU, GiB                     {'DDP':>7}{'ZeRO-2':>8}{'ZeRO-3':>8}"]
-    for key in ("weights", "gradients", "optimizer", "buffers"):
-        lines.append(f"  {key + (' states' if key == 'optimizer' else ''):<31}"
+    names = {"weights": "weights", "gradients": "gradients", "optimizer": "optimizer states",
+             "buffers": "buckets (+ DDP's bf16 casts)"}
+    for key, name in names.items():
+        lines.append(f"  {name:<31}"
                      + "".join(f"{g(plan.states[z][key]):>8}" for z in STRATEGIES))
     a0, a1 = plan.activations(checkpointing=False), plan.activations(checkpointing=True)
     lines += [f"  {'reference model (KL)':<31}{g(plan.reference)}",

@@ -46,7 +46,12 @@ CONFIGS = {
     "small-c4096-kl-ckpt": ("small", 128, 4096, 2, True, True),
     "smollm2-c512-kl": ("smollm2", 96, 512, 2, True, False),
     "smollm2-c1024-ckpt": ("smollm2", 96, 1024, 4, False, True),
+    # held out: measured after the activation model was settled on the six above
+    "small-c1024-kl": ("small", 200, 1024, 4, True, False),
+    "smollm2-c2048-kl-ckpt": ("smollm2", 64, 2048, 2, True, True),
+    "tiny-c2048-ckpt": ("tiny", 256, 2048, 3, False, True),
 }
+HELD_OUT = ("small-c1024-kl", "smollm2-c2048-kl-ckpt", "tiny-c2048-ckpt")
 
 
 def rss(field: str = "VmRSS") -> int:
@@ -190,12 +195,45 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def recipes_table(gpus: int = 8, gpu_memory: float = 80) -> str:
+    """``laconic plan`` of every recipes/gpu/*.yaml (strategy from its launch line), as markdown."""
+    from argparse import Namespace
+
+    from rl.config import load_config
+    from rl.plan import GiB, STRATEGIES, launch_config, make_plan, recipe_shape, zero_from_accelerate
+
+    out = ["| recipe | strategy | micro-batch tokens | update GiB (peak at) | rollout GiB | vLLM util | "
+           "KV tokens | largest micro_batch_tokens | fits |", "|" + "---|" * 9]
+    for path in sorted((ROOT / "recipes" / "gpu").glob("*.yaml")):
+        rel = str(path.relative_to(ROOT))
+        cfg = load_config(rel)
+        zero, _ = zero_from_accelerate(launch_config(rel))
+        plan = make_plan(cfg, gpus=gpus, gpu_memory_gib=gpu_memory, zero=zero, prompt_tokens=1024,
+                         shape=recipe_shape(cfg, rel))
+        peak, where = plan.update()
+        v = plan.vllm
+        out.append(f"| {path.stem} | {STRATEGIES[zero]} | {plan.tokens} | {peak / GiB:.1f} ({where}) | "
+                   f"{plan.rollout_peak() / GiB:.1f} | {v['utilization']:.2f} | {int(v['kv_tokens'])} | "
+                   f"{plan.max_micro_batch_tokens()} | {'yes' if plan.failure() is None else 'NO'} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--only", nargs="*", default=None, choices=sorted(CONFIGS))
     ap.add_argument("--markdown", action="store_true", help="also print the docs/memory.md table")
+    ap.add_argument("--recipes", action="store_true", help="print the plan of every GPU recipe at 8 x 80 GiB and exit")
+    ap.add_argument("--remeasured", help=argparse.SUPPRESS)  # JSON lines of an earlier run: re-predict only
     args = ap.parse_args()
+    if args.recipes:
+        print(recipes_table())
+        return
+    if args.remeasured:
+        rows = [json.loads(line) for line in Path(args.remeasured).read_text().splitlines() if line.startswith('{"config"')]
+        rows = [measured(r["config"], r["measured_mib"] << 20, r["measured_dynamic_mib"] << 20) for r in rows]
+        print(markdown(rows))
+        return
     if args.one:
         print(json.dumps(one(args.one)))
         return

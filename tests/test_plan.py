@@ -46,6 +46,7 @@ def test_reference_bytes():
     assert reference_bytes(1000, kl=True, lora=False, ref_bytes=2) == 2000
     assert reference_bytes(1000, kl=False, lora=False, ref_bytes=2) == 0
     assert reference_bytes(1000, kl=True, lora=True, ref_bytes=2) == 0
+    assert reference_bytes(1000, kl=True, lora=False, ref_bytes=2, zero=3, g=8) == 250  # sharded under ZeRO-3
 
 
 def test_layer_activations_by_hand():
@@ -123,7 +124,7 @@ def test_plan_7b_zero2_phases():
 
 
 def test_plan_names_phase_and_knob():
-    cfg = gpu_recipe("dler_r1_1.5b", "train.micro_batch_size=64", "rollout.max_new_tokens=16384")
+    cfg = gpu_recipe("dler_r1_1.5b", "train.micro_batch_size=64", "train.micro_batch_tokens=null", "rollout.max_new_tokens=16384")
     plan = make_plan(cfg, gpus=8, gpu_memory_gib=80, zero=0, prompt_tokens=1024)
     msg = plan.failure()
     best = plan.max_micro_batch_tokens()
