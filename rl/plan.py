@@ -551,21 +551,24 @@ def run(args) -> int:
     return 0 if plan.failure() is None else 1
 
 
-def check_run(cfg: Config, acc, prompt_tokens: int) -> Plan | None:
+def check_run(cfg: Config, acc, prompt_tokens: int, model_config=None) -> Plan | None:
     """``laconic train`` on GPU: plan this accelerator's run and stop with one line
     (:class:`PlanError`) if it would not fit; else fill the vLLM settings the recipe leaves unset
     (``vllm_dtype`` auto -> bfloat16, ``vllm_max_model_len`` = the longest prompt + the longest
-    generation limit, ``vllm_gpu_memory_utilization`` = the planned share). CPU: nothing."""
+    generation limit, ``vllm_gpu_memory_utilization`` = the planned share). ``model_config``: the
+    loaded policy's transformers config (its shapes). CPU: nothing."""
     import torch
 
     if not torch.cuda.is_available():
         return None
-    kind = acc.distributed_type.value
-    zero = acc.state.deepspeed_plugin.zero_stage if kind == "DEEPSPEED" else 3 if kind == "FSDP" else 0
+    from .distributed import zero_stage
+
+    zero = 3 if acc.distributed_type.value == "FSDP" else zero_stage(acc)
     r = cfg.rollout
     if r.vllm_dtype == "auto":
         r.vllm_dtype = "bfloat16"
     plan = make_plan(cfg, gpus=acc.num_processes, zero=zero, prompt_tokens=prompt_tokens,
+                     shape=shape_from_config(model_config) if model_config is not None else None,
                      gpu_memory_gib=torch.cuda.get_device_properties(acc.device).total_memory / GiB)
     fail = plan.failure()
     if fail:

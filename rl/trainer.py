@@ -93,7 +93,8 @@ def setup(cfg: Config) -> Run:
                     if (e.before or e.after or e.every) else [])
     if e.length_budget:
         eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
-    check_run(cfg, acc, max(len(p.ids) for p in train_prompts + eval_prompts))  # GPU: fits? sizes vLLM (rl/plan.py)
+    longest_prompt = max(len(p.ids) for p in train_prompts + eval_prompts)
+    check_run(cfg, acc, longest_prompt, policy.config)  # GPU: stop if it would not fit; size vLLM (rl/plan.py)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
     scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,

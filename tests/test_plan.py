@@ -158,6 +158,40 @@ def test_cli_plan_exit_codes(capsys):
     assert "no shapes for '/nonexistent/model'" in capsys.readouterr().err
 
 
+def fake_gpu(monkeypatch, gib=80):
+    """A CUDA-looking torch and an 8-process DDP accelerator, for check_run's GPU path."""
+    import types
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _: types.SimpleNamespace(total_memory=gib * GiB))
+    printed = []
+    acc = types.SimpleNamespace(distributed_type=types.SimpleNamespace(value="MULTI_GPU"), num_processes=8,
+                                device="cuda:0", print=printed.append)
+    return acc, printed
+
+
+def test_check_run_sizes_vllm_on_gpu(monkeypatch):
+    acc, printed = fake_gpu(monkeypatch)
+    cfg = gpu_recipe("dler_r1_1.5b")
+    plan = check_run(cfg, acc, prompt_tokens=300)
+    r = cfg.rollout
+    assert r.vllm_dtype == "bfloat16" and r.vllm_max_model_len == 300 + 16384
+    assert r.vllm_gpu_memory_utilization == plan.vllm["utilization"] and 0 < r.vllm_gpu_memory_utilization <= 0.9
+    assert printed and printed[0].startswith("memory plan")
+    # a recipe's own share is kept
+    cfg = gpu_recipe("dler_r1_1.5b", "rollout.vllm_gpu_memory_utilization=0.4", "rollout.vllm_max_model_len=20000")
+    check_run(cfg, acc, prompt_tokens=300)
+    assert (cfg.rollout.vllm_gpu_memory_utilization, cfg.rollout.vllm_max_model_len) == (0.4, 20000)
+
+
+def test_check_run_stops_with_one_line(monkeypatch):
+    acc, _ = fake_gpu(monkeypatch, gib=24)
+    with pytest.raises(PlanError, match=r"^update phase needs .* GiB of 21.6 GiB usable per GPU .*: use ZeRO-2"):
+        check_run(gpu_recipe("dler_r1_1.5b"), acc, prompt_tokens=300)
+
+
 def test_check_run_is_a_no_op_on_cpu():
     cfg = gpu_recipe()
     assert check_run(cfg, acc=None, prompt_tokens=100) is None
