@@ -351,12 +351,15 @@ class Plan:
         peak, where = self.update()
         if peak > self.usable:
             best = self.max_micro_batch_tokens()
-            if best >= self.width:
+            higher = f"use ZeRO-{3 if self.zero else 2} (recipes/accelerate/zero{3 if self.zero else 2}.yaml)"
+            if self.update(1)[0] > self.usable:  # the training state alone
+                knob = higher if self.zero < 3 and self.gpus > 1 else "use more GPUs or LoRA (model.lora_r)"
+            elif best >= self.width:
                 knob = f"set train.micro_batch_tokens={best} (the largest that fits)"
             elif not self.checkpointing:
                 knob = "set model.gradient_checkpointing=true"
             elif self.zero < 3 and self.gpus > 1:
-                knob = f"use ZeRO-{3 if self.zero else 2} (recipes/accelerate/zero{3 if self.zero else 2}.yaml)"
+                knob = higher
             else:
                 knob = "lower rollout.max_new_tokens"
             return (f"update phase needs {peak / GiB:.1f} GiB of {use:.1f} GiB usable per GPU "
@@ -422,7 +425,7 @@ def plan_vllm(plan: Plan, cfg: Config, prompt_tokens: int) -> dict[str, float]:
     max_model_len = r.vllm_max_model_len or prompt_tokens + max(r.max_new_tokens, cfg.eval.max_new_tokens)
     util = r.vllm_gpu_memory_utilization
     if util is None:
-        util = min(math.floor((plan.usable - plan.resident()) / plan.total * 100) / 100, 0.9)
+        util = min(max(math.floor((plan.usable - plan.resident()) / plan.total * 100) / 100, 0.0), 0.9)
     dtype_bytes = 4 if r.vllm_dtype == "float32" else 2
     weights = dtype_bytes * plan.n
     act = vllm_activation_bytes(s, r.vllm_max_num_batched_tokens, VLLM_MAX_NUM_SEQS)
