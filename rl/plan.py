@@ -310,10 +310,6 @@ class Plan:
     def usable(self) -> float:
         return USABLE_FRACTION * self.total
 
-    @property
-    def rows(self) -> int:
-        return max(self.tokens // self.width, 1)
-
     def activations(self, tokens: int | None = None, checkpointing: bool | None = None) -> dict[str, int]:
         ck = self.checkpointing if checkpointing is None else checkpointing
         return activation_bytes(self.shape, self.prec, tokens or self.tokens, self.width, self.completion, ck)

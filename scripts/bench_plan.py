@@ -186,12 +186,12 @@ def measured(name: str, total: int, dynamic: int) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     out = ["| config | params | completion x rows | KL | ckpt | measured MiB | predicted MiB | error | "
-           "measured dyn. MiB | predicted dyn. MiB | error |", "|" + "---|" * 11]
+           "measured dyn. MiB | predicted dyn. MiB | error | predicted peak at |", "|" + "---|" * 12]
     for r in rows:
         out.append(f"| {r['config']} | {r['params'] / 1e6:.1f}M | {r['completion']} x {r['rows']} | "
                    f"{'yes' if r['kl'] else 'no'} | {'yes' if r['checkpointing'] else 'no'} | {r['measured_mib']} | "
                    f"{r['predicted_mib']} | {r['error']:+.1%} | {r['measured_dynamic_mib']} | "
-                   f"{r['predicted_dynamic_mib']} | {r['dynamic_error']:+.1%} |")
+                   f"{r['predicted_dynamic_mib']} | {r['dynamic_error']:+.1%} | {r['peak_at']} |")
     return "\n".join(out)
 
 
