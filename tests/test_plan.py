@@ -110,7 +110,7 @@ def test_plan_7b_zero2_phases():
     st = plan.states[2]
     assert (st["weights"], st["optimizer"]) == (2 * n, 12 * n / 8)
     assert plan.reference == 2 * n  # bf16 reference on every GPU (kl_coef 5e-4)
-    assert plan.tokens == 2 * (1024 + 4000) and plan.rows == 2
+    assert plan.tokens == 2 * (1024 + 4000)  # micro_batch_size 2 binds before micro_batch_tokens 16384
     peak, where = plan.update()
     act = plan.activations()
     resident = st["weights"] + st["optimizer"] + st["buffers"] + 2 * n + plan.overhead
