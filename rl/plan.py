@@ -363,13 +363,14 @@ class Plan:
         if self.vllm is not None:
             v = self.vllm
             if v["kv_cache"] < v["max_model_len"] * v["kv_per_token"]:
-                knob = ("raise rollout.vllm_gpu_memory_utilization" if "utilization" in self.knobs
+                knob = (f"raise {self.knobs['utilization']}" if "utilization" in self.knobs
                         else "use a higher ZeRO stage or lower rollout.vllm_max_num_batched_tokens")
                 return (f"rollout phase: vLLM's KV cache ({v['kv_cache'] / GiB:.1f} GiB) holds less than one "
                         f"sequence of max_model_len={v['max_model_len']} tokens: {knob}")
             if self.rollout_peak() > self.usable:
+                knob = self.knobs.get("utilization", "rollout.vllm_gpu_memory_utilization")
                 return (f"rollout phase needs {self.rollout_peak() / GiB:.1f} GiB of {use:.1f} GiB usable per GPU: "
-                        f"lower rollout.vllm_gpu_memory_utilization (or unset it: the planner sizes it)")
+                        f"lower {knob} (or unset it: the planner sizes vLLM's share)")
         return None
 
 
@@ -408,15 +409,17 @@ def make_plan(cfg: Config, *, gpus: int, gpu_memory_gib: float, zero: int, promp
                 overhead=CUDA_OVERHEAD if device == "gpu" else 0)
     if device == "gpu" and r.engine in ("vllm", "auto"):
         plan.vllm = plan_vllm(plan, cfg, prompt_tokens)
-        if r.vllm_gpu_memory_utilization is not None:
-            plan.knobs["utilization"] = "recipe"
+        if r.vllm_gpu_memory_utilization is not None or r.vllm_kv_cache_gb is not None:
+            plan.knobs["utilization"] = ("rollout.vllm_kv_cache_gb" if r.vllm_kv_cache_gb is not None
+                                         else "rollout.vllm_gpu_memory_utilization")
     return plan
 
 
 def plan_vllm(plan: Plan, cfg: Config, prompt_tokens: int) -> dict[str, float]:
     """vLLM's share on each GPU: ``rollout.vllm_gpu_memory_utilization`` when the recipe sets it,
     else what the resident training state leaves of the usable memory (at most 0.9); the KV
-    cache is that share minus vLLM's bf16 weights and its profiled activation peak."""
+    cache is that share minus vLLM's bf16 weights and its profiled activation peak
+    (``rollout.vllm_kv_cache_gb``, when set, fixes the KV cache instead)."""
     s, r = plan.shape, cfg.rollout
     max_model_len = r.vllm_max_model_len or prompt_tokens + max(r.max_new_tokens, cfg.eval.max_new_tokens)
     util = r.vllm_gpu_memory_utilization
@@ -426,6 +429,9 @@ def plan_vllm(plan: Plan, cfg: Config, prompt_tokens: int) -> dict[str, float]:
     weights = dtype_bytes * plan.n
     act = vllm_activation_bytes(s, r.vllm_max_num_batched_tokens, VLLM_MAX_NUM_SEQS)
     kv_cache = max(util * plan.total - weights - act, 0)
+    if r.vllm_kv_cache_gb is not None:  # a fixed KV cache (kv_cache_memory_bytes) instead of a share
+        kv_cache = r.vllm_kv_cache_gb * GiB
+        util = (weights + act + kv_cache) / plan.total
     per_tok = kv_bytes_per_token(s)
     return {"utilization": util, "weights": weights, "activations": act, "kv_cache": kv_cache,
             "kv_per_token": per_tok, "kv_tokens": kv_cache // per_tok, "max_model_len": max_model_len,

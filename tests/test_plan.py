@@ -143,6 +143,11 @@ def test_plan_names_phase_and_knob():
     plan = make_plan(gpu_recipe("dler_r1_7b", "rollout.vllm_gpu_memory_utilization=0.22"), gpus=8,
                      gpu_memory_gib=80, zero=2, prompt_tokens=1024)
     assert plan.failure().startswith("rollout phase: vLLM's KV cache")
+    # a fixed KV cache that leaves no room: the rollout phase, and the recipe's own knob
+    plan = make_plan(gpu_recipe("dler_r1_7b", "rollout.vllm_kv_cache_gb=60"), gpus=8, gpu_memory_gib=80, zero=2,
+                     prompt_tokens=1024)
+    assert plan.vllm["kv_cache"] == 60 * GiB
+    assert plan.failure().startswith("rollout phase needs") and "lower rollout.vllm_kv_cache_gb" in plan.failure()
 
 
 def test_cli_plan_exit_codes(capsys):
