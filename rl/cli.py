@@ -19,11 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--variant", default="plain", choices=("plain", "tagged", "budget"),
                    help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl) or budget (B<N>Q:..., L1)")
-    from . import compare, eval_cli, serve
+    from . import compare, eval_cli, plan, serve
 
     eval_cli.add_parser(sub)
     compare.add_parser(sub)
     serve.add_parser(sub)
+    plan.add_parser(sub)
     args = parser.parse_args(argv)
 
     from rewards import RewardConfigError, RewardError
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             return compare.run(args)
         elif args.command == "serve":
             return serve.run(args)
+        elif args.command == "plan":
+            return plan.run(args)
         elif args.command == "toy-model":
             from .toy import build_toy
 

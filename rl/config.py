@@ -75,7 +75,8 @@ class RolloutConfig:
     # vllm / vllm-server engines (rl/vllm_engine.py, rl/vllm_client.py)
     vllm_dtype: str = "auto"  # vLLM's weights: auto (= model.dtype) | float32 | bfloat16 | float16
     vllm_kv_cache_gb: float | None = None  # KV cache size; null: 1 GiB on CPU, vllm_gpu_memory_utilization on GPU
-    vllm_gpu_memory_utilization: float = 0.3  # GPU share for vLLM (colocated with training)
+    vllm_gpu_memory_utilization: float | None = None  # GPU share for vLLM (colocated); null: sized by rl/plan.py
+    vllm_max_num_batched_tokens: int = 8192  # GPU: tokens per vLLM forward (prefill chunks); sizes its activation peak
     vllm_max_model_len: int | None = None  # null: the model's max positions
     vllm_enforce_eager: bool = True  # false: torch.compile + CUDA graphs (slow start, faster decode)
     vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
@@ -383,7 +384,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"algo.tis_cap must be > 0 (or null to disable), got {a.tis_cap}")
     if r.vllm_kv_cache_gb is not None and r.vllm_kv_cache_gb <= 0:
         raise ConfigError(f"rollout.vllm_kv_cache_gb must be > 0 (or null), got {r.vllm_kv_cache_gb}")
-    if not 0 < r.vllm_gpu_memory_utilization <= 1:
+    if r.vllm_gpu_memory_utilization is not None and not 0 < r.vllm_gpu_memory_utilization <= 1:
         raise ConfigError(f"rollout.vllm_gpu_memory_utilization must be in (0, 1], got {r.vllm_gpu_memory_utilization}")
     if r.engine == "vllm-server":
         bad = [u for u in r.vllm_server_urls if not u.startswith(("http://", "https://"))]

@@ -289,7 +289,8 @@ def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_pa
 
         engine = VLLMEngine(model_path, tokenizer, dtype=dtype, kv_cache_gb=r.vllm_kv_cache_gb,
                             gpu_memory_utilization=r.vllm_gpu_memory_utilization, seed=seed + process_index,
-                            max_model_len=r.vllm_max_model_len, enforce_eager=r.vllm_enforce_eager,
+                            max_model_len=r.vllm_max_model_len, max_num_batched_tokens=r.vllm_max_num_batched_tokens,
+                            enforce_eager=r.vllm_enforce_eager,
                             sleep_mode=r.vllm_sleep_mode, eos_ids=eos, num_processes=num_processes)
     else:
         from .vllm_client import VLLMServerEngine

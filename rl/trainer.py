@@ -30,6 +30,7 @@ from .data import Prompt, PromptSampler, build_prompts, use_chat_template, with_
 from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, resolve_model_path, save_pretrained
+from .plan import check_run
 from .preflight import preflight
 from .rollout import SamplingParams, build_engine, resolve_engine
 from .rundir import Start, apply_start
@@ -61,7 +62,7 @@ class Run:
 
 def setup(cfg: Config) -> Run:
     from accelerate.utils import set_seed
-    from transformers import get_scheduler
+    from transformers import AutoConfig, get_scheduler
 
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
@@ -87,13 +88,15 @@ def setup(cfg: Config) -> Run:
     acc.wait_for_everyone()
     path = resolve_model_path(cfg.model, progress=False)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
-    policy = load_policy(cfg.model, path)
-    ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
     train_prompts = build_prompts(checked.train_rows, cfg.data, tokenizer, cfg.data.name)
     e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
     eval_prompts = build_prompts(checked.eval_rows, eval_data, tokenizer, e.name or cfg.data.name) if checked.eval_rows else []
     if e.length_budget:
         eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
+    longest_prompt = max(len(p.ids) for p in train_prompts + eval_prompts)
+    check_run(cfg, acc, longest_prompt, AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code))
+    policy = load_policy(cfg.model, path)  # GPU: the plan above stops a run that would not fit (rl/plan.py)
+    ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
     scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
