@@ -2,7 +2,7 @@
 
     laconic plan recipes/gpu/dler_r1_7b.yaml --gpu-memory 80 --gpus 8 --zero 2
 
-A step has two memory phases per GPU (DESIGN.md "The data path of one step"):
+A step has two memory phases per GPU (docs/design.md, "The data path of one step"):
 
 - **update**: the training state (weights, gradients, optimizer states, communication buffers)
   + the frozen KL reference + the activations of one micro-batch + the logits chunk;

@@ -1,4 +1,4 @@
-"""The GRPO training loop (DESIGN.md "The data path of one step"), one step per iteration:
+"""The GRPO training loop (docs/design.md, "The data path of one step"), one step per iteration:
 
 sample prompts -> roll out G per prompt -> facts -> all-gather -> score -> advantages -> update
 -> reward history -> sync rollout weights -> log -> checkpoint.

@@ -1,4 +1,4 @@
-"""The policy update (DESIGN.md step 8): batching, forward passes, micro-batched clipped loss.
+"""The policy update (docs/design.md, step 8): batching, forward passes, micro-batched clipped loss.
 
 Layout of a training batch: prompts left-padded to a common width P, completions right-padded,
 so every completion starts at column P and ``logits[:, P-1:-1]`` predict the completion tokens.

@@ -2,7 +2,7 @@
 
 One ``vllm.LLM`` per training process, built in-process from the same model directory as the
 policy. After every optimizer update :meth:`VLLMEngine.sync_weights` pushes the *whole* policy
-state into vLLM in one call and resets the prefix cache (DESIGN.md "Models that exist offline"):
+state into vLLM in one call and resets the prefix cache (docs/design.md, "Models that exist offline"):
 
     llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state.items())})
     llm.reset_prefix_cache()   # else cached prefixes computed with the old weights are reused

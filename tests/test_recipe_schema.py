@@ -100,7 +100,7 @@ def base_model(recipe: Path, seen: tuple[Path, ...] = ()) -> str:
 def test_gpu_recipe_header(recipe: Path):
     text = "\n".join(header(recipe))
     assert re.search(r"^# Paper: .+arXiv \d{4}\.\d{4,5}\b", text, re.M), f"{rel(recipe)}: no '# Paper: ... arXiv id'"
-    assert re.search(r"^# Reported \(METHODS\.md\): \S", text, re.M), f"{rel(recipe)}: no '# Reported (METHODS.md): ...'"
+    assert re.search(r"^# Reported \(paper\): \S", text, re.M), f"{rel(recipe)}: no '# Reported (paper): ...'"
     assert re.search(r"^# GPU budget: .*\d+xH100", text, re.M), f"{rel(recipe)}: no '# GPU budget: ... NxH100'"
     launch = re.search(r"accelerate launch --config_file (recipes/accelerate/\S+\.yaml) -m rl\.cli train (\S+\.yaml)", text)
     assert launch, f"{rel(recipe)}: no launch command with an accelerate config"
