@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -156,8 +157,10 @@ def make_completions(count: int, seed: int = 0) -> tuple[list[str], list[str], l
 
 
 def _workers_cpu() -> float:
-    """CPU seconds used so far by the pool's worker processes (Linux ``/proc``; 0 elsewhere)."""
-    total = 0.0
+    """CPU seconds used so far by the pool's worker processes: the live ones from Linux's ``/proc``,
+    the killed (and reaped) ones from ``getrusage(RUSAGE_CHILDREN)``."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = usage.ru_utime + usage.ru_stime
     for slot in V.POOL._slots:
         try:
             fields = Path(f"/proc/{slot.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
