@@ -29,6 +29,7 @@ from .dapo import DAPOOverlong
 from .l1 import L1Exact, L1Max, budget_prompt, sample_budget
 from .gates import ConciseR, Gate, GRPOLambda, RemainingBudget
 from .adactrl import AdaCtrl
+from .decs import DECS
 from .arlcp import ARLCP
 from .e1 import E1Effort, effort_prompt, sample_effort
 from .trl import as_trl_reward, from_trl
@@ -59,6 +60,7 @@ __all__ = [
     "parse_gold",
     # rewards
     "Correctness",
+    "DECS",
     "DLER",
     "Format",
     "FormatLength",

@@ -5,6 +5,9 @@ float per sample::
 
     reward(samples: list[Sample], ctx: Context) -> list[float]
 
+or, for a sample whose credit differs along its tokens, a list of ``sample.length`` floats in that
+sample's place (per-token rewards, e.g. DECS): the trainer's advantages are then per token too.
+
 Rewards are plain functions or small objects. An object may declare ``needs`` (facts that are
 expensive to compute, e.g. ``{"entropy"}``), keep persistent state (``state_dict`` /
 ``load_state_dict``, saved in checkpoints) and update it *after* the step has been scored
@@ -39,6 +42,7 @@ class Sample:
     entropy_mean: float | None = None  # mean policy entropy over all completion tokens
     meta: dict[str, Any] = field(default_factory=dict)  # dataset metadata (difficulty, source…)
     completion_ids: list[int] | None = None  # completion token ids, when attached (repetition, TRL)
+    token_ends: list[int] | None = None  # per token, where it ends in ``completion`` (needs "token_offsets")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

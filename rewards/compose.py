@@ -72,19 +72,40 @@ class ComposedReward(Reward):
         return list(zip(self.names, self.rewards, self.weights))
 
     def score(self, samples: list[Sample], ctx: Context) -> tuple[list[float], dict[str, list[float]]]:
-        """Return ``(totals, components)``; components are unweighted, keyed by display name."""
-        components: dict[str, list[float]] = {}
+        """Return ``(totals, components)``; components are unweighted, keyed by display name. A
+        per-token reward counts here with its mean over the sample's tokens (see :meth:`score_tokens`)."""
+        totals, components, _ = self.score_tokens(samples, ctx)
+        return totals, components
+
+    def score_tokens(self, samples: list[Sample], ctx: Context
+                     ) -> tuple[list[float], dict[str, list[float]], list[list[float]] | None]:
+        """Like :meth:`score`, plus the per-token totals when any reward returned per-token values
+        (else None): for every sample, ``sum_k w_k * r_k`` per token, a scalar ``r_k`` counting on
+        every token. A reward may return, per sample, a number or a list of ``sample.length`` numbers."""
+        raw: dict[str, list[float | list[float]]] = {}
         for name, reward in zip(self.names, self.rewards):
             try:
                 out = reward(samples, ctx)
             except Exception as e:
                 raise RewardError(f"reward '{name}' failed: {type(e).__name__}: {e}") from e
-            components[name] = _validate(name, out, samples)
+            raw[name] = _validate(name, out, samples)
+        components = {n: [math.fsum(v) / max(len(v), 1) if isinstance(v, list) else v for v in vals]
+                      for n, vals in raw.items()}
         totals = [
             math.fsum(w * components[n][i] for n, w in zip(self.names, self.weights))
             for i in range(len(samples))
         ]
-        return totals, components
+        if not any(isinstance(v, list) for vals in raw.values() for v in vals):
+            return totals, components, None
+        per_token = []
+        for i, s in enumerate(samples):
+            row = [0.0] * s.length
+            for n, w in zip(self.names, self.weights):
+                v = raw[n][i]
+                for t in range(s.length):
+                    row[t] += w * (v[t] if isinstance(v, list) else v)
+            per_token.append(row)
+        return totals, components, per_token
 
     def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
         return self.score(samples, ctx)[0]
@@ -114,32 +135,42 @@ class ComposedReward(Reward):
                     raise RewardError(f"reward '{name}' could not load its state: {e}") from e
 
 
-def _validate(name: str, out: Any, samples: list[Sample]) -> list[float]:
-    """One finite real number per sample, or a :class:`RewardError` naming ``name``."""
+def _number(name: str, v: Any, i: int, samples: list[Sample]) -> float:
+    if not isinstance(v, numbers.Real) and hasattr(v, "item"):  # numpy / torch scalars
+        try:
+            v = v.item()
+        except Exception:
+            pass
+    if not isinstance(v, numbers.Real):
+        raise RewardError(f"reward '{name}' returned a non-number at sample {i}: {v!r} ({type(v).__name__})")
+    f = float(v)
+    if not math.isfinite(f):
+        raise RewardError(
+            f"reward '{name}' returned {f} at sample {i} (first non-finite value; "
+            f"prompt_id={samples[i].prompt_id!r})"
+        )
+    return f
+
+
+def _validate(name: str, out: Any, samples: list[Sample]) -> list[float | list[float]]:
+    """Per sample one finite real number, or a list of ``sample.length`` of them (per-token
+    rewards); else a :class:`RewardError` naming ``name``."""
     n = len(samples)
     if isinstance(out, (str, bytes, Mapping)) or not isinstance(out, Iterable):
         raise RewardError(f"reward '{name}' returned {type(out).__name__}; expected a sequence of {n} numbers")
     values = list(out)
     if len(values) != n:
         raise RewardError(f"reward '{name}' returned the wrong number of values: expected {n}, got {len(values)}")
-    result: list[float] = []
+    result: list[float | list[float]] = []
     for i, v in enumerate(values):
-        if not isinstance(v, numbers.Real) and hasattr(v, "item"):  # numpy / torch scalars
-            try:
-                v = v.item()
-            except Exception:
-                pass
-        if not isinstance(v, numbers.Real):
-            raise RewardError(
-                f"reward '{name}' returned a non-number at sample {i}: {v!r} ({type(v).__name__})"
-            )
-        f = float(v)
-        if not math.isfinite(f):
-            raise RewardError(
-                f"reward '{name}' returned {f} at sample {i} (first non-finite value; "
-                f"prompt_id={samples[i].prompt_id!r})"
-            )
-        result.append(f)
+        if isinstance(v, (list, tuple)) or (hasattr(v, "ndim") and getattr(v, "ndim", 0) == 1):
+            tokens = [_number(name, x, i, samples) for x in list(v)]
+            if len(tokens) != samples[i].length:
+                raise RewardError(f"reward '{name}' returned {len(tokens)} per-token values at sample {i}, "
+                                  f"whose completion has {samples[i].length} tokens")
+            result.append(tokens)
+        else:
+            result.append(_number(name, v, i, samples))
     return result
 
 

@@ -207,7 +207,8 @@ def as_trl_reward(
                       chat=bool(prompts) and not isinstance(prompts[0], str))
         values = _validate(display, reward(samples, ctx), samples)
         reward.update(samples, ctx)
-        return values
+        # TRL takes one number per completion: a per-token reward gives its mean
+        return [sum(v) / max(len(v), 1) if isinstance(v, list) else v for v in values]
 
     trl_reward.__name__ = trl_reward.__qualname__ = display
     trl_reward.reward = reward  # type: ignore[attr-defined]

@@ -463,11 +463,38 @@ def compute_advantages(
     return fn(r, g, eps, **kwargs).to(torch.float32)
 
 
-def table_advantages(algo, totals: list[float], table: list, max_length: int | None, step: int) -> torch.Tensor:
+def table_advantages(algo, totals: list[float], table: list, max_length: int | None, step: int,
+                     token_totals: list[list[float]] | None = None) -> torch.Tensor:
     """:func:`compute_advantages` over the step's sample table with the facts the trainer has
-    (``algo``: the recipe's ``algo`` section; entropies when the entropy pass ran)."""
+    (``algo``: the recipe's ``algo`` section; entropies when the entropy pass ran): ``[N]``.
+
+    With per-token rewards (``token_totals``, a list of ``sample.length`` values per sample) the
+    advantages are ``[N, T_max]`` (0 past a sample's end): every (sample, token position t) is scored
+    as one sample of the group "(group, t)", so a group estimator normalizes each token position
+    within its group over the completions that reach it (DECS, arXiv 2509.25827), and a batch
+    statistic runs over all tokens. The other facts (length, correctness, entropy) are the sample's.
+    """
     ents = [s.entropy_mean for s in table]
-    return compute_advantages(algo.advantage, totals, [s.group for s in table], algo.adv_eps,
-                              lengths=[s.length for s in table], correct=[bool(s.correct) for s in table],
-                              max_length=max_length, entropies=ents if all(e is not None for e in ents) else None,
-                              step=step, options=algo.advantage_options)
+    facts = dict(max_length=max_length, step=step, options=algo.advantage_options)
+    lengths = torch.tensor([s.length for s in table], dtype=torch.float64)
+    correct = torch.tensor([bool(s.correct) for s in table])
+    entropies = torch.tensor(ents, dtype=torch.float64) if ents and all(e is not None for e in ents) else None
+    groups = torch.unique(torch.tensor([s.group for s in table]), return_inverse=True)[1]
+    if token_totals is None:
+        return compute_advantages(algo.advantage, totals, groups, algo.adv_eps, lengths=lengths, correct=correct,
+                                  entropies=entropies, **facts)
+    T = max((len(row) for row in token_totals), default=0)
+    rewards = torch.zeros(len(table), T, dtype=torch.float64)
+    for i, row in enumerate(token_totals):
+        rewards[i, : len(row)] = torch.tensor(row, dtype=torch.float64)
+    mask = torch.arange(T).unsqueeze(0) < torch.tensor([len(row) for row in token_totals]).unsqueeze(1)
+
+    def spread(x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1).expand(-1, T)[mask]
+
+    flat = compute_advantages(algo.advantage, rewards[mask], (groups.unsqueeze(1) * T + torch.arange(T))[mask],
+                              algo.adv_eps, lengths=spread(lengths), correct=spread(correct),
+                              entropies=None if entropies is None else spread(entropies), **facts)
+    out = torch.zeros(len(table), T, dtype=flat.dtype)
+    out[mask] = flat
+    return out

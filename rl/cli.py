@@ -19,10 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--variant", default="plain", choices=("plain", "tagged", "budget"),
                    help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl) or budget (B<N>Q:..., L1)")
-    from . import compare, eval_cli
+    from . import compare, eval_cli, plan, serve
 
     eval_cli.add_parser(sub)
     compare.add_parser(sub)
+    serve.add_parser(sub)
+    plan.add_parser(sub)
     args = parser.parse_args(argv)
 
     from rewards import RewardConfigError, RewardError
@@ -40,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             return eval_cli.run(args)
         elif args.command == "compare":
             return compare.run(args)
+        elif args.command == "serve":
+            return serve.run(args)
+        elif args.command == "plan":
+            return plan.run(args)
         elif args.command == "toy-model":
             from .toy import build_toy
 
@@ -52,14 +58,18 @@ def main(argv: list[str] | None = None) -> int:
                     "continue with train.resume=latest)")
     except CheckpointError as e:
         return fail(f"checkpoint error: {e}")
+    except RuntimeError as e:  # a rollout server that died or refuses us: its one-line message, no traceback
+        if type(e).__name__ != "ServerError":
+            raise
+        return fail(str(e), code=1)
     return 0
 
 
-def fail(message: str) -> int:
-    """One line on stderr (from the main process only under a multi-process launch), exit code 2."""
+def fail(message: str, code: int = 2) -> int:
+    """One line on stderr (from the main process only under a multi-process launch), exit ``code``."""
     if os.environ.get("RANK", "0") == "0":
         print(f"laconic: {message}", file=sys.stderr)
-    return 2
+    return code
 
 
 if __name__ == "__main__":

@@ -75,12 +75,17 @@ class RolloutConfig:
     # vllm / vllm-server engines (rl/vllm_engine.py, rl/vllm_client.py)
     vllm_dtype: str = "auto"  # vLLM's weights: auto (= model.dtype) | float32 | bfloat16 | float16
     vllm_kv_cache_gb: float | None = None  # KV cache size; null: 1 GiB on CPU, vllm_gpu_memory_utilization on GPU
-    vllm_gpu_memory_utilization: float = 0.3  # GPU share for vLLM (colocated with training)
+    vllm_gpu_memory_utilization: float | None = None  # GPU share for vLLM (colocated); null: sized by rl/plan.py
+    vllm_max_num_batched_tokens: int = 8192  # GPU: tokens per vLLM forward (prefill chunks); sizes its activation peak
     vllm_max_model_len: int | None = None  # null: the model's max positions
     vllm_enforce_eager: bool = True  # false: torch.compile + CUDA graphs (slow start, faster decode)
     vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
-    vllm_server_url: str = "http://127.0.0.1:8000"  # vllm-server: scripts/vllm_server.py
-    vllm_server_timeout: float = 600.0  # seconds per request to the server
+    # vllm-server: running `laconic serve` / `vllm serve` processes (rl/vllm_client.py); API key: $VLLM_API_KEY
+    vllm_server_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000"])  # groups spread over them
+    vllm_server_timeout: float = 600.0  # seconds per request to a server
+    vllm_server_retries: int = 2  # extra attempts when a server cannot be reached
+    vllm_server_weight_sync: str = "auto"  # auto (nccl with CUDA, else disk) | nccl | disk
+    vllm_server_weight_dir: str | None = None  # disk sync: where the servers read the weights (null: /dev/shm)
     # AdaptThink (arXiv 2505.13417): a share of each group opens with a given prefix, e.g.
     # [{text: "</think>", fraction: 0.5, max_new_tokens: 4096}, {text: "Alright", fraction: 0.5}]
     # (rl/sampling.py); a prefix's optional max_new_tokens caps its share below the step's limit
@@ -180,6 +185,7 @@ CHOICES = {
     "eval.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/rollout.py ENGINES; auto: vllm if installed
     "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
+    "rollout.vllm_server_weight_sync": ("auto", "nccl", "disk"),  # rl/vllm_client.py SYNC_MODES
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "algo.ratio_level": ("token", "sequence"),
 }
@@ -383,8 +389,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"algo.tis_cap must be > 0 (or null to disable), got {a.tis_cap}")
     if r.vllm_kv_cache_gb is not None and r.vllm_kv_cache_gb <= 0:
         raise ConfigError(f"rollout.vllm_kv_cache_gb must be > 0 (or null), got {r.vllm_kv_cache_gb}")
-    if not 0 < r.vllm_gpu_memory_utilization <= 1:
+    if r.vllm_gpu_memory_utilization is not None and not 0 < r.vllm_gpu_memory_utilization <= 1:
         raise ConfigError(f"rollout.vllm_gpu_memory_utilization must be in (0, 1], got {r.vllm_gpu_memory_utilization}")
+    if r.engine == "vllm-server":
+        bad = [u for u in r.vllm_server_urls if not u.startswith(("http://", "https://"))]
+        if not r.vllm_server_urls or bad:
+            raise ConfigError(f"rollout.vllm_server_urls must be a non-empty list of http(s):// URLs, got {r.vllm_server_urls}")
+    if r.vllm_server_timeout <= 0 or r.vllm_server_retries < 0:
+        raise ConfigError("rollout.vllm_server_timeout must be > 0 and rollout.vllm_server_retries >= 0")
     if a.max_sampling_rounds < 1:
         raise ConfigError(f"algo.max_sampling_rounds must be >= 1, got {a.max_sampling_rounds}")
     try:

@@ -1,4 +1,4 @@
-"""Per-sample facts (DESIGN.md step 3-4): correctness, token length, truncation, think/answer split.
+"""Per-sample facts (docs/design.md, steps 3-4): correctness, token length, truncation, think/answer split.
 
 Facts are computed where the rollouts live, then all-gathered so that every process holds the same
 global sample table and scores it identically.

@@ -14,7 +14,7 @@ the sampler/trainer mismatch: ``w_it = min(exp(old_logp_it - sampler_logp_it), c
 engine (vLLM) reported for the same token (:func:`tis_weights`).
 
 Aggregation (``algo.loss_agg``), with *global* normalizers (all micro-batches and processes of one
-optimizer step, see DESIGN.md "What token-mean means"):
+optimizer step, see docs/design.md, "What token-mean means"):
 
 - ``token-mean``:              sum_it l_it m_it / N_tokens
 - ``seq-mean-token-mean``:     sum_i (sum_t l_it m_it / n_i) / N_seqs

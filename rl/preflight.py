@@ -68,15 +68,16 @@ def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
                                   length=length, truncated=length >= limit, correct=correct,
                                   think_length=length // 2, answer_length=length - length // 2 - 1,
                                   entropy_think=0.5 + 0.1 * k, entropy_answer=0.3, entropy_mean=0.4,
-                                  meta=meta, completion_ids=[1 + (i % 7) for i in range(length)]))
+                                  meta=meta, completion_ids=[1 + (i % 7) for i in range(length)],
+                                  token_ends=[(t + 1) * len(text) // length for t in range(length)]))
     ctx = Context(step=1, max_length=limit, group_size=G, total_steps=cfg.train.max_steps)
     trial = copy.deepcopy(rewards)
     try:
-        totals, _ = trial.score(samples, dataclasses.replace(ctx))
+        totals, _, token_totals = trial.score_tokens(samples, dataclasses.replace(ctx))
         trial.update(samples, ctx)
     except RewardError as e:
         raise ConfigError(f"rewards: {e} (in a trial scoring of made-up samples of the data, before training)") from None
     try:
-        table_advantages(cfg.algo, totals, samples, limit, step=1)
+        table_advantages(cfg.algo, totals, samples, limit, step=1, token_totals=token_totals)
     except ValueError as e:
         raise ConfigError(f"algo.advantage={cfg.algo.advantage}: {e}") from None

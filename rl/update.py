@@ -1,4 +1,4 @@
-"""The policy update (DESIGN.md step 8): batching, forward passes, micro-batched clipped loss.
+"""The policy update (docs/design.md, step 8): batching, forward passes, micro-batched clipped loss.
 
 Layout of a training batch: prompts left-padded to a common width P, completions right-padded,
 so every completion starts at column P and ``logits[:, P-1:-1]`` predict the completion tokens.
@@ -172,6 +172,11 @@ def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
     return out
 
 
+def token_columns(adv: torch.Tensor, width: int) -> torch.Tensor:
+    """``[B]`` advantages as they are; per-token ``[B, T_max]`` ones cut to the micro-batch's width."""
+    return adv[:, :width] if adv.dim() == 2 else adv
+
+
 def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list[Rollout],
                   advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
                   micro_batch_size: int, max_grad_norm: float, norm_len: int,
@@ -232,7 +237,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                         with ctx:
                             ref_logp, _ = completion_logprobs(ref_model, batch, temperature)
                 loss, stats = policy_loss(
-                    logp, old, advantages[mb_idx].to(logp.device), mask,
+                    logp, old, token_columns(advantages[mb_idx], logp.shape[-1]).to(logp.device), mask,
                     clip_low=clip_low, clip_high=clip_high, agg=algo.loss_agg, norm=norm, ratio_level=algo.ratio_level,
                     ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent,
                     entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],

@@ -2,7 +2,7 @@
 
 One ``vllm.LLM`` per training process, built in-process from the same model directory as the
 policy. After every optimizer update :meth:`VLLMEngine.sync_weights` pushes the *whole* policy
-state into vLLM in one call and resets the prefix cache (DESIGN.md "Models that exist offline"):
+state into vLLM in one call and resets the prefix cache (docs/design.md, "Models that exist offline"):
 
     llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state.items())})
     llm.reset_prefix_cache()   # else cached prefixes computed with the old weights are reused
@@ -125,13 +125,17 @@ class VLLMEngine:
     """The :class:`~rl.rollout.RolloutEngine` on an in-process ``vllm.LLM``.
 
     ``model_path`` is the directory the policy was loaded from (``rl.model.resolve_model_path``);
-    ``dtype`` that of vLLM's copy (default: the policy's). ``kv_cache_gb`` sizes vLLM's KV cache;
-    None means 1 GiB on CPU and ``gpu_memory_utilization`` on GPU.
+    ``dtype`` that of vLLM's copy (default: the policy's; on GPU the trainer's planner makes it
+    bfloat16). ``kv_cache_gb`` sizes vLLM's KV cache; None means 1 GiB on CPU and
+    ``gpu_memory_utilization`` on GPU (the trainer sets it from :func:`rl.plan.check_run`; 0.3
+    when None). ``max_num_batched_tokens`` (GPU) caps the tokens of one vLLM forward, hence its
+    activation peak.
     """
 
     def __init__(self, model_path: str, tokenizer, *, dtype: str | torch.dtype = "float32",
-                 kv_cache_gb: float | None = None, gpu_memory_utilization: float = 0.3, seed: int = 0,
-                 max_model_len: int | None = None, enforce_eager: bool = True, sleep_mode: bool = True,
+                 kv_cache_gb: float | None = None, gpu_memory_utilization: float | None = None, seed: int = 0,
+                 max_model_len: int | None = None, max_num_batched_tokens: int | None = None,
+                 enforce_eager: bool = True, sleep_mode: bool = True,
                  eos_ids: set[int] | None = None, num_processes: int = 1, **llm_kwargs):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
@@ -146,7 +150,9 @@ class VLLMEngine:
         if kv_cache_gb is not None or not _on_gpu():
             kwargs["kv_cache_memory_bytes"] = int((1.0 if kv_cache_gb is None else kv_cache_gb) * GiB)
         else:
-            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization or 0.3  # the trainer's: rl/plan.py check_run
+        if max_num_batched_tokens and _on_gpu():
+            kwargs["max_num_batched_tokens"] = max_num_batched_tokens
         if self.sleep_mode:
             kwargs["enable_sleep_mode"] = True
         if num_processes > 1:  # one engine per rank inside the trainer's process group (TRL's colocate mode)
@@ -195,6 +201,7 @@ class VLLMEngine:
         t0 = time.perf_counter()
         self._model = model
         if self._weights_asleep:
+            torch.cuda.empty_cache()  # hand the trainer's cached free blocks back before vLLM maps its memory
             self.llm.wake_up(tags=["weights"])  # the KV cache wakes on the next generate()
             self._weights_asleep = False
         self.push_state(merged_state_items(model, self.dtype))
@@ -211,5 +218,26 @@ class VLLMEngine:
                 raise RuntimeError("vLLM's weights were discarded by sleep mode and no policy was synced")
             self.sync_weights(self._model)
         if self._kv_asleep:
+            torch.cuda.empty_cache()
             self.llm.wake_up(tags=["kv_cache"])
             self._kv_asleep = False
+
+    # ------------------------------------------------------------------ pause / abort (rl.rollout.PausableEngine)
+    def pause(self, mode: str = "keep") -> None:
+        """Stop scheduling (vLLM's ``pause_scheduler``): ``keep`` freezes running requests until
+        :meth:`resume`, ``abort`` ends them. Meant for another thread while generate() runs."""
+        self._core("pause_scheduler", mode, False)
+
+    def resume(self) -> None:
+        self._core("resume_scheduler")
+
+    def abort(self) -> None:
+        """End every running request (they finish with reason ``abort``)."""
+        engine = self.llm.llm_engine
+        engine.abort_request(list(engine.output_processor.request_states), internal=True)
+
+    def _core(self, method: str, *args):
+        client = self.llm.llm_engine.engine_core
+        if hasattr(client, "call_utility"):  # the engine core runs in its own process
+            return client.call_utility(method, *args)
+        return getattr(client.engine_core, method)(*args)  # in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0)

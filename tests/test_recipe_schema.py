@@ -30,7 +30,7 @@ EXPECTED_GPU = {
     "laser_r1_1.5b", "laser_d_r1_1.5b", "laser_de_r1_1.5b", "hapo_r1_1.5b", "pear_r1_1.5b",
     "concise_r_stage1_r1_1.5b", "concise_r_stage2_r1_1.5b", "grpo_lambda_r1_1.5b", "kimi_r1_1.5b",
     "l1_exact_r1_1.5b", "l1_max_r1_1.5b", "thinkprune_r1_1.5b", "siri_r1_1.5b", "siri_r1_7b",
-    "canon_r1_1.5b", "arlcp_r1_1.5b", "e1_r1_1.5b", "format_length_r1_7b", "gspo_r1_1.5b", "luspo_r1_1.5b", "dot_r1_1.5b",
+    "canon_r1_1.5b", "arlcp_r1_1.5b", "e1_r1_1.5b", "format_length_r1_7b", "gspo_r1_1.5b", "luspo_r1_1.5b", "dot_r1_1.5b", "decs_r1_1.5b",
     "adaptthink_r1_1.5b",
 }
 EXPECTED_ACCELERATE = {
@@ -101,7 +101,7 @@ def base_model(recipe: Path, seen: tuple[Path, ...] = ()) -> str:
 def test_gpu_recipe_header(recipe: Path):
     text = "\n".join(header(recipe))
     assert re.search(r"^# Paper: .+arXiv \d{4}\.\d{4,5}\b", text, re.M), f"{rel(recipe)}: no '# Paper: ... arXiv id'"
-    assert re.search(r"^# Reported \(METHODS\.md\): \S", text, re.M), f"{rel(recipe)}: no '# Reported (METHODS.md): ...'"
+    assert re.search(r"^# Reported \(paper\): \S", text, re.M), f"{rel(recipe)}: no '# Reported (paper): ...'"
     assert re.search(r"^# GPU budget: .*\d+xH100", text, re.M), f"{rel(recipe)}: no '# GPU budget: ... NxH100'"
     launch = re.search(r"accelerate launch --config_file (recipes/accelerate/\S+\.yaml) -m rl\.cli train (\S+\.yaml)", text)
     assert launch, f"{rel(recipe)}: no launch command with an accelerate config"

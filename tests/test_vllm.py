@@ -137,68 +137,29 @@ def test_stop_token_is_kept_and_reported(engine, untrained_toy, tok):
         [(r.completion_ids, r.finish_reason, r.text) for r in theirs]
 
 
-# ----------------------------------------------------------------------------- server mode
-@pytest.fixture(scope="module")
-def server(untrained_toy):
-    """``python -m rl.vllm_server`` on the untrained toy, in its own process (port chosen by the OS)."""
-    import subprocess
-    import sys
-    import threading
-    import time
-    from pathlib import Path
-
-    cmd = [sys.executable, "-m", "rl.vllm_server", "--model", str(untrained_toy), "--dtype", "float32",
-           "--kv-cache-gb", "0.25", "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"})
-    found: list[str] = []
-    log: list[str] = []
-
-    def drain():  # keep reading, or vLLM's logging fills the pipe and blocks the server
-        for line in proc.stdout:
-            log.append(line)
-            if "server ready on " in line:
-                found.append(line.rsplit(" ", 1)[1].strip())
-
-    threading.Thread(target=drain, daemon=True).start()
-    deadline = time.monotonic() + 300
-    while not found and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    try:
-        assert found, "vLLM server did not start:\n" + "".join(log[-30:])
-        yield found[0]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def test_server_push_matches_transformers(server, untrained_toy, tok):
-    """The same contract as the colocated engine, across processes: greedy completions equal the
-    transformers engine's after an update only once the weights are pushed (here in ~1 MB parts)."""
+def test_pause_and_abort_on_the_colocated_engine(engine, untrained_toy, tok):
+    """The PausableEngine side of the colocated engine: paused with ``keep``, vLLM's scheduler
+    holds its requests (one engine step runs none); resumed, it generates again. Abort with
+    nothing running is a no-op."""
     from rl.model import load_policy
-    from rl.vllm_client import VLLMServerEngine
 
-    engine = VLLMServerEngine(server, tok, dtype="float32", part_bytes=1 << 20)
-    assert engine.info["dtype"] == "float32"
-    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval()
-    check_sync(engine, policy, tok)
-    out = engine.generate(prompts(tok)[:2], SamplingParams(max_new_tokens=8, n=3, temperature=0.7))
-    assert [r.prompt_index for r in out] == [0, 0, 0, 1, 1, 1]
-    batch = make_batch(out, tok.pad_token_id)
-    with torch.no_grad():
-        logp, _ = completion_logprobs(policy, batch, 0.7)
-    for i, r in enumerate(out):
-        assert torch.allclose(logp[i, : r.length], torch.tensor(r.logprobs), atol=1e-4)
+    engine.sync_weights(load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval())
+    want = completions(engine, tok)
+    engine.pause(mode="keep")
+    try:
+        core = engine.llm.llm_engine
+        core.add_request("held", {"prompt_token_ids": prompts(tok)[0]}, engine_params(engine))
+        for _ in range(2 * GREEDY.max_new_tokens):  # unpaused, these steps would finish the request
+            assert all(not o.finished for o in core.step())
+        assert core.has_unfinished_requests()
+        engine.abort()
+        assert not core.has_unfinished_requests()
+    finally:
+        engine.resume()
+    assert completions(engine, tok) == want
 
 
-def test_server_errors_are_clear(server, tok):
-    from rl.vllm_client import VLLMServerEngine
+def engine_params(engine):
+    from rl.vllm_engine import vllm_sampling_params
 
-    with pytest.raises(RuntimeError, match="no vLLM server answers at http://127.0.0.1:9"):
-        VLLMServerEngine("http://127.0.0.1:9", tok)
-    engine = VLLMServerEngine(server, tok)
-    with pytest.raises(RuntimeError, match="vLLM server .*/generate: KeyError"):
-        engine._json("/generate", {"prompts": [[1, 2]]})  # no max_tokens
+    return vllm_sampling_params(GREEDY, engine.eos_ids)
