@@ -32,6 +32,7 @@ VARIANTS = {  # name: (data, prompt template, task options); builtin:sums defaul
     "plain-2-brief": ("builtin:sums", PLAIN + BRIEF[len("{question}\n"):], {**TWO_DIGIT, "phrasing": "plain"}),
     "plain-2-show": ("builtin:sums", PLAIN + SHOW[len("{question}\n"):], {**TWO_DIGIT, "phrasing": "plain"}),
     "word-2-step": ("builtin:sums", STEP, TWO_DIGIT),
+    "word-2-show": ("builtin:sums", SHOW, TWO_DIGIT),
     "word-digits-step": ("builtin:sums", STEP, {}),
     "word-digits-show": ("builtin:sums", SHOW, {}),
     "word-digits-brief": ("builtin:sums", BRIEF, {}),
