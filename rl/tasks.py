@@ -215,13 +215,14 @@ def sums(
     as word problems (``phrasing="word"``: "Mia has 12 apples. Mia gets 7 more apples. How many
     apples does Mia have now?") or as ``"12 + 7"`` (``plain``).
 
-    A task for a small real model (SmolLM2-135M-Instruct, ``recipes/smollm2/sums.yaml``): free-form
-    answers checked by math-verify. The split is the arithmetic task's hash rule applied to the
-    canonical sum ``"12+7"`` (``split_by="sum"``), so a sum is held out whatever its phrasing, name
-    or item; ``split_by="question"`` applies it to the question text instead, so small numbers
-    still give hundreds of held-out word problems (the same sum may then appear in both splits
-    under other names and items). ``test`` never repeats a question; the operand count
-    (difficulty) is uniform over the counts not used up.
+    A task for a small real model (SmolLM2-135M-Instruct, ``recipes/smollm2/sums.yaml``, whose
+    setting the defaults are: two digits 1-9 as word problems): free-form answers checked by
+    math-verify. The split is the arithmetic task's hash rule. ``split_by="question"`` (default)
+    applies it to the question text, so small numbers still give hundreds of held-out word
+    problems (the same sum may then appear in both splits under other names and items);
+    ``split_by="sum"`` applies it to the canonical sum ``"12+7"``, so a sum is held out whatever
+    its phrasing, name or item (the operand count is then uniform over the counts whose test pool
+    is not used up). ``test`` never repeats a question (with ``split_by="sum"``, a sum).
     """
     _check_split(split)
     if not 2 <= min_operands <= max_operands:
@@ -251,10 +252,13 @@ def sums(
             continue
         seen.add(canonical)
         used[k] += 1
-        question = sums_question(operands, phrasing, rng.choice(_NAMES), rng.choice(_ITEMS))
-        rows.append({"id": "sums-" + _digest(question)[:10], "question": question, "answer": str(sum(operands)),
-                     "difficulty": k, "source": "sums"})
+        rows.append(_sums_row(operands, sums_question(operands, phrasing, rng.choice(_NAMES), rng.choice(_ITEMS))))
     return rows
+
+
+def _sums_row(operands: list[int], question: str) -> dict:
+    return {"id": "sums-" + _digest(question)[:10], "question": question, "answer": str(sum(operands)),
+            "difficulty": len(operands), "source": "sums"}
 
 
 @lru_cache(maxsize=None)
@@ -282,6 +286,5 @@ def _sums_by_question(n: int, split: str, seed: int, min_operands: int, max_oper
         if split_of(question) != split or (split == "test" and question in seen):
             continue
         seen.add(question)
-        rows.append({"id": "sums-" + _digest(question)[:10], "question": question, "answer": str(sum(operands)),
-                     "difficulty": len(operands), "source": "sums"})
+        rows.append(_sums_row(operands, question))
     return rows
