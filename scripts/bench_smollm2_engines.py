@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Rollout throughput of SmolLM2-135M-Instruct on CPU: vLLM fp32 vs vLLM bf16 vs transformers fp32.
 
-All engines live in one process and generate the same chat prompts (the sums task of
-``recipes/smollm2/sums.yaml``) with the same sampling settings, in alternation after a warm-up,
+All engines live in one process and generate the same chat prompts (``builtin:sums`` word
+problems with a "Think step by step" prompt) with the same sampling settings, in alternation after a warm-up,
 so the ratios hold on a loaded, shared machine. Tokens/s counts completion tokens. Prints one
 JSON object: tokens/s of each engine and each one's ratio to vLLM fp32.
 
-    OMP_NUM_THREADS=2 python scripts/bench_smollm2_engines.py
-    OMP_NUM_THREADS=1 python scripts/bench_smollm2_engines.py --prompts 8 --n 4 --max-tokens 64 --repeats 1
+    OMP_NUM_THREADS=1 python scripts/bench_smollm2_engines.py --prompts 16 --n 4 --max-tokens 96  # docs/smollm2.md
+    OMP_NUM_THREADS=1 python scripts/bench_smollm2_engines.py --engines vllm-float32,vllm-bfloat16 --repeats 1
 """
 
 from __future__ import annotations
