@@ -181,3 +181,110 @@ def _unique_problems(rng: random.Random, n: int, split: str, operand_counts: ran
         used[k] += 1
         rows.append(arithmetic_problem(question))
     return rows
+
+
+# ----------------------------------------------------------------------------- sums (word problems)
+
+_NAMES = ("Mia", "Leo", "Ava", "Sam", "Zoe", "Ben", "Ivy", "Max", "Emma", "Noah", "Lily", "Omar")
+_ITEMS = ("apples", "stickers", "marbles", "books", "coins", "shells", "pencils", "cards", "stamps", "cookies")
+
+
+def sums_question(operands: list[int], phrasing: str = "word", name: str = "Mia", item: str = "apples") -> str:
+    """The question text of a sum: ``"12 + 7 + 5"`` (``plain``) or a word problem (``word``).
+
+    >>> sums_question([12, 7], "plain")
+    '12 + 7'
+    >>> sums_question([12, 7, 5], "word", "Leo", "marbles")
+    'Leo has 12 marbles. Leo gets 7 more marbles, and then 5 more. How many marbles does Leo have now?'
+    """
+    if phrasing == "plain":
+        return " + ".join(map(str, operands))
+    if phrasing != "word":
+        raise ValueError(f"phrasing must be 'word' or 'plain', got {phrasing!r}")
+    first, second, *rest = operands
+    then = "".join(f", and then {x} more" for x in rest)
+    return f"{name} has {first} {item}. {name} gets {second} more {item}{then}. How many {item} does {name} have now?"
+
+
+@register_task("sums")
+def sums(
+    n: int, split: str = "train", seed: int = 0, min_operands: int = 2, max_operands: int = 2,
+    min_value: int = 1, max_value: int = 9, phrasing: str = "word", split_by: str = "question",
+) -> list[dict]:
+    """``n`` sums of ``min_operands..max_operands`` integers in ``min_value..max_value``, phrased
+    as word problems (``phrasing="word"``: "Mia has 12 apples. Mia gets 7 more apples. How many
+    apples does Mia have now?") or as ``"12 + 7"`` (``plain``).
+
+    A task for a small real model (SmolLM2-135M-Instruct, ``recipes/smollm2/sums.yaml``, whose
+    setting the defaults are: two digits 1-9 as word problems): free-form answers checked by
+    math-verify. The split is the arithmetic task's hash rule. ``split_by="question"`` (default)
+    applies it to the question text, so small numbers still give hundreds of held-out word
+    problems (the same sum may then appear in both splits under other names and items);
+    ``split_by="sum"`` applies it to the canonical sum ``"12+7"``, so a sum is held out whatever
+    its phrasing, name or item (the operand count is then uniform over the counts whose test pool
+    is not used up). ``test`` never repeats a question (with ``split_by="sum"``, a sum).
+    """
+    _check_split(split)
+    if not 2 <= min_operands <= max_operands:
+        raise ValueError(f"need 2 <= min_operands <= max_operands, got {min_operands}, {max_operands}")
+    if not 0 <= min_value <= max_value:
+        raise ValueError(f"need 0 <= min_value <= max_value, got {min_value}, {max_value}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    sums_question([1, 1], phrasing)  # a bad phrasing fails before any drawing
+    if split_by not in ("sum", "question"):
+        raise ValueError(f"split_by must be 'sum' or 'question', got {split_by!r}")
+    if split_by == "question":
+        return _sums_by_question(n, split, seed, min_operands, max_operands, min_value, max_value, phrasing)
+    rng = random.Random(f"sums-{split}-{seed}-{min_value}-{max_value}")
+    values = range(min_value, max_value + 1)
+    pools = {k: _sums_pool(k, values, split) for k in range(min_operands, max_operands + 1)}
+    if split == "test" and n > sum(pools.values()):
+        raise ValueError(f"asked for {n} unique {split} sums; only {sum(pools.values())} exist")
+    seen: set[str] = set()
+    used = {k: 0 for k in pools}
+    rows = []
+    while len(rows) < n:
+        k = rng.choice([k for k in pools if split == "train" or used[k] < pools[k]])
+        operands = [rng.choice(values) for _ in range(k)]
+        canonical = "+".join(map(str, operands))
+        if split_of(canonical) != split or (split == "test" and canonical in seen):
+            continue
+        seen.add(canonical)
+        used[k] += 1
+        rows.append(_sums_row(operands, sums_question(operands, phrasing, rng.choice(_NAMES), rng.choice(_ITEMS))))
+    return rows
+
+
+def _sums_row(operands: list[int], question: str) -> dict:
+    return {"id": "sums-" + _digest(question)[:10], "question": question, "answer": str(sum(operands)),
+            "difficulty": len(operands), "source": "sums"}
+
+
+@lru_cache(maxsize=None)
+def _sums_pool(n_operands: int, values: range, split: str) -> float:
+    """How many distinct sums of ``n_operands`` values lie in ``split`` (inf when not counted)."""
+    if len(values) ** n_operands > _ENUMERATE_LIMIT:
+        return float("inf")
+    return sum(split_of("+".join(map(str, ops))) == split for ops in product(values, repeat=n_operands))
+
+
+def _sums_by_question(n: int, split: str, seed: int, min_operands: int, max_operands: int, min_value: int,
+                      max_value: int, phrasing: str) -> list[dict]:
+    """:func:`sums` with the split decided by the question text (``split_by="question"``)."""
+    rng = random.Random(f"sums-q-{split}-{seed}-{min_value}-{max_value}")
+    values = range(min_value, max_value + 1)
+    people = len(_NAMES) * len(_ITEMS) if phrasing == "word" else 1
+    pool = sum(people * len(values) ** k for k in range(min_operands, max_operands + 1))
+    if split == "test" and n > pool // 20:  # ~10 % of the pool is test; rejection needs slack
+        raise ValueError(f"asked for {n} unique {split} sums; at most {pool // 20} can be drawn")
+    seen: set[str] = set()
+    rows = []
+    while len(rows) < n:
+        operands = [rng.choice(values) for _ in range(rng.randint(min_operands, max_operands))]
+        question = sums_question(operands, phrasing, rng.choice(_NAMES), rng.choice(_ITEMS))
+        if split_of(question) != split or (split == "test" and question in seen):
+            continue
+        seen.add(question)
+        rows.append(_sums_row(operands, question))
+    return rows
