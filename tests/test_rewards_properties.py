@@ -43,6 +43,7 @@ SPECS = {
     "da_dler": {},
     "da_dler_small": {"name": "da_dler", "short_limit": 16, "long_limit": 48},
     "dapo_overlong": {},
+    "decs": {},
     "dapo_overlong_small": {"name": "dapo_overlong", "buffer": 16},
     "dler": {},
     "e1": {"effort": 0.8},
