@@ -5,7 +5,7 @@ r"""Answer verification: gold parsing, answer extraction, equivalence (length pl
 * :func:`extract_answer` - the model's final answer: text after the last ``</think>`` (DLER,
   arXiv 2510.15110, reads the answer after ``</think>``), then the last ``\boxed{}``, else the last
   task pattern (``#### X``, toy-task ``A:X``, "answer is X"), else optionally the last number.
-* :func:`answers_match` - plain numbers and fractions are compared in Python (fast path);
+* :func:`answers_match` - plain numbers and fractions are compared in Python (fast path, :mod:`rewards.numbers`);
   anything else goes to ``math_verify`` (HF Math-Verify) under a time limit.
 * :func:`is_correct` - extract + match; :func:`verify_batch` - the same for a whole batch, with
   Math-Verify in a pool of worker processes.
@@ -61,10 +61,8 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
-from typing import NamedTuple
 
+from .numbers import as_number, numbers_match
 from .verify_pool import WorkerPool
 
 __all__ = [
@@ -95,22 +93,12 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 MAX_SCAN_CHARS = 8192  # extract_answer examines only this many final characters
 MAX_ANSWER_CHARS = 2000  # longer "answers" count as wrong
 WORKER_GRACE = 2.0  # seconds on top of ``timeout`` before a verifier worker is killed
-ABS_TOL, REL_TOL = Fraction(1, 10**6), Fraction(1, 10**9)  # between two decimals
 
 _BOXED_RE = re.compile(r"\\(boxed|fbox)(?![A-Za-z])")
 _BOXED_TOKEN_RE = re.compile(r"[^\s$]+")
 _SPACES_RE = re.compile(r"\s*")
 _WHITESPACE_RUN_RE = re.compile(r"\s{32,}")  # collapsed before the tail is cut: padding hides nothing
 _NUMBER_RE = re.compile(r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?:(?<![\w)\]}])-)?\.\d+")
-_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
-_FRACTION_RES = (
-    re.compile(r"(?P<sign>[+-]?)\\[dt]?frac\{(?P<num>[^{}]+)\}\{(?P<den>[^{}]+)\}"),
-    re.compile(r"(?P<sign>[+-]?)\\[dt]?frac(?P<num>\d)(?P<den>\d)"),
-    re.compile(r"(?P<sign>)(?P<num>[^/]+)/(?P<den>[^/]+)"),
-)
-_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_UNIT_RE = re.compile(r"(?<=[\d.%$])(?:\s+[A-Za-z]{2,}\.?)+\s*$")
-_SCALE_WORDS = {"hundred", "thousand", "million", "billion", "trillion", "dozen"}
 
 
 # ------------------------------------------------------------------------------- gold answers
@@ -276,64 +264,6 @@ def extract_answer(
 # ------------------------------------------------------------------------------------ matching
 
 
-class _Number(NamedTuple):
-    value: Fraction
-    exact: bool  # a fraction (compared exactly), not a decimal
-    percent: bool  # written with a % sign
-
-
-def _as_decimal(s: str) -> Fraction | None:
-    if not _DECIMAL_RE.fullmatch(s):
-        return None
-    try:
-        return Fraction(Decimal(s))
-    except (InvalidOperation, ValueError, OverflowError):
-        return None
-
-
-def _as_number(s: str) -> _Number | None:
-    r"""A plain number or fraction (see the module docstring) after stripping ``$``, thousands
-    commas, spaces, a final ``.``, ``%`` and trailing plain-word units of two letters or more."""
-    t = s.strip()
-    t = t.replace("{,}", ",")  # LaTeX thousands separator 1{,}234
-    percent = "%" in t
-    for junk in ("\\$", "$", "\\%", "%", "\\!", "\\,", "\\;", "\\ "):
-        t = t.replace(junk, "")
-    t = re.sub(r"\\(?:text|mbox|mathrm)\{([^{}]*)\}", r" \1", t)  # "18\text{ dollars}"
-    unit = _UNIT_RE.search(t)  # "18 dollars", "5 cm per day": drop plain-word units
-    if unit and not _SCALE_WORDS & set(unit.group(0).lower().split()):
-        t = t[: unit.start()]
-    t = re.sub(r"\s+", "", t).rstrip(".")
-    if _THOUSANDS_RE.fullmatch(t):
-        t = t.replace(",", "")
-    value = _as_decimal(t)
-    if value is not None:
-        return _Number(value, False, percent)
-    for rx in _FRACTION_RES:
-        m = rx.fullmatch(t)
-        if m:
-            num, den = _as_decimal(m["num"]), _as_decimal(m["den"])
-            if num is None or not den:
-                return None
-            return _Number(num / den * (-1 if m["sign"] == "-" else 1), True, percent)
-    return None
-
-
-def _numbers_match(a: _Number, b: _Number) -> bool:
-    """The fast-path rules of the module docstring (percent readings, exact fractions, tolerance)."""
-    readings = [(a.value, b.value)]
-    if a.percent != b.percent:  # exactly one side says %: it also reads as value / 100
-        readings.append((a.value / 100, b.value) if a.percent else (a.value, b.value / 100))
-    for x, y in readings:
-        if x == y:
-            return True
-        if a.exact or b.exact or (x.denominator == 1 and y.denominator == 1):
-            continue  # fractions and two integers compare exactly (rel_tol would equate 10**9, 10**9+1)
-        if abs(x - y) <= max(ABS_TOL, REL_TOL * max(abs(x), abs(y))):
-            return True
-    return False
-
-
 def answers_match(pred: str | None, gold: str | None, timeout: float = 5.0, *, isolate: bool | None = None) -> bool:
     r"""Whether ``pred`` is equivalent to ``gold``; never raises, never hangs.
 
@@ -358,9 +288,9 @@ def _fast_match(pred: str | None, gold: str | None) -> bool | None:
     p, g = str(pred).strip(), str(gold).strip()
     if not p or not g or len(p) > MAX_ANSWER_CHARS or len(g) > MAX_ANSWER_CHARS:
         return False
-    a, b = _as_number(p), _as_number(g)
+    a, b = as_number(p), as_number(g)
     if a is not None and b is not None:
-        return _numbers_match(a, b)
+        return numbers_match(a, b)
     if p == g:
         return True
     return None

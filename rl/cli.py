@@ -19,12 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--variant", default="plain", choices=("plain", "tagged", "budget"),
                    help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl) or budget (B<N>Q:..., L1)")
-    from . import compare, eval_cli, plan, serve
+    from . import compare, eval_cli, plan_cli, serve
 
     eval_cli.add_parser(sub)
     compare.add_parser(sub)
     serve.add_parser(sub)
-    plan.add_parser(sub)
+    plan_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     from rewards import RewardConfigError, RewardError
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             return serve.run(args)
         elif args.command == "plan":
-            return plan.run(args)
+            return plan_cli.run(args)
         elif args.command == "toy-model":
             from .toy import build_toy
 

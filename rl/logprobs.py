@@ -54,8 +54,6 @@ log-probs of the whole micro-batch first, hence the recompute.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch.utils.checkpoint import checkpoint
 

@@ -2,10 +2,10 @@
 groups that carry a learning signal.
 
 Without dynamic sampling a step is one round: ``rollout.prompts_per_step`` prompts, G completions
-each, sharded so a group never straddles processes (DESIGN.md steps 1-4).
+each, sharded so a group never straddles processes (docs/design.md, steps 1-4).
 
-Dynamic sampling (DAPO, arXiv 2503.14476; DLER, arXiv 2510.15110; METHODS.md "DAPO" and
-"Truncation — DLER"): a group whose rewards (``algo.dynamic_sampling: reward``) or correctness
+Dynamic sampling (DAPO, arXiv 2503.14476, code BytedTsinghua-SIA/DAPO; DLER, arXiv 2510.15110,
+code NVlabs/DLER): a group whose rewards (``algo.dynamic_sampling: reward``) or correctness
 flags (``correctness``) all agree has zero advantage under group-baseline estimators and only
 dilutes the batch. Each round draws a fresh ``prompts_per_step`` prompts; groups with zero std
 are dropped and kept ones are pooled until ``prompts_per_step`` groups are kept or

@@ -8,7 +8,7 @@ A task is a generator ``fn(n, split="train", seed=0, **kwargs) -> list[dict]`` r
 
 The prompt text is built elsewhere from a template (the toy uses ``"Q:{question}="``).
 
-The "arithmetic" task (the overthinking toy's task, DESIGN.md): digits 0-9 joined by ``+``,
+The "arithmetic" task (the overthinking toy's task, docs/design.md): digits 0-9 joined by ``+``,
 2..5 operands; the operand count is the difficulty. Its held-out split is a property of the
 question itself: a question is a *test* question iff a stable hash (sha256, never Python's
 salted ``hash``) of its text falls in 10% of the buckets, so train and test never overlap,

@@ -1,6 +1,6 @@
 """The overthinking toy: a ~1.05M-parameter Llama that reasons verbosely about tiny sums.
 
-DESIGN.md, "The overthinking toy". The model is supervised on the arithmetic task
+docs/design.md, "The overthinking toy". The model is supervised on the arithmetic task
 (:mod:`rl.tasks`) with traces carrying k ~ U{0..4} numbered re-checks, so its completions
 vary widely in length and an RL run can teach it to skip the redundant checks::
 

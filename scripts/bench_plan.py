@@ -200,7 +200,8 @@ def recipes_table(gpus: int = 8, gpu_memory: float = 80) -> str:
     from argparse import Namespace
 
     from rl.config import load_config
-    from rl.plan import GiB, STRATEGIES, launch_config, make_plan, recipe_shape, zero_from_accelerate
+    from rl.plan import GiB, STRATEGIES, make_plan
+    from rl.plan_cli import launch_config, recipe_shape, zero_from_accelerate
 
     out = ["| recipe | strategy | micro-batch tokens | update GiB (peak at) | rollout GiB | vLLM util | "
            "KV tokens | largest micro_batch_tokens | fits |", "|" + "---|" * 9]

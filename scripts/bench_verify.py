@@ -9,7 +9,7 @@ under ``flock /tmp/laconic-bench.lock``):
   wall seconds per sample for each family and overall, and the worst CPU seconds (on a loaded
   machine a wall-clock outlier may be time spent descheduled). Goal: worst below 0.1 s.
 * ``throughput``: ``--completions`` completions in real GSM8K (``#### X``, boxed, "The answer is
-  X"; golds from ``../shared/data/gsm8k/test.jsonl`` when present) and MATH (``\\boxed{}`` LaTeX
+  X"; golds from ``--gsm8k FILE``, a local GSM8K test split, when given) and MATH (``\\boxed{}`` LaTeX
   with random parameters: integers, fractions, roots, intervals, sets, pi, polynomials, complex
   numbers) answer formats, half right, half wrong, verified serially in the main thread
   (``is_correct`` per sample) and by ``verify_batch`` with ``--workers`` pool processes, in
@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from rewards import verify as V  # noqa: E402
 
-GSM8K_TEST = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 MAX_CHARS = 65536
 
 #: Degenerate completions: family -> (length n -> string of about n characters). The first three
@@ -126,17 +125,17 @@ def _math_answer(rng: random.Random) -> tuple[str, str, str]:
     return rf"{a} + \sqrt{{{b}}}", rf"\sqrt{{{b}}} + {a}", rf"{a} - \sqrt{{{b}}}"  # sum with a radical
 
 
-def _gsm8k_golds() -> list[str]:
-    if not GSM8K_TEST.is_file():
-        return [str(n) for n in range(1, 1320)]  # stand-in integers when the data set is absent
-    rows = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines() if line.strip()]
+def _gsm8k_golds(path: str | None) -> list[str]:
+    if not path:
+        return [str(n) for n in range(1, 1320)]  # stand-in integers without a GSM8K file
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     return [V.parse_gold(row["answer"]) for row in rows]
 
 
-def make_completions(count: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+def make_completions(count: int, seed: int = 0, gsm8k: str | None = None) -> tuple[list[str], list[str], list[str]]:
     """Half GSM8K, half MATH format; half right, half wrong. Returns (completions, golds, kinds)."""
     rng = random.Random(seed)
-    golds_gsm8k = _gsm8k_golds()
+    golds_gsm8k = _gsm8k_golds(gsm8k)
     completions, golds, kinds = [], [], []
     for i in range(count):
         right = i % 4 < 2
@@ -170,10 +169,10 @@ def _workers_cpu() -> float:
     return total
 
 
-def bench_throughput(count: int, workers: int, timeout: float, rounds: int = 8) -> dict:
+def bench_throughput(count: int, workers: int, timeout: float, gsm8k: str | None = None, rounds: int = 8) -> dict:
     """Serial and pool in lockstep: ``rounds`` chunks, each timed on both sides (alternating which
     goes first), so load changes on a shared machine hit both alike."""
-    completions, golds, kinds = make_completions(count)
+    completions, golds, kinds = make_completions(count, gsm8k=gsm8k)
     warm_c, warm_g, _ = make_completions(128, seed=1)
     V.POOL.size = workers
     V.verify_batch(warm_c, warm_g, timeout=timeout)  # start the workers, import everything
@@ -207,7 +206,7 @@ def bench_throughput(count: int, workers: int, timeout: float, rounds: int = 8) 
         "correct_serial": sum(serial), "correct_pool": sum(pooled), "expected_correct": count // 2,
         "verdicts_differ": len(differ),
         "differing": [(completions[i][-60:], golds[i], serial[i], pooled[i]) for i in differ[:5]],
-        "gsm8k_source": str(GSM8K_TEST.relative_to(ROOT.parent)) if GSM8K_TEST.is_file() else "stand-in",
+        "gsm8k_source": gsm8k or "stand-in",
     }
 
 
@@ -245,13 +244,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per math_verify item (throughput)")
     ap.add_argument("--pathological-timeout", type=float, default=2.0, help="seconds per pathological call")
     ap.add_argument("--parts", default="extraction,throughput,pathological")
+    ap.add_argument("--gsm8k", default=None, help="a GSM8K test.jsonl whose golds to use (default: stand-in integers)")
     args = ap.parse_args(argv)
     parts = set(args.parts.split(","))
     result: dict = {"machine_cores": len(os.sched_getaffinity(0))}
     if "extraction" in parts:
         result["extraction"] = bench_extraction(args.strings)
     if "throughput" in parts:
-        result["throughput"] = bench_throughput(args.completions, args.workers, args.timeout)
+        result["throughput"] = bench_throughput(args.completions, args.workers, args.timeout, args.gsm8k)
     if "pathological" in parts:
         result["pathological"] = bench_pathological(args.pathological_timeout)
     print(json.dumps(result, indent=1))

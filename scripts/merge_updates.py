@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
-# Kept equal to rl.merge.SCOPES / DTYPES / METHODS (tested); rl.merge (torch, transformers) is
+# Kept equal to rl.merge.SCOPES / DTYPES and rl.task_vectors.METHODS (tested); they (torch, transformers) are
 # imported only after the cheap checks, so bad input fails in well under a second.
 SCOPES = ("tensor", "global")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         args.scale = DEFAULT_SCALE[args.method]
     try:
         check(args)
-        from rl.merge import merge_model_dirs, merge_task_vector_dirs
+        from rl.merge import merge_model_dirs
+        from rl.task_vectors import merge_task_vector_dirs
 
         if args.method == "dler":
             info = merge_model_dirs(args.base, args.tuned[0], args.out, top_k=args.top_k, scale=args.scale,

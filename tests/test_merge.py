@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rl.merge import INFO_FILE, merge_task_vectors, merge_updates, n_keep
+from rl.merge import INFO_FILE, merge_updates, n_keep
+from rl.task_vectors import merge_task_vectors
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "merge_updates.py"
@@ -322,7 +323,8 @@ def test_cli_missing_dir_in_process(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("merge_updates_cli", SCRIPT)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    from rl.merge import DTYPES, METHODS, SCOPES
+    from rl.merge import DTYPES, SCOPES
+    from rl.task_vectors import METHODS
 
     assert cli.SCOPES == SCOPES and cli.DTYPES == tuple(DTYPES) and cli.METHODS == METHODS
     assert cli.main([str(tmp_path / "nope"), str(tmp_path), str(tmp_path / "out")]) == 2
@@ -422,7 +424,7 @@ def test_task_vector_bad_arguments(kwargs, name):
 def test_merge_task_vector_dirs_and_cli(model_dirs, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from rl.merge import merge_task_vector_dirs
+    from rl.task_vectors import merge_task_vector_dirs
 
     root, base_sd, tuned_sd = model_dirs
     info = merge_task_vector_dirs(root / "base", [root / "tuned"], tmp_path / "ta", scale=0.7)
