@@ -318,6 +318,15 @@ def _write_atomically(model, tok_src: Path | None, info: dict[str, Any], out_dir
     shutil.rmtree(old, ignore_errors=True)
 
 
+def save_merged(model, info: dict[str, Any], out_dir: Path, *tokenizer_dirs: Path) -> dict[str, Any]:
+    """Write ``model`` atomically with the first of ``tokenizer_dirs`` that has a tokenizer and
+    ``merge_info.json`` (``info`` plus the saved dtype and the tokenizer's source); returns the record."""
+    tok_src = _tokenizer_source(*tokenizer_dirs)
+    info = {**info, "dtype": str(model.dtype).removeprefix("torch."), "tokenizer_from": str(tok_src) if tok_src else None}
+    _write_atomically(model, tok_src, info, out_dir)
+    return info
+
+
 def _tokenizer_source(*dirs: Path) -> Path | None:
     return next((d for d in dirs if _has_tokenizer(d)), None)
 
@@ -360,18 +369,6 @@ def merge_model_dirs(
         base_model.load_state_dict(merged, strict=True)
     del merged
 
-    tok_src = _tokenizer_source(tuned_dir, base_dir)
-    info = {
-        "method": "DLER update-selective merging (arXiv 2510.15110)",
-        "base": str(base_dir),
-        "tuned": str(tuned_dir),
-        "lora": lora,
-        "top_k": top_k,
-        "scale": scale,
-        "scope": scope,
-        "dtype": str(base_model.dtype).removeprefix("torch."),
-        "tokenizer_from": str(tok_src) if tok_src else None,
-        "stats": stats,
-    }
-    _write_atomically(base_model, tok_src, info, out_dir)
-    return info
+    info = {"method": "DLER update-selective merging (arXiv 2510.15110)", "base": str(base_dir),
+            "tuned": str(tuned_dir), "lora": lora, "top_k": top_k, "scale": scale, "scope": scope, "stats": stats}
+    return save_merged(base_model, info, out_dir, tuned_dir, base_dir)

@@ -32,8 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .merge import (_check_dirs, _check_pair, _delta, _load_tuned, _plan, _select, _tokenizer_source,
-                    _write_atomically, n_keep)
+from .merge import _check_dirs, _check_pair, _delta, _load_tuned, _plan, _select, n_keep, save_merged
 
 METHODS = ("task_arithmetic", "ties", "dare", "dare_ties")
 
@@ -178,15 +177,6 @@ def merge_task_vector_dirs(
         base_model.load_state_dict(merged, strict=True)
     del merged
 
-    tok_src = _tokenizer_source(*tuned_dirs, base_dir)
-    info = {
-        "method": f"{stats['method']} (long-to-short merging, arXiv 2503.20641)",
-        "base": str(base_dir),
-        "tuned": [str(d) for d in tuned_dirs],
-        "lora": lora,
-        "dtype": str(base_model.dtype).removeprefix("torch."),
-        "tokenizer_from": str(tok_src) if tok_src else None,
-        "stats": stats,
-    }
-    _write_atomically(base_model, tok_src, info, out_dir)
-    return info
+    info = {"method": f"{stats['method']} (long-to-short merging, arXiv 2503.20641)", "base": str(base_dir),
+            "tuned": [str(d) for d in tuned_dirs], "lora": lora, "stats": stats}
+    return save_merged(base_model, info, out_dir, *tuned_dirs, base_dir)
