@@ -8,6 +8,8 @@ from rl.plan import (GiB, KNOWN_SHAPES, PlanError, Precision, Shape, activation_
                      layer_activation_bytes, logits_bytes, make_plan, reference_bytes, reference_forward_bytes,
                      training_state, update_peak_bytes, vllm_activation_bytes)
 
+from .conftest import ROOT
+
 # h=4, 1 layer, 2 heads of d=2 (q=4), 1 kv head (kv=2), intermediate 8, vocab 10, tied, no bias
 TINY = Shape(hidden=4, layers=1, heads=2, kv_heads=1, intermediate=8, vocab=10, tied=True)
 FP32 = Precision(4, 4, 4)
@@ -207,3 +209,9 @@ def test_plan_error_is_a_config_error():
     from rl.config import ConfigError
 
     assert issubclass(PlanError, ConfigError)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (ROOT / "recipes" / "gpu").glob("*.yaml")))
+def test_every_gpu_recipe_fits_8x80(recipe, capsys):
+    """issue 13: every GPU recipe passes `laconic plan` at 8 x 80 GB (strategy from its launch line)."""
+    assert main(["plan", f"recipes/gpu/{recipe}.yaml", "--gpu-memory", "80", "--gpus", "8"]) == 0, capsys.readouterr().out
