@@ -22,3 +22,14 @@ def untrained_toy(tmp_path_factory) -> Path:
     from rl.toy import build_untrained_toy
 
     return build_untrained_toy(tmp_path_factory.mktemp("toy") / "untrained")
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state: a test that trained with TRL (whose GRPOConfig
+    turns on bf16) would otherwise leave bf16 autocast to every in-process laconic run after it."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
