@@ -101,6 +101,8 @@ class AlgoConfig:
     max_sampling_rounds: int = 10  # dynamic sampling: generation rounds per step before giving up
     oversample: dict[str, Any] | None = None  # DOT's predictive oversampling: {start: 1.5, low: 1.2, high: 5, history: 20}
     outlier_truncation: dict[str, Any] | None = None  # DOT: {alpha: 3, min_excess: 32, success_threshold: 1.0}
+    policy_loss: str = "clip"  # clip (PPO/DAPO clipped surrogate) | kl_cov (KL-Cov, arXiv 2505.22617; rl/kl_cov.py)
+    kl_cov: dict[str, Any] | None = None  # policy_loss=kl_cov: {ratio: 2e-4, coef: 1.0} (verl's defaults; DOT: 0.002, 1.0)
     clip_low: float = 0.2
     clip_high: float = 0.28
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
@@ -188,6 +190,7 @@ CHOICES = {
     "rollout.vllm_server_weight_sync": ("auto", "nccl", "disk"),  # rl/vllm_client.py SYNC_MODES
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "algo.ratio_level": ("token", "sequence"),
+    "algo.policy_loss": ("clip", "kl_cov"),
 }
 
 
@@ -379,10 +382,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
                           f"'correctness']" + _closest(str(a.dynamic_sampling), ["reward", "correctness"]))
     for key, names in (("oversample", ("start", "low", "high", "history")),
-                       ("outlier_truncation", ("alpha", "min_excess", "success_threshold"))):
+                       ("outlier_truncation", ("alpha", "min_excess", "success_threshold")),
+                       ("kl_cov", ("ratio", "coef"))):
         for k in getattr(a, key) or {}:
             if k not in names:
                 raise ConfigError(f"algo.{key}: unknown option '{k}'" + _closest(k, list(names)))
+    validate_kl_cov(a)
     if a.oversample is not None and not a.dynamic_sampling:
         raise ConfigError("algo.oversample sizes the first dynamic-sampling round: set algo.dynamic_sampling too")
     if a.tis_cap is not None and a.tis_cap <= 0:
@@ -427,6 +432,32 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"train.report_to: unknown '{rep}'" + _closest(rep, ["wandb", "tensorboard"])
             )
+
+
+def kl_cov_options(a: AlgoConfig) -> tuple[float, float]:
+    """``(ratio, coef)`` of ``algo.kl_cov``, verl's defaults (2e-4, 1.0) for missing keys."""
+    from .kl_cov import DEFAULT_COEF, DEFAULT_RATIO
+
+    opts = a.kl_cov or {}
+    return opts.get("ratio", DEFAULT_RATIO), opts.get("coef", DEFAULT_COEF)
+
+
+def validate_kl_cov(a: AlgoConfig) -> None:
+    """``algo.kl_cov`` only with ``policy_loss: kl_cov`` (token ratios), ratio in (0, 1], coef >= 0."""
+    if a.kl_cov is not None and a.policy_loss != "kl_cov":
+        raise ConfigError(f"algo.kl_cov is set but algo.policy_loss is '{a.policy_loss}': set algo.policy_loss=kl_cov")
+    if a.policy_loss != "kl_cov":
+        return
+    if a.ratio_level != "token":
+        raise ConfigError("algo.policy_loss=kl_cov is a token-level loss: it needs algo.ratio_level=token")
+    ratio, coef = kl_cov_options(a)
+    for key, v in (("ratio", ratio), ("coef", coef)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"algo.kl_cov.{key} must be a number, got {v!r}")
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"algo.kl_cov.ratio must be in (0, 1] (the share of tokens penalised), got {ratio}")
+    if coef < 0:
+        raise ConfigError(f"algo.kl_cov.coef must be >= 0, got {coef}")
 
 
 def validate_prefixes(prefixes: list[dict[str, Any]], group_size: int) -> None:

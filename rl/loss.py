@@ -1,4 +1,4 @@
-"""The policy loss: clipped surrogate + optional k3 KL + optional entropy bonus, aggregated.
+"""The policy loss: clipped surrogate (or KL-Cov) + optional k3 KL + optional entropy bonus, aggregated.
 
 Per completion token t of sample i (shapes ``[B, T]``, ``mask`` = 1 on completion tokens):
 
@@ -6,6 +6,12 @@ Per completion token t of sample i (shapes ``[B, T]``, ``mask`` = 1 on completio
     pg_it    = max(-A_i * ratio_it, -A_i * clip(ratio_it, 1 - clip_low, 1 + clip_high))   (PPO, DAPO clip-higher)
     kl_it    = exp(ref_it - logp_it) - (ref_it - logp_it) - 1                            (k3, Schulman 2020)
     l_it     = w_it * pg_it + kl_coef * kl_it - entropy_coef * H_it
+
+KL-Cov (``algo.policy_loss: kl_cov``; arXiv 2505.22617, DOT's release, :mod:`rl.kl_cov`) replaces
+``pg_it`` by the unclipped ``-A_i * ratio_it``, plus ``coef * |logp_it - old_logp_it|`` on the tokens
+of a given selection mask ``s_it`` (the step's highest-covariance tokens, chosen by :func:`rl.kl_cov.select`):
+
+    pg_it    = -A_i * ratio_it + coef * s_it * |logp_it - old_logp_it|
 
 ``w_it`` is 1, or with truncated importance sampling (``algo.tis_cap``; Yao et al. 2025, "Your
 efficient RL framework secretly brings you off-policy RL training") the detached correction for
@@ -114,6 +120,8 @@ def policy_loss(
     entropy_coef: float | torch.Tensor = 0.0,
     is_weight: torch.Tensor | None = None,
     ratio_level: str = "token",
+    kl_cov_mask: torch.Tensor | None = None,
+    kl_cov_coef: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one micro-batch (already divided by the step's global normalizer) and its stats.
 
@@ -124,6 +132,12 @@ def policy_loss(
     and ``tis_weight`` when ``is_weight`` (``[B, T]``, the TIS weights) multiplies the
     policy-gradient term. ``ratio_level="sequence"``: the GSPO ratio ``s_i`` on every token (module
     docstring); ``clip_low``/``clip_high`` are then the sequence-level clip range.
+
+    ``kl_cov_mask`` (``[B, T]``, 0/1) switches to KL-Cov (module docstring): no clipping, and
+    ``kl_cov_coef * |logp - old_logp|`` on the selected tokens; the clip fractions are then not
+    reported, and ``kl_cov_fraction`` (selected share of the tokens) and ``kl_cov_abs_diff_mass``
+    (token mean of ``s * |logp - old_logp|``; divided by the fraction it is the mean on the
+    selected tokens) are.
     """
     adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(-1)
     adv = adv.to(logp.dtype)
@@ -136,16 +150,24 @@ def policy_loss(
     else:
         raise ValueError(f"unknown ratio level '{ratio_level}', expected one of {RATIO_LEVELS}")
     unclipped = -adv * ratio
-    clipped = -adv * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
-    per_token = torch.maximum(unclipped, clipped)
+    stats = {}
+    if kl_cov_mask is not None:
+        if ratio_level != "token":
+            raise ValueError("KL-Cov is a token-level loss: it needs ratio_level='token'")
+        selected = kl_cov_mask.to(logp.dtype) * mask.to(logp.dtype)
+        abs_diff = (logp - old_logp).abs()
+        per_token = unclipped + kl_cov_coef * selected * abs_diff
+        stats["kl_cov_fraction"] = masked_mean(selected, mask)
+        stats["kl_cov_abs_diff_mass"] = masked_mean((selected * abs_diff).detach(), mask)
+    else:
+        clipped = -adv * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
+        per_token = torch.maximum(unclipped, clipped)
+        stats["clip_frac_low"] = masked_mean(((ratio < 1.0 - clip_low) & (adv < 0)).float(), mask)
+        stats["clip_frac_high"] = masked_mean(((ratio > 1.0 + clip_high) & (adv > 0)).float(), mask)
     if is_weight is not None:
         per_token = per_token * is_weight.detach().to(per_token.dtype)
-    stats = {
-        "pg_loss": masked_mean(per_token.detach(), mask),
-        "clip_frac_low": masked_mean(((ratio < 1.0 - clip_low) & (adv < 0)).float(), mask),
-        "clip_frac_high": masked_mean(((ratio > 1.0 + clip_high) & (adv > 0)).float(), mask),
-        "ratio": masked_mean(ratio.detach(), mask),
-    }
+    stats["pg_loss"] = masked_mean(per_token.detach(), mask)
+    stats["ratio"] = masked_mean(ratio.detach(), mask)
     if is_weight is not None:
         stats["tis_weight"] = masked_mean(is_weight.detach().to(per_token.dtype), mask)
     if ref_logp is not None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import AlgoConfig
+from .config import AlgoConfig, kl_cov_options
 from .distributed import backward
+from .kl_cov import select
 from .logprobs import sequence_logprobs
 from .loss import Normalizer, policy_loss, tis_weights
 from .model import reference_context
@@ -177,6 +178,21 @@ def token_columns(adv: torch.Tensor, width: int) -> torch.Tensor:
     return adv[:, :width] if adv.dim() == 2 else adv
 
 
+def kl_cov_selection(rollouts: list[Rollout], idx: list[int], advantages: torch.Tensor,
+                     old_logps: list[torch.Tensor], ratio: float, accelerator=None) -> dict[int, torch.Tensor]:
+    """KL-Cov's tokens for the optimizer step over ``idx`` (:mod:`rl.kl_cov`): chosen once, from the
+    old log-probs of all the step's trained tokens (on every process), so no micro-batch sees a
+    different choice. Returns, per rollout index, a bool tensor over its completion tokens."""
+    width = max(max((rollouts[i].length for i in idx), default=1), 1)
+    old = _pad([old_logps[i] for i in idx], width)
+    mask = torch.zeros(len(idx), width)
+    for row, i in enumerate(idx):
+        mask[row, : rollouts[i].length] = 1.0
+    old, mask = forced_old_logps(old, mask, [rollouts[i].forced_tokens for i in idx])
+    chosen = select(token_columns(advantages[idx].cpu(), width), old, mask, ratio, accelerator)
+    return {i: chosen[row, : rollouts[i].length] for row, i in enumerate(idx)}
+
+
 def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list[Rollout],
                   advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
                   micro_batch_size: int, max_grad_norm: float, norm_len: int,
@@ -192,6 +208,14 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     When the rollouts carry sampler log-probs, ``rollout/logprob_diff`` is the mean over completion
     tokens of ``|old_logp - sampler_logp|`` (trainer vs rollout engine, same weights: the numerics
     gap); ``algo.tis_cap`` turns on truncated importance sampling with those log-probs.
+
+    ``algo.policy_loss: kl_cov``: the first optimizer step on a rollout batch is on-policy, so there
+    ``old_logp = logp.detach()`` exactly and the penalty ``|logp - old_logp|`` and its gradient are
+    0 (verl would use a separately computed old log-prob, so a numerics-sized difference whose sign
+    decides the gradient); no tokens are chosen there. Each later step chooses its tokens once,
+    from ``old_logps`` (:func:`kl_cov_selection`). ``kl_cov_fraction`` is the share of all trained
+    tokens penalised (about ``(u - 1) / u * ratio`` with ``u`` updates per rollout, 0 with one) and
+    ``kl_cov_abs_diff`` the mean ``|logp - old_logp|`` on them.
     """
     n = len(rollouts)
     sums: dict[str, float] = defaultdict(float)
@@ -205,8 +229,14 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     clip_low, clip_high = (algo.seq_clip_low, algo.seq_clip_high) if seq else (algo.clip_low, algo.clip_high)
     if tis_cap is not None and not has_sampler:
         raise ValueError("algo.tis_cap needs sampler log-probs, but the rollout engine returned none")
+    kl_cov = getattr(algo, "policy_loss", "clip") == "kl_cov"
+    ratio, coef = kl_cov_options(algo) if kl_cov else (0.0, 0.0)
     diff_sum = diff_tokens = 0.0
-    for idx in step_chunks:
+    for j, idx in enumerate(step_chunks):
+        on_policy = old_logps is None or (kl_cov and j == 0)  # KL-Cov: exact zero penalty on the first step
+        chosen = None
+        if kl_cov and not on_policy:
+            chosen = kl_cov_selection(rollouts, idx, advantages, old_logps, ratio, accelerator)
         counts = torch.tensor([float(sum(trained_tokens(rollouts[i]) for i in idx)), float(len(idx))])
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
         norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
@@ -221,7 +251,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
             with sync:
                 logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True,
                                                 entropy_grad=bool(algo.entropy_coef))
-                old = logp.detach() if old_logps is None else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
+                old = logp.detach() if on_policy else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
                 old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in mb])
                 is_weight = None
                 if has_sampler:
@@ -236,12 +266,16 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                         ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
                         with ctx:
                             ref_logp, _ = completion_logprobs(ref_model, batch, temperature)
+                cov_mask = None  # KL-Cov: the step's chosen tokens (none on the on-policy first step)
+                if kl_cov:
+                    cov_mask = (torch.zeros_like(logp) if chosen is None
+                                else _pad([chosen[i].float() for i in mb_idx], logp.shape[1]).to(logp.device))
                 loss, stats = policy_loss(
                     logp, old, token_columns(advantages[mb_idx], logp.shape[-1]).to(logp.device), mask,
                     clip_low=clip_low, clip_high=clip_high, agg=algo.loss_agg, norm=norm, ratio_level=algo.ratio_level,
                     ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent,
                     entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],
-                    is_weight=is_weight,
+                    is_weight=is_weight, kl_cov_mask=cov_mask, kl_cov_coef=coef,
                 )
                 # DDP (and ZeRO) average gradients over processes; DeepSpeed steps at the boundary only
                 backward(accelerator, policy, loss * world, boundary=k == len(micro) - 1)
@@ -260,5 +294,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     if has_sampler:
         out["rollout/logprob_diff"] = diff_sum / max(diff_tokens, 1.0)
     gathered = accelerator.reduce(torch.tensor(list(out.values())).to(accelerator.device), reduction="mean")
-    return dict(zip(out.keys(), gathered.cpu().tolist()))
+    result = dict(zip(out.keys(), gathered.cpu().tolist()))
+    if "kl_cov_abs_diff_mass" in result:  # token mean of s|dlogp| over the chosen share: the mean on chosen tokens
+        result["kl_cov_abs_diff"] = result.pop("kl_cov_abs_diff_mass") / max(result["kl_cov_fraction"], 1e-12)
+    return result
 
