@@ -16,13 +16,19 @@ and the k = max(1, floor(N * ratio)) tokens with the *largest* (signed) cov_t ar
 
 aggregated by ``algo.loss_agg`` like the clipped loss.
 
-Where laconic differs from verl: verl selects inside every micro-batch from the *current* log-probs
-of that micro-batch, so which tokens are penalised depends on how the step is cut. laconic selects
-once per optimizer step, over all its completion tokens on all processes (global means, global
-top-k), from the *old* log-probs (the no-grad scoring pass of the behaviour policy, equal to the
-current ones up to numerics at the first update), and hands the selection to the loss as a
-``[B, T]`` mask; the update then does not depend on the micro-batching. Ties are broken by
-position (process, then rollout order, then token), so the selection is deterministic.
+Where laconic differs from verl:
+
+- verl selects inside every micro-batch from the *current* log-probs of that micro-batch, so which
+  tokens are penalised depends on how the step is cut. laconic selects once per optimizer step,
+  over all its trained completion tokens on all processes (global means, global top k), from the
+  *old* log-probs (the behaviour policy's no-grad scoring pass), and hands the selection to the
+  loss as a ``[B, T]`` mask; the update then does not depend on the micro-batching. Ties are
+  broken by position (process, then rollout order, then token), so the selection is deterministic.
+- The first optimizer step on a rollout batch is on-policy: laconic uses ``old_logp = logp``
+  exactly there, so the penalty and its gradient are 0 and nothing is selected
+  (:func:`rl.update.update_policy`); verl's separately computed old log-prob leaves a
+  numerics-sized difference whose sign sets a full ``coef`` gradient on the selected tokens. KL-Cov
+  thus acts from the second of ``algo.updates_per_rollout > 1`` steps (DOT's release: 4).
 """
 
 from __future__ import annotations
