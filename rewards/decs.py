@@ -16,8 +16,9 @@ blind to an answer reached in other words ("twelve"), or stated before it is der
 completion whose reasoning never states the answer has no span. Token positions come from
 ``sample.token_ends`` (``needs = {"token_offsets"}``: the trainer attaches where each token ends).
 
-The paper's curriculum (adding back a growing share of all-correct groups) is not part of this
-reward.
+The paper's second half, curriculum data scheduling (a share kappa of each batch's groups is
+all-correct ones, kappa following the redundant ratio), lives with dynamic sampling:
+``algo.curriculum`` (rl/curriculum.py), which measures the redundant span with :func:`answer_token`.
 
 >>> from rewards.base import Sample, Context
 >>> s = Sample("p", 0, completion="2+3=5. check: 5.", answer="5", correct=True, length=4,
@@ -34,12 +35,12 @@ from ._util import check_number, limit_from
 from .base import Context, Reward, Sample
 from .registry import register_reward
 
-__all__ = ["DECS", "redundant_from"]
+__all__ = ["DECS", "answer_token", "redundant_from"]
 
 
-def redundant_from(s: Sample, delimiter: str | None = "</think>") -> int | None:
-    """Index of the first redundant token of ``s`` (the one after the token that completes the
-    first statement of the gold answer in the reasoning), or None when there is no such token."""
+def answer_token(s: Sample, delimiter: str | None = "</think>") -> int | None:
+    """Index of the token of ``s`` that completes the first statement of the gold answer in the
+    reasoning, or None when the reasoning never states it (or token positions are missing)."""
     if not s.answer or s.token_ends is None:
         return None
     text = s.completion
@@ -47,7 +48,13 @@ def redundant_from(s: Sample, delimiter: str | None = "</think>") -> int | None:
     m = re.search(r"(?<![\w.])" + re.escape(s.answer.strip()) + r"(?![\w]|\.\d)", reasoning)
     if m is None:
         return None
-    k = next((i for i, end in enumerate(s.token_ends) if end >= m.end()), None)
+    return next((i for i, end in enumerate(s.token_ends) if end >= m.end()), None)
+
+
+def redundant_from(s: Sample, delimiter: str | None = "</think>") -> int | None:
+    """Index of the first redundant token of ``s`` (the one after :func:`answer_token`), or None
+    when there is no such token (the answer is never stated, or stated by the last token)."""
+    k = answer_token(s, delimiter)
     return None if k is None or k + 1 >= s.length else k + 1
 
 

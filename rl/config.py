@@ -103,6 +103,9 @@ class AlgoConfig:
     outlier_truncation: dict[str, Any] | None = None  # DOT: {alpha: 3, min_excess: 32, success_threshold: 1.0}
     policy_loss: str = "clip"  # clip (PPO/DAPO clipped surrogate) | kl_cov (KL-Cov, arXiv 2505.22617; rl/kl_cov.py)
     kl_cov: dict[str, Any] | None = None  # policy_loss=kl_cov: {ratio: 2e-4, coef: 1.0} (verl's defaults; DOT: 0.002, 1.0)
+    # DECS's curriculum (rl/curriculum.py): a share kappa of all-correct groups back in the batch, with
+    # dynamic_sampling: correctness; {kappa: 0.0, eta: 0.2, start_ratio: 0.5, low: null, high: 0.9}
+    curriculum: dict[str, Any] | None = None
     clip_low: float = 0.2
     clip_high: float = 0.28
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
@@ -381,12 +384,22 @@ def validate(cfg: Config) -> None:
     if a.dynamic_sampling not in (None, "reward", "correctness"):
         raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
                           f"'correctness']" + _closest(str(a.dynamic_sampling), ["reward", "correctness"]))
+    from .curriculum import DEFAULTS as CURRICULUM, check_options
+
     for key, names in (("oversample", ("start", "low", "high", "history")),
                        ("outlier_truncation", ("alpha", "min_excess", "success_threshold")),
-                       ("kl_cov", ("ratio", "coef"))):
+                       ("kl_cov", ("ratio", "coef")),
+                       ("curriculum", tuple(CURRICULUM))):
         for k in getattr(a, key) or {}:
             if k not in names:
                 raise ConfigError(f"algo.{key}: unknown option '{k}'" + _closest(k, list(names)))
+    if a.curriculum is not None:
+        if a.dynamic_sampling != "correctness":
+            raise ConfigError("algo.curriculum adds back all-correct groups, which only algo.dynamic_sampling="
+                              f"correctness drops (got {a.dynamic_sampling!r}): set algo.dynamic_sampling=correctness")
+        problem = check_options(a.curriculum)
+        if problem:
+            raise ConfigError(problem)
     validate_kl_cov(a)
     if a.oversample is not None and not a.dynamic_sampling:
         raise ConfigError("algo.oversample sizes the first dynamic-sampling round: set algo.dynamic_sampling too")

@@ -14,6 +14,11 @@ are dropped and kept ones are pooled until ``prompts_per_step`` groups are kept 
 same number of groups, and renumbered ``0..K-1`` in process-major order, the layout the rest of
 the step expects.
 
+DECS's curriculum (``algo.curriculum``, rl/curriculum.py; needs ``dynamic_sampling:
+correctness``) puts a share kappa of all-correct groups back: they are set aside as they are
+dropped, rounds stop once the informative groups plus the ones the curriculum adds fill the
+batch, and kappa moves with the batch's redundant ratio after it is formed.
+
 Filtering uses the rewards as scored on each round's table (state from before the step); the
 final batch is scored again as a whole, so batch-level rewards (GRPO-λ's top-λ groups) see the
 real batch. Reward state (HAPO's history, CEEH's running difficulty) is updated from every
@@ -33,6 +38,7 @@ from typing import Any
 import torch
 
 from .advantages import advantage_needs
+from .curriculum import Curriculum
 from .data import draw_budgets
 from .facts import make_samples
 from .outliers import cut_rollout, oversample_factor, outliers
@@ -104,6 +110,8 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     if cfg.algo.outlier_truncation is not None:
         cut_outliers(run, rnd, prompts, offset)
     needs = run.rewards.needs | advantage_needs(cfg.algo.advantage, cfg.algo.advantage_options)
+    if cfg.algo.curriculum is not None:  # DECS's redundant ratio (rl/curriculum.py)
+        needs = needs | {"token_offsets"}
     if "completion_ids" in needs:
         for s, r in zip(rnd.samples, rnd.rollouts):
             s.completion_ids = list(r.completion_ids)
@@ -201,6 +209,8 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
                          {"sampling/rounds": 1.0, **mean_stats(acc, rnd.stats)})
     target = cfg.rollout.prompts_per_step
     pool: list[tuple[list, list]] = []  # kept groups, global: (samples, rollouts)
+    reserve: list[tuple[list, list]] = []  # all-correct groups, for the curriculum
+    cur = None if cfg.algo.curriculum is None else Curriculum(cfg.algo.curriculum, run.ctx.state, cfg.train.seed)
     generated: list[Any] = []
     round_stats: list[dict[str, float]] = []
     n_groups = n_dead = rounds = 0
@@ -209,7 +219,8 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
     if cfg.algo.oversample is not None:  # DOT's predictive oversampling: one round usually fills the batch
         factor = oversample_factor(kept_history, **cfg.algo.oversample)
         first = math.ceil(target * factor / acc.num_processes) * acc.num_processes
-    while len(pool) < target and rounds < cfg.algo.max_sampling_rounds:
+    while rounds < cfg.algo.max_sampling_rounds and not (
+            cur.full(len(pool), len(reserve), target) if cur else len(pool) >= target):
         rounds += 1
         rnd = roll_round(run, step, params, need_old=False, num_prompts=first if rounds == 1 else target)
         round_stats.append(rnd.stats)
@@ -225,13 +236,21 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
         n_groups += len(groups)
         n_dead += len(dead)
         pool.extend(g for g in groups if g[0][0].group not in dead)
+        if cur:
+            reserve.extend(g for g in groups if g[0][0].group in dead and all(s.correct for s in g[0]))
     kept_history.append(1 - n_dead / max(n_groups, 1))
     del kept_history[:-100]
+    added: list[tuple[list, list]] = []
+    if cur:  # DECS: a share kappa of the batch is all-correct groups
+        informative, added = cur.pick(reserve, len(pool), target, step)
+        pool = pool[:informative] + added
     if len(pool) < target:
-        warnings.warn(f"dynamic sampling: only {len(pool)} of {target} groups had a non-zero "
-                      f"{metric} std after {rounds} rounds (algo.max_sampling_rounds); "
-                      "training on the smaller batch", stacklevel=2)
+        what = (f"({len(pool) - len(added)} with a non-zero {metric} std, {len(added)} all-correct from "
+                "algo.curriculum)" if cur else f"had a non-zero {metric} std")
+        warnings.warn(f"dynamic sampling: only {len(pool)} of {target} groups {what} after {rounds} rounds "
+                      "(algo.max_sampling_rounds); training on the smaller batch", stacklevel=2)
     keep = min(len(pool), target) // acc.num_processes * acc.num_processes
+    n_added = max(len(added) - (len(pool) - keep), 0)  # the added groups come last
     pool = pool[:keep]
     for new_id, (g_samples, _) in enumerate(pool):  # renumber 0..K-1, process-major
         for s in g_samples:
@@ -247,10 +266,13 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
     stats = {"sampling/rounds": float(rounds), "sampling/kept_fraction": 1 - n_dead / max(n_groups, 1),
              "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep),
              "sampling/first_round_prompts": float(first)}
+    table = [s for g_samples, _ in pool for s in g_samples]
+    if cur:
+        stats.update(cur.update(table, cfg.data.delimiter, n_added))
     merged = [mean_stats(acc, r) for r in round_stats if r]  # DOT's, averaged over rounds
     for key in merged[0] if merged else ():
         stats[key] = statistics.fmean(m[key] for m in merged)
-    return StepBatch(rollouts, samples, [s for g_samples, _ in pool for s in g_samples], generated, old, stats)
+    return StepBatch(rollouts, samples, table, generated, old, stats)
 
 
 def mean_stats(acc, stats: dict[str, float]) -> dict[str, float]:
