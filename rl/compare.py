@@ -10,7 +10,14 @@ evaluation output directory holding ``eval.json`` (from ``laconic eval``), or an
   trajectory from the start to the end of each run, and the Pareto frontier as a step line.
 * ``curves.png``  reward, training-batch accuracy and mean length against step, one colour per run
   (the same colours as the Pareto plot), with the held-out evaluations as hollow markers.
-* ``compare.md`` / ``compare.json``  one row per run, sorted by mean tokens.
+* ``compare.md`` / ``compare.json``  one row per run, sorted by mean tokens; with the runs' summaries
+  broken down by difficulty, accuracy and mean tokens per difficulty too.
+
+Seeds (:mod:`rl.compare_seeds`): runs in directories named ``seed<k>`` with the same label (by
+default the parent directory's name, e.g. ``runs/toy_pareto/dler/seed0``) are one method run with
+several seeds. Each is then one point at the mean over its seeds with ±1 sample-sd error bars in both
+axes, one table row of ``mean ± sd`` cells with the number of seeds, and every seed's own row and
+values stay in a "Runs" table and in ``compare.json``.
 
 Plots are drawn on ``matplotlib.figure.Figure`` with the Agg canvas: pyplot is never imported, no
 window opens and no global backend is changed.
@@ -21,10 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+
+SEED_DIR = re.compile(r"seed(\d+)")  # a run directory holding one seed of a method
 
 
 class CompareError(ValueError):
@@ -40,6 +51,7 @@ class Point:
     truncation_rate: float | None = None
     n: int | None = None
     step: int | None = None
+    by_difficulty: dict[str, "Point"] = field(default_factory=dict)  # difficulty -> its own numbers
 
 
 @dataclass
@@ -56,6 +68,12 @@ class RunData:
     rewards: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)  # the run's config.json
+    seed: int | None = None  # k for a run directory named seed<k> (rl/compare_seeds.py)
+
+    @property
+    def name(self) -> str:
+        """The label, with the seed when there is one."""
+        return self.label if self.seed is None else f"{self.label} seed{self.seed}"
 
     @property
     def point(self) -> Point | None:
@@ -92,12 +110,20 @@ def _point(d: Any, path: Path, acc_keys: Sequence[str] = ("accuracy",)) -> Point
         raise CompareError(f"{path}: missing {' or '.join(acc_keys)} / mean_tokens")
     trunc = d.get("truncation_rate")
     n = d.get("n")
+    diffs, by_diff = d.get("by_difficulty"), {}
+    for k, v in diffs.items() if isinstance(diffs, dict) else ():
+        try:
+            by_diff[str(k)] = _point(v, path, acc_keys)
+        except CompareError:
+            continue  # an empty difficulty (n = 0, NaN numbers): left out
     return Point(_frac(acc), float(tok), float(trunc) if _finite(trunc) else None,
-                 int(n) if _finite(n) else None)
+                 int(n) if _finite(n) else None, by_difficulty=by_diff)
 
 
 def _default_label(d: Path) -> str:
     d = d.resolve()
+    if SEED_DIR.fullmatch(d.name):  # <method>/seed<k>: the method
+        return d.parent.name
     if d.name == "final" or d.name.startswith("checkpoint-"):
         return f"{d.parent.name}/{d.name}"
     return d.name or str(d)
@@ -166,8 +192,16 @@ def _load_eval(f: Path, label: str) -> RunData:
 
 
 def load_run(path: str | Path, label: str | None = None) -> RunData:
-    """Read one input (training run dir, eval output dir, eval.json or summary.json); CompareError if unusable."""
-    p = Path(path)
+    """Read one input (training run dir, eval output dir, eval.json or summary.json); CompareError if unusable.
+    A training run in a directory named ``seed<k>`` gets ``seed = k``."""
+    run = _load(Path(path), label)
+    if run.kind == "train":
+        m = SEED_DIR.fullmatch(run.path.resolve().name)
+        run.seed = int(m.group(1)) if m else None
+    return run
+
+
+def _load(p: Path, label: str | None) -> RunData:
     if p.is_file():
         lab = label or _default_label(p.parent)
         if p.name in ("summary.json", "metrics.jsonl"):
@@ -204,21 +238,34 @@ def share_starts(runs: list[RunData]) -> None:
     """A training run evaluated without ``eval.before`` inherits the "before" of a run that has one
     with the same model, data template and eval settings (the evaluation is seeded, so it would
     give the same numbers)."""
-    known = {_start_key(r): r for r in runs if r.kind == "train" and r.before is not None and _start_key(r)}
+    known: dict[str, RunData] = {}
+    for r in runs:  # the first run that evaluated each start
+        if r.kind == "train" and r.before is not None and _start_key(r):
+            known.setdefault(_start_key(r), r)
     for r in runs:
         src = known.get(_start_key(r)) if r.kind == "train" and r.before is None else None
         if src is not None:
             r.before = Point(**{**src.before.__dict__})
-            r.notes.append(f"start from {src.label} (same model and eval settings)")
+            r.notes.append(f"start from {src.name} (same model and eval settings)")
 
 
 def _unique_labels(runs: list[RunData]) -> None:
-    seen: dict[str, int] = {}
+    """Runs with the same label get " (2)", " (3)", ...; except the seeds of one seeded label, which
+    are a group (rl/compare_seeds.py) as long as their seeds differ."""
+    taken: set[str] = set()
+    seeds: dict[str, set[int]] = {}
     for r in runs:
-        k = seen.get(r.label, 0)
-        seen[r.label] = k + 1
-        if k:
-            r.label = f"{r.label} ({k + 1})"
+        if r.seed is not None and r.label in seeds and r.seed not in seeds[r.label]:
+            seeds[r.label].add(r.seed)
+            continue
+        label, k = r.label, 1
+        while label in taken:
+            k += 1
+            label = f"{r.label} ({k})"
+        r.label = label
+        taken.add(label)
+        if r.seed is not None:
+            seeds[label] = {r.seed}
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -243,11 +290,16 @@ class PlotPoint:
     tokens: float
     accuracy: float  # fraction
     kind: str  # "start", "train" or "eval"
-    runs: list[int]  # indices into runs
+    runs: list[int]  # indices into runs (a seed group: its seeds with a point, in seed order)
+    tokens_sd: float | None = None  # sample sd over seeds (two or more)
+    accuracy_sd: float | None = None  # fraction
 
 
 def plot_points(runs: list[RunData]) -> list[PlotPoint]:
-    """The Pareto plot's main points: one start per distinct "before" (shared by runs), then each run's point."""
+    """The Pareto plot's main points: one start per distinct "before" (shared by runs), then each run's
+    point; the seeds of one method (rl/compare_seeds.py) as one point at their mean, with their sd."""
+    from .compare_seeds import group_runs
+
     starts: dict[tuple[float, float], PlotPoint] = {}
     for i, r in enumerate(runs):
         if r.before is not None:
@@ -259,10 +311,12 @@ def plot_points(runs: list[RunData]) -> list[PlotPoint]:
     pts = list(starts.values())
     if len(pts) > 1:  # different starting numbers (other base model or eval set): say whose
         for p in pts:
-            p.name = "start: " + ", ".join(runs[i].label for i in p.runs)
-    for i, r in enumerate(runs):
-        if r.point is not None:
-            pts.append(PlotPoint(r.label, r.point.mean_tokens, r.point.accuracy, r.kind, [i]))
+            p.name = "start: " + ", ".join(dict.fromkeys(runs[i].label for i in p.runs))
+    for g in group_runs(runs):
+        if g.tokens.n:
+            pts.append(PlotPoint(g.label, g.tokens.mean, g.accuracy.mean / 100.0, g.kind,
+                                 [i for i in g.runs if runs[i].point is not None], g.tokens.sd,
+                                 None if g.accuracy.sd is None else g.accuracy.sd / 100.0))
     return pts
 
 
@@ -271,15 +325,18 @@ def _pct(x: float | None) -> float | None:
 
 
 def table_rows(runs: list[RunData]) -> list[dict[str, Any]]:
-    """One row per run (accuracy in %), sorted by mean tokens after; runs without a point last."""
+    """One row per run (accuracy in %), sorted by mean tokens after; runs without a point last.
+    A seed's ``frontier`` is its method's (the mean over seeds)."""
     pts = plot_points(runs)
     front = set(pareto_front([(p.tokens, p.accuracy) for p in pts]))
-    on_front = {p.runs[0] for k, p in enumerate(pts) if p.kind != "start" and k in front}
+    on_front = {i for k, p in enumerate(pts) if p.kind != "start" and k in front for i in p.runs}
     rows = []
     for i, r in enumerate(runs):
         b, a = r.before, r.after
         row = {
-            "label": r.label,
+            "label": r.name,
+            "method": r.label,
+            "seed": r.seed,
             "kind": r.kind,
             "path": str(r.path),
             "model": r.model,
@@ -306,12 +363,8 @@ def _fmt(v: Any, spec: str, suffix: str = "") -> str:
     return "–" if v is None else f"{v:{spec}}{suffix}"
 
 
-def markdown(runs: list[RunData], title: str) -> str:
-    rows = table_rows(runs)
-    pts = plot_points(runs)
-    front = pareto_front([(p.tokens, p.accuracy) for p in pts])
-    lines = [f"# {title}", "",
-             "| run | steps | accuracy before | accuracy after | Δ accuracy | tokens before | tokens after "
+def _run_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| run | steps | accuracy before | accuracy after | Δ accuracy | tokens before | tokens after "
              "| Δ tokens | truncated after | frontier | note |",
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|:-:|---|"]
     for r in rows:
@@ -328,15 +381,39 @@ def markdown(runs: list[RunData], title: str) -> str:
             "–" if r["frontier"] is None else ("yes" if r["frontier"] else "no"),
             r["note"].replace("|", "\\|"),
         ]) + " |")
+    return lines
+
+
+def markdown(runs: list[RunData], title: str) -> str:
+    """compare.md: the table (with seeds: one row of mean ± sd per method, then every seed's row),
+    the frontier and the starts, then accuracy and tokens by difficulty when the summaries have them."""
+    from .compare_seeds import by_group, difficulty_tables, group_runs, group_table
+
+    rows = table_rows(runs)
+    pts = plot_points(runs)
+    front = pareto_front([(p.tokens, p.accuracy) for p in pts])
+    groups = group_runs(runs)
+    seeded = any(g.seeded for g in groups)
+    lines = [f"# {title}", ""]
+    if seeded:
+        on_front = {i for k in front if pts[k].kind != "start" for i in pts[k].runs}
+        lines += ["Mean ± sd over seeds (sample standard deviation, n − 1; a single seed shows its value alone); "
+                  "each seed's run is under Runs.", ""]
+        lines += group_table(runs, groups, on_front)
+    else:
+        lines += _run_table(rows)
     lines += ["", "Pareto frontier (fewest tokens first): "
               + (", ".join(f"{pts[k].name} ({pts[k].tokens:.1f} tokens, {pts[k].accuracy * 100:.1f}%)" for k in front)
                  or "–")]
     starts = [p for p in pts if p.kind == "start"]
     for p in starts:
-        lines.append(f"Start ({', '.join(runs[i].label for i in p.runs)}): {p.accuracy * 100:.1f}% at "
+        lines.append(f"Start ({', '.join(dict.fromkeys(runs[i].label for i in p.runs))}): {p.accuracy * 100:.1f}% at "
                      f"{p.tokens:.1f} tokens")
     lines += ["", "Accuracy and tokens are held-out evaluation numbers (summary.json / eval.json); "
               "Δ accuracy in percentage points, Δ tokens relative to the start.", ""]
+    lines += difficulty_tables(runs, groups, [(p.name, runs[p.runs[0]].before) for p in starts])
+    if seeded:
+        lines += ["## Runs", ""] + _run_table(by_group(rows, runs, groups)) + [""]
     return "\n".join(lines)
 
 
@@ -357,6 +434,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from .compare_plots import plot_curves, plot_pareto
+    from .compare_seeds import group_json, group_runs
 
     labels: list[str | None] = [None] * len(args.runs)
     if args.labels:
@@ -388,13 +466,17 @@ def run(args: argparse.Namespace) -> int:
         print("laconic compare: no metrics.jsonl among the inputs; curves.png not written", file=sys.stderr)
     md = markdown(runs, args.title)
     (out / "compare.md").write_text(md)
+    on_front = {i for k in front if pts[k].kind != "start" for i in pts[k].runs}
     report = {
         "title": args.title,
         "runs": table_rows(runs),
+        "groups": group_json(group_runs(runs), runs, on_front),
         "frontier": [{"name": pts[k].name, "mean_tokens": pts[k].tokens, "accuracy_pct": pts[k].accuracy * 100,
-                      "kind": pts[k].kind} for k in front],
-        "starts": [{"runs": [runs[i].label for i in p.runs], "mean_tokens": p.tokens, "accuracy_pct": p.accuracy * 100}
-                   for p in pts if p.kind == "start"],
+                      "kind": pts[k].kind, "mean_tokens_sd": pts[k].tokens_sd,
+                      "accuracy_pct_sd": None if pts[k].accuracy_sd is None else pts[k].accuracy_sd * 100}
+                     for k in front],
+        "starts": [{"runs": list(dict.fromkeys(runs[i].label for i in p.runs)), "mean_tokens": p.tokens,
+                    "accuracy_pct": p.accuracy * 100} for p in pts if p.kind == "start"],
     }
     (out / "compare.json").write_text(json.dumps(report, indent=1))
     written += [out / "compare.md", out / "compare.json"]

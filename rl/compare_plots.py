@@ -8,7 +8,9 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from .compare import RunData, _finite, pareto_front, plot_points
+from .compare import Point, RunData, _finite, pareto_front, plot_points
+from .compare_seeds import group_runs, mean_trajectory
+
 
 def _colors(n: int) -> list:
     """Distinct run colours; tab10's grey is left out (grey and black mark the start and the frontier)."""
@@ -19,6 +21,16 @@ def _colors(n: int) -> list:
         t20 = colormaps["tab20"]
         base += [t20(i) for i in range(1, 20, 2) if i not in (15,)]
     return [base[i % len(base)] for i in range(n)]
+
+
+def _run_colors(runs: list[RunData]) -> list:
+    """One colour per run; the seeds of one method (rl/compare_seeds.py) share theirs."""
+    groups = group_runs(runs)
+    out: list = [None] * len(runs)
+    for g, c in zip(groups, _colors(len(groups))):
+        for i in g.runs:
+            out[i] = c
+    return out
 
 
 def _figure(w: float, h: float):
@@ -103,10 +115,12 @@ def _place_labels(fig, ax, items: list[tuple[str, float, float, dict]],
 
 
 def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs. tokens") -> Path:
-    """Accuracy (%) against mean completion tokens: runs, the start, trajectories, the Pareto frontier."""
+    """Accuracy (%) against mean completion tokens: runs, the start, trajectories, the Pareto frontier.
+    A method run with several seeds is drawn at its mean over the seeds with ±1 sd error bars in both
+    axes, each seed as a faint dot, and the trajectory averaged over the seeds."""
     from matplotlib.lines import Line2D
 
-    colors = _colors(len(runs))
+    colors = _run_colors(runs)
     pts = plot_points(runs)
     front = pareto_front([(p.tokens, p.accuracy) for p in pts])
     fig = _figure(7, 5)
@@ -114,22 +128,45 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
     xs_all, ys_all = [p.tokens for p in pts], [p.accuracy * 100 for p in pts]
 
     has_traj = False
-    for i, r in enumerate(runs):  # faint trajectories: start -> held-out evals during training -> after
-        if r.kind != "train" or r.after is None:
+    trajs: list[list[Point]] = []
+    for p in pts:  # faint trajectories: start -> held-out evals during training (mean over seeds) -> after
+        if p.kind != "train":
             continue
-        seq = ([r.before] if r.before else []) + sorted(r.trajectory, key=lambda q: q.step or 0) + [r.after]
+        c, members = colors[p.runs[0]], p.runs
+        before = next((runs[i].before for i in members if runs[i].before is not None), None)
+        mid = mean_trajectory(runs, members)
+        seq = ([before] if before else []) + mid + [Point(p.accuracy, p.tokens)]
         if len(seq) < 2:
             continue
         tx, ty = [q.mean_tokens for q in seq], [q.accuracy * 100 for q in seq]
         xs_all += tx
         ys_all += ty
-        mid = r.trajectory
-        ax.plot(tx, ty, color=colors[i], alpha=0.35 if mid else 0.25, lw=1.2 if mid else 1.0,
+        ax.plot(tx, ty, color=c, alpha=0.35 if mid else 0.25, lw=1.2 if mid else 1.0,
                 ls="-" if mid else ":", zorder=1)
         if mid:
             has_traj = True
+            trajs.append(mid)
             ax.scatter([q.mean_tokens for q in mid], [q.accuracy * 100 for q in mid], s=12,
-                       color=colors[i], alpha=0.45, lw=0, zorder=2)
+                       color=c, alpha=0.45, lw=0, zorder=2)
+
+    seeds_drawn = bars = False
+    seed_dots: list[tuple[float, float]] = []
+    for p in pts:  # seeds: each seed's point faint, the spread as ±1 sd bars around the mean
+        if p.kind == "start" or len(p.runs) < 2:
+            continue
+        c = colors[p.runs[0]]
+        sx, sy = [runs[i].point.mean_tokens for i in p.runs], [runs[i].point.accuracy * 100 for i in p.runs]
+        ax.scatter(sx, sy, s=14, facecolor="none", edgecolor=c, alpha=0.6, lw=0.8, zorder=3)
+        seed_dots += list(zip(sx, sy))
+        seeds_drawn = True
+        if p.tokens_sd is not None and p.accuracy_sd is not None:
+            ax.errorbar([p.tokens], [p.accuracy * 100], xerr=[p.tokens_sd], yerr=[p.accuracy_sd * 100], fmt="none",
+                        ecolor=c, elinewidth=1.1, capsize=2.5, capthick=1.1, alpha=0.85, zorder=3)
+            xs_all += [p.tokens - p.tokens_sd, p.tokens + p.tokens_sd]
+            ys_all += [(p.accuracy - p.accuracy_sd) * 100, (p.accuracy + p.accuracy_sd) * 100]
+            bars = True
+    xs_all += [x for x, _ in seed_dots]
+    ys_all += [y for _, y in seed_dots]
 
     if front:  # the frontier: the best accuracy reachable at a given token count
         fx = [pts[k].tokens for k in front]
@@ -167,8 +204,13 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
         handles.append(Line2D([], [], marker="o", color="0.5", ls="", ms=7, label="after training"))
     if any(p.kind == "eval" for p in pts):
         handles.append(Line2D([], [], marker="D", color="0.5", ls="", ms=6, label="eval.json"))
+    if bars:
+        handles.append(Line2D([], [], marker="o", color="0.5", ls="-", lw=1.1, ms=6, label="mean over seeds ±1 sd"))
+    if seeds_drawn:
+        handles.append(Line2D([], [], marker="o", color="0.5", mfc="none", ls="", ms=4, label="each seed"))
     if has_traj:
-        handles.append(Line2D([], [], marker=".", color="0.5", alpha=0.6, label="evals during training"))
+        handles.append(Line2D([], [], marker=".", color="0.5", alpha=0.6,
+                              label="evals during training" + (" (seed mean)" if seeds_drawn else "")))
     if front:
         names = ", ".join(pts[k].name for k in front)
         lab = f"Pareto frontier: {names}" if len(names) <= 45 else f"Pareto frontier ({len(front)} points)"
@@ -181,7 +223,7 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
     for p in pts:
         style = {"color": "black", "fontweight": "bold"} if p.kind == "start" else {"color": "0.15"}
         items.append((p.name, p.tokens, p.accuracy * 100, style))
-    extra = [(q.mean_tokens, q.accuracy * 100) for r in runs if r.kind == "train" for q in r.trajectory]
+    extra = [(q.mean_tokens, q.accuracy * 100) for t in trajs for q in t] + seed_dots
     for a, b in zip(front, front[1:]):  # keep labels off the frontier line too
         (xa, ya), (xb, yb) = (pts[a].tokens, pts[a].accuracy * 100), (pts[b].tokens, pts[b].accuracy * 100)
         extra += [(xa + (xb - xa) * t / 12, ya) for t in range(1, 13)] + [(xb, ya + (yb - ya) * t / 12) for t in range(12)]
@@ -214,7 +256,7 @@ def plot_curves(runs: list[RunData], path: str | Path, title: str = "Training cu
     """Reward, accuracy (%) and mean tokens against step, one colour per run; None if no run has a log."""
     from matplotlib.lines import Line2D
 
-    colors = _colors(len(runs))
+    colors = _run_colors(runs)
     logged = [i for i, r in enumerate(runs) if r.metrics]
     if not logged:
         return None
@@ -256,7 +298,9 @@ def plot_curves(runs: list[RunData], path: str | Path, title: str = "Training cu
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
     axes[0].set_title(title)
 
-    handles = [Line2D([], [], color=colors[i], lw=2, label=runs[i].label) for i in logged]
+    labels = dict.fromkeys(runs[i].label for i in logged)  # the seeds of a method: one entry, one colour
+    handles = [Line2D([], [], color=colors[next(i for i in logged if runs[i].label == lab)], lw=2, label=lab)
+               for lab in labels]
     style = []
     if smoothed:
         style.append(Line2D([], [], color="0.4", lw=1.8, label="training batch (EMA; raw faint)"))

@@ -5,6 +5,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rl.compare import add_parser, load_run, pareto_front, plot_points, run, table_rows
 
@@ -217,9 +219,10 @@ def test_toy_pareto_script_runs_methods_and_compares(untrained_toy, tmp_path):
         assert (tmp_path / "compare" / name).stat().st_size > 1000 or name == "compare.md"
     table = (tmp_path / "compare" / "compare.md").read_text()
     assert "| dler |" in table and "| kimi |" in table
+    assert (tmp_path / "dler" / "seed0" / "summary.json").exists()  # $OUT/<method>/seed<s>, also for one seed
     again = subprocess.run(["bash", "scripts/toy_pareto.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=600)
-    assert again.returncode == 0 and "skip dler (done)" in again.stdout
+    assert again.returncode == 0 and "skip dler seed0 (done)" in again.stdout
 
 
 def test_runs_without_a_before_eval_share_a_matching_start(tmp_path):
@@ -242,3 +245,172 @@ def test_runs_without_a_before_eval_share_a_matching_start(tmp_path):
     assert runs[1].before.accuracy == 0.8 and runs[1].before.mean_tokens == 80.0
     assert "start from a" in runs[1].notes[-1]
     assert runs[2].before is None and runs[3].before is None  # another model / other eval settings
+
+
+# ------------------------------------------------------------------------------------------ seeds
+
+
+def by_diff(acc2, acc3, tok2, tok3):
+    return {"2": {"n": 40, "accuracy": acc2, "mean_tokens": tok2, "truncation_rate": 0.0},
+            "3": {"n": 40, "accuracy": acc3, "mean_tokens": tok3, "truncation_rate": 0.0}}
+
+
+def make_seeds(root, method, accs, tokens, first_before=True, diff=True):
+    """<root>/<method>/seed<k> for k = 0, 1, ...; only seed 0 evaluated the start (as toy_pareto.sh does)."""
+    before = {**BEFORE, "by_difficulty": by_diff(0.90, 0.70, 300.0, 500.0)} if diff else BEFORE
+    out = []
+    for k, (a, t) in enumerate(zip(accs, tokens)):
+        after = {"accuracy": a, "mean_tokens": t, "truncation_rate": 0.01 * k}
+        if diff:  # difficulty 2 a point above the overall, difficulty 3 a point below; tokens -/+ 10
+            after["by_difficulty"] = by_diff(a + 0.01, a - 0.01, t - 10, t + 10)
+        out.append(make_run(root, f"{method}/seed{k}", after, before=before if (k == 0 and first_before) else None))
+    return out
+
+
+def test_mean_sd_against_hand_numbers():
+    from rl.compare_seeds import Stat, mean_sd
+
+    assert mean_sd([90.0, 92.0, 94.0]) == (92.0, 2.0)
+    m, sd = mean_sd([1.0, 2.0, 3.0, 4.0])  # sum of squares 2.25 + .25 + .25 + 2.25 = 5, / (n - 1) = 3
+    assert m == 2.5 and sd == pytest.approx(math.sqrt(5 / 3))
+    assert mean_sd([7.0]) == (7.0, None)  # one seed: no spread
+    assert math.isnan(mean_sd([])[0]) and mean_sd([])[1] is None
+    assert Stat([90.0, 92.0, 94.0]).fmt() == "92.0 ± 2.0"
+    assert Stat([28.25]).fmt() == "28.2" and Stat([28.25]).sd is None
+    assert Stat([]).fmt() == "–" and Stat([]).mean is None
+    assert Stat([0.5, 0.7]).to_json() == {"mean": 0.6, "sd": pytest.approx(math.sqrt(0.02)), "n": 2,
+                                          "values": [0.5, 0.7]}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=12), st.floats(-1e3, 1e3),
+       st.floats(-10, 10))
+def test_mean_sd_is_the_sample_sd(values, shift, scale):
+    import statistics
+
+    from rl.compare_seeds import mean_sd
+
+    m, sd = mean_sd(values)
+    assert m == pytest.approx(statistics.fmean(values), abs=1e-9)
+    assert sd == pytest.approx(statistics.stdev(values), rel=1e-9, abs=1e-9)
+    m2, sd2 = mean_sd([scale * v + shift for v in values])  # sd moves with the scale, not the shift
+    assert m2 == pytest.approx(scale * m + shift, rel=1e-9, abs=1e-6)
+    assert sd2 == pytest.approx(abs(scale) * sd, rel=1e-6, abs=1e-6)
+
+
+def test_runs_in_seed_directories_group_by_method(tmp_path):
+    from rl.compare import _unique_labels, share_starts
+    from rl.compare_seeds import group_runs
+
+    dirs = make_seeds(tmp_path, "dler", [0.90, 0.92, 0.94], [30.0, 32.0, 40.0])
+    dirs += make_seeds(tmp_path, "kimi", [0.91], [50.0], first_before=False)
+    plain = make_run(tmp_path, "laser", {"accuracy": 0.85, "mean_tokens": 45.0})
+    runs = [load_run(d) for d in [dirs[1], dirs[3], dirs[0], plain, dirs[2]]]  # any order
+    assert [(r.label, r.seed) for r in runs] == [("dler", 1), ("kimi", 0), ("dler", 0), ("laser", None), ("dler", 2)]
+    assert runs[0].name == "dler seed1" and runs[3].name == "laser"
+    _unique_labels(runs)
+    share_starts(runs)
+    assert [r.label for r in runs] == ["dler", "kimi", "dler", "laser", "dler"]  # seeds of one method: one label
+    assert runs[0].before.accuracy == 0.80 and "start from dler seed0" in runs[0].notes[-1]
+    groups = group_runs(runs)
+    assert [(g.label, g.seeds) for g in groups] == [("dler", [0, 1, 2]), ("kimi", [0]), ("laser", [None])]
+    dler = groups[0]
+    assert (dler.accuracy.mean, dler.accuracy.sd) == (pytest.approx(92.0), pytest.approx(2.0))
+    assert dler.accuracy.values == pytest.approx([90.0, 92.0, 94.0])  # in seed order
+    # tokens 30, 32, 40: mean 34, deviations -4, -2, 6 -> sd sqrt(56 / 2)
+    assert dler.tokens.mean == pytest.approx(34.0) and dler.tokens.sd == pytest.approx(math.sqrt(28.0))
+    assert dler.truncation.values == pytest.approx([0.0, 1.0, 2.0]) and dler.notes == []
+    acc3, tok3 = dler.by_difficulty["3"]
+    assert acc3.fmt() == "91.0 ± 2.0" and tok3.mean == pytest.approx(44.0)
+    assert groups[1].accuracy.sd is None and groups[1].accuracy.fmt() == "91.0" and groups[2].seeded is False
+    # the same seed twice is not one group: the second copy gets a label of its own
+    twice = [load_run(dirs[0]), load_run(dirs[0])]
+    _unique_labels(twice)
+    assert [r.label for r in twice] == ["dler", "dler (2)"]
+    # a seed directory's summary.json and --labels keep the seed
+    assert (load_run(dirs[2] / "summary.json").seed, load_run(dirs[2], label="D").label) == (2, "D")
+
+
+def test_seeded_plot_point_is_the_mean_with_sd(tmp_path):
+    dirs = make_seeds(tmp_path, "dler", [0.90, 0.92, 0.94], [30.0, 32.0, 40.0])
+    runs = [load_run(d) for d in dirs]
+    pts = plot_points(runs)
+    assert [(p.name, p.kind) for p in pts] == [("start", "start"), ("dler", "train")]
+    p = pts[1]
+    assert (p.tokens, p.accuracy, p.runs) == (pytest.approx(34.0), pytest.approx(0.92), [0, 1, 2])
+    assert p.tokens_sd == pytest.approx(math.sqrt(28.0)) and p.accuracy_sd == pytest.approx(0.02)
+    rows = table_rows(runs)
+    assert [r["label"] for r in rows] == ["dler seed0", "dler seed1", "dler seed2"]
+    assert [r["seed"] for r in rows] == [0, 1, 2] and all(r["method"] == "dler" for r in rows)
+
+
+def test_compare_with_seeds_end_to_end(tmp_path):
+    dler = make_seeds(tmp_path / "sweep", "dler", [0.90, 0.92, 0.94], [30.0, 32.0, 40.0])
+    kimi = make_seeds(tmp_path / "sweep", "kimi", [0.91], [50.0], first_before=False)
+    out = tmp_path / "cmp"
+    assert cli([*map(str, dler + kimi), "--out", str(out), "--title", "Seeds"]) == 0
+    _check_png(out / "pareto.png", (750, 1050))
+    _check_png(out / "curves.png", (1200, 1050))
+    md = (out / "compare.md").read_text()
+    assert "Mean ± sd over seeds" in md
+    # run | seeds | steps | accuracy after | Δ accuracy | tokens after | Δ tokens | truncated after | frontier
+    assert "| dler | 3 | 30 | 92.0 ± 2.0 | +12.0 pt | 34.0 ± 5.3 | -91.5% | 1.0 ± 1.0 | yes |" in md
+    assert "| kimi | 1 | 30 | 91.0 | +11.0 pt | 50.0 | -87.5% | 0.0 | no |" in md  # one seed: no ±
+    assert md.index("| dler | 3 |") < md.index("| kimi | 1 |")  # by mean tokens
+    assert "Start (dler, kimi): 80.0% at 400.0 tokens" in md
+    # by difficulty: the start, then each method as mean ± sd over its seeds
+    acc = md[md.index("Accuracy (%) by difficulty"):md.index("Mean tokens by difficulty")]
+    assert "| run | seeds | 2 | 3 |" in acc and "| start | – | 90.0 | 70.0 |" in acc
+    assert "| dler | 3 | 93.0 ± 2.0 | 91.0 ± 2.0 |" in acc and "| kimi | 1 | 92.0 | 90.0 |" in acc
+    tok = md[md.index("Mean tokens by difficulty"):md.index("## Runs")]
+    assert "| start | – | 300.0 | 500.0 |" in tok and "| dler | 3 | 24.0 ± 5.3 | 44.0 ± 5.3 |" in tok
+    runs_table = md[md.index("## Runs"):]
+    assert [line.split(" | ")[0] for line in runs_table.splitlines() if line.startswith("| dler seed")] == \
+        ["| dler seed0", "| dler seed1", "| dler seed2"]
+    rep = json.loads((out / "compare.json").read_text())
+    g = {x["label"]: x for x in rep["groups"]}
+    assert g["dler"]["seeds"] == [0, 1, 2] and g["dler"]["accuracy_pct"]["values"] == pytest.approx([90, 92, 94])
+    assert g["dler"]["accuracy_pct"]["sd"] == pytest.approx(2.0) and g["dler"]["mean_tokens"]["mean"] == 34.0
+    assert g["dler"]["by_difficulty"]["2"]["accuracy_pct"]["values"] == pytest.approx([91, 93, 95])
+    one = {"mean": pytest.approx(91.0), "sd": None, "n": 1, "values": [pytest.approx(91.0)]}
+    assert g["kimi"]["accuracy_pct"] == one
+    assert [r["label"] for r in rep["runs"]] == ["dler seed0", "dler seed1", "dler seed2", "kimi seed0"]
+    assert rep["frontier"][0]["name"] == "dler" and rep["frontier"][0]["accuracy_pct_sd"] == pytest.approx(2.0)
+    assert rep["starts"] == [{"runs": ["dler", "kimi"], "mean_tokens": 400.0, "accuracy_pct": 80.0}]
+
+
+def test_difficulty_table_without_seeds(tmp_path):
+    a = make_run(tmp_path, "a", {"accuracy": 0.8, "mean_tokens": 40.0, "by_difficulty": by_diff(0.9, 0.7, 30, 50)})
+    md = (lambda out: (cli([str(a), "--out", str(out)]), (out / "compare.md").read_text())[1])(tmp_path / "o")
+    assert "| a | 30 | 80.0% |" in md and "## Runs" not in md and "±" not in md
+    assert "| run | 2 | 3 |" in md and "| a | 90.0 | 70.0 |" in md and "| a | 30.0 | 50.0 |" in md
+    assert "| start |" not in md  # the start had no breakdown
+
+
+def test_sweeps_evaluate_each_start_once():
+    from rl.compare_seeds import start_evaluators
+
+    from .conftest import ROOT
+
+    recipes = [ROOT / "recipes" / "toy" / f"{m}.yaml" for m in ("kimi", "dler", "l1_exact", "l1_max", "adactrl")]
+    # kimi and dler start from builtin:toy, the L1 pair from the budget toy, AdaCtrl from the tagged one
+    assert start_evaluators(recipes) == ["kimi", "l1_exact", "adactrl"]
+    assert start_evaluators(recipes[:2], ["eval.num_examples=8"]) == ["kimi"]
+
+
+def test_toy_pareto_script_refuses_a_missing_toy_directory(tmp_path):
+    """Exits with one line before building or training anything."""
+    import os
+    import subprocess
+
+    from .conftest import ROOT
+
+    for env, msg in (({"TOY": "no_such_toy"}, "no recipe directory recipes/no_such_toy/"),
+                     ({"METHODS": "dler nope"}, "no recipes/toy/nope.yaml"),
+                     ({"SEEDS": "0 one"}, "SEEDS must be non-negative integers, got 'one'")):
+        out = tmp_path / "sweep"
+        p = subprocess.run(["bash", "scripts/toy_pareto.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "OUT": str(out), **env})
+        assert p.returncode == 2 and p.stdout == ""
+        assert len(p.stderr.strip().splitlines()) == 1 and msg in p.stderr
+        assert not out.exists()
