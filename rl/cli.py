@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("out")
     m.add_argument("--steps", type=int, default=500, help="supervised steps (default 500, ~5 min on 2 cores)")
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--variant", default="plain", choices=("plain", "tagged", "budget"),
-                   help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl) or budget (B<N>Q:..., L1)")
+    m.add_argument("--variant", default="plain",
+                   choices=("plain", "tagged", "budget", "think", "think-tagged", "think-budget"),
+                   help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl), budget (B<N>Q:..., L1), "
+                        "think (builtin:toy-think: re-checks pay on hard problems) and its tagged/budget forms")
     from . import compare, eval_cli, plan_cli, serve
 
     eval_cli.add_parser(sub)

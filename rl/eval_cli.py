@@ -134,7 +134,7 @@ def _toy_template(name: str, path: str) -> str | None:
     info = read_info(path)
     if not (name.startswith("builtin:toy") or info is not None):
         return None
-    budget = name == "builtin:toy-budget" or (info or {}).get("variant") == "budget"
+    budget = name.endswith("-budget") or str((info or {}).get("variant")).endswith("budget")
     return BUDGET_TEMPLATE if budget else PROMPT_TEMPLATE
 
 

@@ -13,7 +13,9 @@ from .config import ModelConfig
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-BUILTIN_TOYS = {"builtin:toy": "plain", "builtin:toy-tagged": "tagged", "builtin:toy-budget": "budget"}
+BUILTIN_TOYS = {"builtin:toy": "plain", "builtin:toy-tagged": "tagged", "builtin:toy-budget": "budget",
+               "builtin:toy-think": "think", "builtin:toy-think-tagged": "think-tagged",
+               "builtin:toy-think-budget": "think-budget"}
 
 
 def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:

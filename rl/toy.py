@@ -23,6 +23,9 @@ the training pairs (:func:`sft_example`):
 ``budget``  (``builtin:toy-budget``) the prompt states a token budget, ``B48Q:3+5+2=``: the cold
             start that L1 / LCPO (arXiv 2503.04697) gets from its base model's instruction
             following. See :func:`budget_example` for what a budget means.
+``think``   (``builtin:toy-think``)  the first chain slips on hard problems and a re-check (in
+            reverse order) corrects it, so re-checking pays on hard problems only
+            (:mod:`rl.toy_think`).
 
 Everything here runs offline on CPU: :func:`ensure_toy` builds a variant into a cache directory
 the first time (5-7 minutes on one idle core) and reuses it afterwards.
@@ -46,10 +49,12 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers import get_cosine_schedule_with_warmup
 
 from rl.tasks import arithmetic_trace, sample_arithmetic
+from rl.toy_think import think_traces
 
 TOY_VERSION = "toy-v1"
 # the cache directory and toy_info.json "version" of each variant; bump one to rebuild its caches
-VERSIONS = {"plain": TOY_VERSION, "tagged": "toy-v2-tagged", "budget": "toy-v1-budget"}
+VERSIONS = {"plain": TOY_VERSION, "tagged": "toy-v2-tagged", "budget": "toy-v1-budget", "think": "toy-v1-think",
+            "think-tagged": "toy-v1-think-tagged", "think-budget": "toy-v1-think-budget"}
 VARIANTS = tuple(VERSIONS)
 TAGS = ("[Easy]", "[Hard]")  # AdaCtrl's difficulty tags (rewards/adactrl.py)
 PROMPT_TEMPLATE = "Q:{question}="
@@ -133,7 +138,7 @@ def trace_tokens(question: str, n_checks: int) -> int:
     return len(arithmetic_trace(question, n_checks)) + 1
 
 
-def budget_example(rng: random.Random, question: str, n_checks: int) -> int:
+def budget_example(rng: random.Random, question: str, n_checks: int, traces: list[str] | None = None) -> int:
     """The budget stated with the trace of ``question`` that has ``n_checks`` re-checks.
 
     A budget B means "the longest trace that fits in B tokens": the trace has the most re-checks
@@ -146,10 +151,14 @@ def budget_example(rng: random.Random, question: str, n_checks: int) -> int:
     Every trace then fits its budget (L <= B, L1-Max's sense), and sits within one re-check of
     it (L1-Exact's sense: |B - L| < L(k+1) - L(k), 14..38 tokens). k stays U{0..4}, as in the
     plain toy, and budgets span ``BUDGET_RANGE``: 8 lies below the shortest trace ("1+2=3.A:3"
-    and EOS, 10 tokens), 200 above the longest (188).
+    and EOS, 10 tokens), 200 above the longest (188). ``traces``: the question's traces for
+    k = 0..4 when they are not the plain toy's (toy-think's).
     """
-    low = trace_tokens(question, n_checks) if n_checks > 0 else BUDGET_RANGE[0]
-    high = trace_tokens(question, n_checks + 1) - 1 if n_checks < MAX_CHECKS else BUDGET_RANGE[1]
+    def length(k: int) -> int:
+        return len(traces[k]) + 1 if traces is not None else trace_tokens(question, k)
+
+    low = length(n_checks) if n_checks > 0 else BUDGET_RANGE[0]
+    high = length(n_checks + 1) - 1 if n_checks < MAX_CHECKS else BUDGET_RANGE[1]
     return rng.randint(low, high)
 
 
@@ -157,15 +166,17 @@ def sft_example(rng: random.Random, variant: str = "plain") -> tuple[str, str]:
     """One fresh train-split ``(prompt, completion)`` pair with k ~ U{0..4} re-checks.
 
     ``tagged``: the completion opens with one of :data:`TAGS`, drawn uniformly, independent of the
-    problem and of k. ``budget``: the prompt states a budget (:func:`budget_example`).
+    problem and of k. ``budget``: the prompt states a budget (:func:`budget_example`). ``think*``:
+    toy-think's traces (:func:`rl.toy_think.think_traces`), alone or with the tag / budget.
     """
     _check_variant(variant)
     problem = sample_arithmetic(rng, "train")
     question, k = problem["question"], rng.randint(0, MAX_CHECKS)
-    completion = arithmetic_trace(question, k)
-    if variant == "tagged":
+    traces = think_traces(question, rng, MAX_CHECKS) if variant.startswith("think") else None
+    completion = traces[k] if traces is not None else arithmetic_trace(question, k)
+    if variant.endswith("tagged"):
         completion = rng.choice(TAGS) + completion
-    budget = budget_example(rng, question, k) if variant == "budget" else None
+    budget = budget_example(rng, question, k, traces) if variant.endswith("budget") else None
     return toy_prompt(question, budget), completion
 
 

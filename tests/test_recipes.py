@@ -9,14 +9,14 @@ from rl.tracking import read_metrics
 
 from .conftest import ROOT
 
-TOY_RECIPES = sorted((ROOT / "recipes" / "toy").glob("*.yaml"))
+TOY_RECIPES = sorted((ROOT / "recipes" / "toy").glob("*.yaml")) + sorted((ROOT / "recipes" / "toy_think").glob("*.yaml"))
 
 
 def test_there_are_toy_recipes():
     assert len(TOY_RECIPES) >= 10
 
 
-@pytest.mark.parametrize("recipe", TOY_RECIPES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", TOY_RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_toy_recipe_runs_two_steps(recipe: Path, untrained_toy, tmp_path):
     import torch
 
