@@ -23,8 +23,8 @@ the training pairs (:func:`sft_example`):
 ``budget``  (``builtin:toy-budget``) the prompt states a token budget, ``B48Q:3+5+2=``: the cold
             start that L1 / LCPO (arXiv 2503.04697) gets from its base model's instruction
             following. See :func:`budget_example` for what a budget means.
-``think``   (``builtin:toy-think``)  the first chain slips on hard problems and a re-check (in
-            reverse order) corrects it, so re-checking pays on hard problems only
+``think``   (``builtin:toy-think``)  the first chain slips on hard problems and a re-check (from
+            the last operand) corrects it, so re-checking pays on hard problems only
             (:mod:`rl.toy_think`).
 
 Everything here runs offline on CPU: :func:`ensure_toy` builds a variant into a cache directory
@@ -53,8 +53,8 @@ from rl.toy_think import think_traces
 
 TOY_VERSION = "toy-v1"
 # the cache directory and toy_info.json "version" of each variant; bump one to rebuild its caches
-VERSIONS = {"plain": TOY_VERSION, "tagged": "toy-v2-tagged", "budget": "toy-v1-budget", "think": "toy-v1-think",
-            "think-tagged": "toy-v1-think-tagged", "think-budget": "toy-v1-think-budget"}
+VERSIONS = {"plain": TOY_VERSION, "tagged": "toy-v2-tagged", "budget": "toy-v1-budget", "think": "toy-v2-think",
+            "think-tagged": "toy-v2-think-tagged", "think-budget": "toy-v2-think-budget"}
 VARIANTS = tuple(VERSIONS)
 TAGS = ("[Easy]", "[Hard]")  # AdaCtrl's difficulty tags (rewards/adactrl.py)
 PROMPT_TEMPLATE = "Q:{question}="

@@ -10,12 +10,18 @@ changes two things in the SFT traces, and nothing else (same prompts, tokenizer,
    carried on, as a person would. One-digit steps never slip, so 2-operand problems (one step)
    never do, and the chance of a slip grows with the operand count (0 / 7 / 17 / 28 % of SFT traces for
    2 / 3 / 4 / 5 operands at a rate of 0.15).
-2. **A re-check adds the operands in reverse order** (``check1:1+7=8,8+2=10,...``): its partial
-   sums differ from the first chain's, so it cannot be copied from it, and re-checks never slip.
-   The answer ``A:`` is always the total of the *last* chain, so a re-check corrects a slip::
+2. **A re-check starts from the last operand**, then adds the others in order (``Q:9+8+6=`` is
+   re-checked as ``6+9=15,15+8=23``): its partial sums differ from the first chain's, so it cannot
+   be copied from it, and re-checks never slip. The answer ``A:`` is always the total of the
+   *last* chain, so a re-check corrects a slip::
 
        prompt      Q:9+8+6=
-       completion  9+8=17,17+6=13.check1:6+8=14,14+9=23.A:23</s>
+       completion  9+8=17,17+6=13.check1:6+9=15,15+8=23.A:23</s>
+
+   (toy-v1-think re-checked in fully reversed order. The model could not learn to walk the prompt
+   backwards in 500 SFT steps: its re-checks were *less* accurate than its slipping first chain,
+   39 % against 70 % on 5-operand problems. Starting from the last operand and then going forward
+   reuses the first chain's left-to-right reading.)
 
 The slips are not a flag: the trained model writes them itself when it samples, at about the
 rate it saw (measured by :func:`slip_stats` on its own completions), and a forced re-check fixes
@@ -83,16 +89,16 @@ def chain(operands: list[int], rng: random.Random | None = None, slip_rate: floa
 def think_traces(question: str, rng: random.Random | None = None, max_checks: int = 4,
                  slip_rate: float = SLIP_RATE) -> list[str]:
     """The toy-think completions of ``question`` with 0..``max_checks`` re-checks, sharing one first
-    chain (which may slip when ``rng`` is given): the first chain, k reverse-order re-checks, and
+    chain (which may slip when ``rng`` is given): the first chain, k re-checks from the last operand, and
     ``A:`` with the last chain's total.
 
     >>> think_traces("3+5+2", max_checks=1)
-    ['3+5=8,8+2=10.A:10', '3+5=8,8+2=10.check1:2+5=7,7+3=10.A:10']
+    ['3+5=8,8+2=10.A:10', '3+5=8,8+2=10.check1:2+3=5,5+5=10.A:10']
     >>> think_traces("9+8+6", random.Random(1), max_checks=1, slip_rate=1.0)
-    ['9+8=17,17+6=13.A:13', '9+8=17,17+6=13.check1:6+8=14,14+9=23.A:23']
+    ['9+8=17,17+6=13.A:13', '9+8=17,17+6=13.check1:6+9=15,15+8=23.A:23']
     """
     operands = _parse_operands(question)
-    first, check = chain(operands, rng, slip_rate), chain(operands[::-1])
+    first, check = chain(operands, rng, slip_rate), chain(operands[-1:] + operands[:-1])
     return [first.text + "".join(f"{CHECK_PREFIX}{i}:{check.text}" for i in range(1, k + 1))
             + f"A:{check.total if k else first.total}" for k in range(max_checks + 1)]
 
@@ -102,7 +108,7 @@ def think_trace(question: str, n_checks: int, rng: random.Random | None = None,
     """The toy-think completion of ``question`` with ``n_checks`` re-checks (:func:`think_traces`).
 
     >>> think_trace("3+5+2", 1)
-    '3+5=8,8+2=10.check1:2+5=7,7+3=10.A:10'
+    '3+5=8,8+2=10.check1:2+3=5,5+5=10.A:10'
     >>> think_trace("9+8+6", 0, random.Random(1), slip_rate=1.0)
     '9+8=17,17+6=13.A:13'
     """

@@ -32,12 +32,13 @@ def test_a_slip_is_carried_on_and_the_last_chain_gives_the_answer():
     # 17+6 loses its carry (13), then 13+4 is off by one (16 instead of 17): the wrong total goes on
     assert chain([9, 8, 6, 4], random.Random(1), slip_rate=1.0).text == "9+8=17,17+6=13,13+4=16."
     trace = think_trace("9+8+6", 2, random.Random(1), slip_rate=1.0)
-    assert trace == "9+8=17,17+6=13.check1:6+8=14,14+9=23.check2:6+8=14,14+9=23.A:23"
+    assert trace == "9+8=17,17+6=13.check1:6+9=15,15+8=23.check2:6+9=15,15+8=23.A:23"
     assert first_chain_total(trace) == 13 and count_checks(trace) == 2
 
 
-def test_without_slips_every_chain_is_right_and_checks_run_in_reverse():
-    assert think_trace("3+5+2", 1) == "3+5=8,8+2=10.check1:2+5=7,7+3=10.A:10"
+def test_without_slips_every_chain_is_right_and_checks_start_from_the_last_operand():
+    assert think_trace("3+5+2", 1) == "3+5=8,8+2=10.check1:2+3=5,5+5=10.A:10"
+    assert think_trace("1+2+3+4", 1) == "1+2=3,3+3=6,6+4=10.check1:4+1=5,5+2=7,7+3=10.A:10"
     assert think_trace("7+4", 0) == "7+4=11.A:11"
     with pytest.raises(ValueError):
         think_trace("7+4", -1)
