@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--problems", type=int, default=100, help="problems per operand count (default 100)")
     p.add_argument("--samples", type=int, default=4, help="samples per problem (default 4)")
     p.add_argument("--checks", default="0,1,2,4")
+    p.add_argument("--operands", default="2,3,4,5")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--png", default=None, help="also draw the curves here")
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     model = args.model or str(ensure_toy(variant="think"))
     start = time.perf_counter()
-    rows = forced_check_curve(model, checks=tuple(int(k) for k in args.checks.split(",")), problems=args.problems,
+    rows = forced_check_curve(model, checks=tuple(int(k) for k in args.checks.split(",")),
+                              operands=tuple(int(n) for n in args.operands.split(",")), problems=args.problems,
                               samples=args.samples, temperature=args.temperature, seed=args.seed)
     result = {"model": model, "problems": args.problems, "samples": args.samples,
               "temperature": args.temperature, "seconds": round(time.perf_counter() - start, 1), "rows": rows}

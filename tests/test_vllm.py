@@ -163,3 +163,23 @@ def engine_params(engine):
     from rl.vllm_engine import vllm_sampling_params
 
     return vllm_sampling_params(GREEDY, engine.eos_ids)
+
+
+def test_forced_prefixes_through_vllm_match_transformers(engine, untrained_toy, tok):
+    """AdaptThink's forced prefixes (rl/sampling.py generate_forced) on the vLLM engine: the prefix
+    opens the completion, is counted in forced_tokens, and what follows is vLLM's greedy
+    continuation of prompt + prefix, token for token the transformers engine's."""
+    from rl.model import load_policy
+    from rl.sampling import FIRST_FORCED_LOGP, generate_forced
+
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval()
+    engine.sync_weights(policy)
+    prefixes = [{"text": "A:", "fraction": 0.5}]
+    params = SamplingParams(max_new_tokens=12, n=2, greedy=True)
+    got = generate_forced(engine, prompts(tok), params, prefixes, tok)
+    want = generate_forced(TransformersEngine(policy, tok), prompts(tok), params, prefixes, tok)
+    prefix = tok.encode("A:", add_special_tokens=False)
+    assert [r.forced_tokens for r in got] == [len(prefix), 0] * len(QUESTIONS)
+    assert all(r.completion_ids[: len(prefix)] == prefix for r in got[::2])
+    assert [r.completion_ids for r in got] == [r.completion_ids for r in want]
+    assert all(r.logprobs[0] == FIRST_FORCED_LOGP for r in got[::2])
