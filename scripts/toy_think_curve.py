@@ -44,6 +44,7 @@ def plot(rows: list[dict], path: str) -> None:
     for n in sorted({r["operands"] for r in rows}):
         pts = sorted((r["checks"], r["accuracy"] * 100) for r in rows if r["operands"] == n)
         ax.plot(*zip(*pts), marker="o", label=f"{n} operands")
+    ax.set_xticks(sorted({r["checks"] for r in rows}))
     ax.set_xlabel("re-checks forced at sampling time")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("toy-think before RL: re-checking pays on hard problems")
