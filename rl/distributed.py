@@ -34,8 +34,15 @@ def make_accelerator(train_cfg) -> Any:
     torchrun); DeepSpeed refuses ``cpu=True``, so there it runs as a non-CPU back-end with gloo on
     DeepSpeed's CPU accelerator (``DS_ACCELERATOR=cpu``)."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import InitProcessGroupKwargs
 
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and AcceleratorState._shared_state:
+        # accelerate's state is process-wide: an earlier Accelerator in this process (a TRL trainer
+        # in the same notebook: its GRPOConfig turns on bf16) would hand its mixed precision to
+        # this run. A single-process run starts from a fresh state, as configured by its launcher.
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
     cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     handlers = []
     if cpu and deepspeed_requested():
