@@ -143,6 +143,7 @@ class TrainConfig:
     monitor_prompts: int = 0  # LASER-D: size of the monitor set (training prompts, G samples each)
     monitor_every: int = 20  # re-evaluate the monitor set every N steps (and before step 1)
     reference_samples: int = 0  # K > 0: the initial policy's accuracy per prompt from K samples (rl/reference_pass.py)
+    reference_from: str | None = None  # reuse another run's reference pass (its dir or reference_accuracy.json)
 
 
 @dataclass
@@ -424,6 +425,8 @@ def validate(cfg: Config) -> None:
     validate_prefixes(r.forced_prefixes, r.group_size)
     if t.reference_samples < 0:
         raise ConfigError(f"train.reference_samples must be >= 0 (0: off), got {t.reference_samples}")
+    if t.reference_from and not t.reference_samples:
+        raise ConfigError("train.reference_from reuses a reference pass: set train.reference_samples (its K) too")
     if not t.reference_samples and any(spec.get("name") == "adaptthink" for spec in cfg.rewards):
         raise ConfigError("train.reference_samples: the adaptthink reward needs the initial model's accuracy "
                           "per prompt; set K > 0 (the paper: 16)")

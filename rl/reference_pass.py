@@ -11,7 +11,9 @@ of the training prompts (the rollout engine, the recipe's temperature / top_p / 
 no forced prefixes), verifies them, and the per-prompt accuracies are gathered and written
 atomically to ``output_dir/reference_accuracy.json``. A resumed run (or a rerun into the same
 directory) loads that file instead of sampling again; a file made with another K, or missing a
-prompt, is recomputed.
+prompt, is recomputed. ``train.reference_from: DIR`` (another run's directory or its
+``reference_accuracy.json``) reuses that run's pass, e.g. for other seeds of the same recipe: it must
+hold K samples for every training prompt of this run, else the run stops with one line.
 """
 
 from __future__ import annotations
@@ -78,6 +80,16 @@ def reference_pass(run) -> dict[str, float] | None:
     path = Path(run.cfg.train.output_dir) / FILE
     ids = [str(p.id) for p in run.train_prompts]
     table = load(path, k, ids)
+    src = run.cfg.train.reference_from
+    if table is None and src:
+        src_path = Path(src) / FILE if Path(src).is_dir() else Path(src)
+        table = load(src_path, k, ids)
+        if table is None:
+            raise ValueError(f"train.reference_from: {src_path} holds no reference pass with {k} samples for all "
+                             f"{len(ids)} training prompts of this run (same data and train.reference_samples?)")
+        if run.acc.is_main_process:
+            atomic_write_text(path, json.dumps({"samples": k, "accuracy": table, "from": str(src_path)}, indent=0))
+        run.acc.print(f"reference pass: reused {src_path} ({len(ids)} prompts x {k} samples)")
     if table is None:
         table = compute(run, k)
         if run.acc.is_main_process:

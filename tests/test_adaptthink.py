@@ -242,6 +242,31 @@ def test_reference_pass_measures_once_caches_and_reloads(tmp_path, monkeypatch):
     assert rp.reference_pass(run) is None
 
 
+def test_reference_from_reuses_another_runs_pass_and_refuses_a_mismatch(tmp_path):
+    import rl.reference_pass as rp
+    from rl.data import Prompt
+
+    src = tmp_path / "seed0"
+    src.mkdir()
+    (src / "reference_accuracy.json").write_text(json.dumps({"samples": 4, "accuracy": {"p0": 0.5, "p1": 1.0}}))
+    prompts = [Prompt("p0", "1+1", "2", "Q:1+1=", [1]), Prompt("p1", "2+2", "4", "Q:2+2=", [2])]
+    eng = Engine()
+    out = tmp_path / "seed1"
+    out.mkdir()
+    run = SimpleNamespace(cfg=_cfg(out, "train.reference_samples=4", f"train.reference_from={src}"), acc=Acc(),
+                          engine=eng, policy=torch.nn.Linear(1, 1), tokenizer=Tok(), train_prompts=prompts)
+    assert rp.reference_pass(run) == {"p0": 0.5, "p1": 1.0} and eng.calls == []  # nothing sampled
+    assert [p.meta["ref_accuracy"] for p in prompts] == [0.5, 1.0]
+    assert json.loads((out / "reference_accuracy.json").read_text())["accuracy"] == {"p0": 0.5, "p1": 1.0}
+    for bad in ("train.reference_samples=8", None):  # another K; a prompt the source never saw
+        run.cfg = _cfg(tmp_path / f"other{bad is None}", bad or "train.reference_samples=4", f"train.reference_from={src}")
+        run.train_prompts = prompts if bad else prompts + [Prompt("p2", "3+3", "6", "Q:3+3=", [3])]
+        with pytest.raises(ValueError, match="holds no reference pass with"):
+            rp.reference_pass(run)
+    with pytest.raises(ConfigError, match="set train.reference_samples"):
+        _cfg(tmp_path, "train.reference_samples=0", f"train.reference_from={src}", "rewards=[{name: correctness}]")
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 4), st.sampled_from([2, 4, 8, 16]), st.lists(st.sampled_from([0.25, 0.5]), max_size=2))
 def test_forced_groups_properties(num_prompts, G, fractions):
