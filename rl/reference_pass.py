@@ -12,8 +12,9 @@ no forced prefixes), verifies them, and the per-prompt accuracies are gathered a
 atomically to ``output_dir/reference_accuracy.json``. A resumed run (or a rerun into the same
 directory) loads that file instead of sampling again; a file made with another K, or missing a
 prompt, is recomputed. ``train.reference_from: DIR`` (another run's directory or its
-``reference_accuracy.json``) reuses that run's pass, e.g. for other seeds of the same recipe: it must
-hold K samples for every training prompt of this run, else the run stops with one line.
+``reference_accuracy.json``) reuses that run's pass, e.g. for other seeds of a recipe on a fixed dataset (``builtin:`` tasks draw
+their problems from ``train.seed``, so there each seed needs its own pass): it must hold K samples
+for every training prompt of this run, else the run stops with one line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_write_text
+from .config import ConfigError
 from .distributed import full_weights
 from .facts import make_samples
 from .rollout import SamplingParams
@@ -85,8 +87,9 @@ def reference_pass(run) -> dict[str, float] | None:
         src_path = Path(src) / FILE if Path(src).is_dir() else Path(src)
         table = load(src_path, k, ids)
         if table is None:
-            raise ValueError(f"train.reference_from: {src_path} holds no reference pass with {k} samples for all "
-                             f"{len(ids)} training prompts of this run (same data and train.reference_samples?)")
+            raise ConfigError(f"train.reference_from: {src_path} holds no reference pass with {k} samples for all "
+                              f"{len(ids)} training prompts of this run (same data and train.reference_samples? "
+                              "builtin: tasks draw their problems from train.seed)")
         if run.acc.is_main_process:
             atomic_write_text(path, json.dumps({"samples": k, "accuracy": table, "from": str(src_path)}, indent=0))
         run.acc.print(f"reference pass: reused {src_path} ({len(ids)} prompts x {k} samples)")

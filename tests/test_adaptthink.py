@@ -261,7 +261,7 @@ def test_reference_from_reuses_another_runs_pass_and_refuses_a_mismatch(tmp_path
     for bad in ("train.reference_samples=8", None):  # another K; a prompt the source never saw
         run.cfg = _cfg(tmp_path / f"other{bad is None}", bad or "train.reference_samples=4", f"train.reference_from={src}")
         run.train_prompts = prompts if bad else prompts + [Prompt("p2", "3+3", "6", "Q:3+3=", [3])]
-        with pytest.raises(ValueError, match="holds no reference pass with"):
+        with pytest.raises(ConfigError, match="holds no reference pass with"):
             rp.reference_pass(run)
     with pytest.raises(ConfigError, match="set train.reference_samples"):
         _cfg(tmp_path, "train.reference_samples=0", f"train.reference_from={src}", "rewards=[{name: correctness}]")
