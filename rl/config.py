@@ -103,9 +103,7 @@ class AlgoConfig:
     outlier_truncation: dict[str, Any] | None = None  # DOT: {alpha: 3, min_excess: 32, success_threshold: 1.0}
     policy_loss: str = "clip"  # clip (PPO/DAPO clipped surrogate) | kl_cov (KL-Cov, arXiv 2505.22617; rl/kl_cov.py)
     kl_cov: dict[str, Any] | None = None  # policy_loss=kl_cov: {ratio: 2e-4, coef: 1.0} (verl's defaults; DOT: 0.002, 1.0)
-    # DECS's curriculum (rl/curriculum.py): a share kappa of all-correct groups back in the batch, with
-    # dynamic_sampling: correctness; {kappa: 0.0, eta: 0.2, start_ratio: 0.5, low: null, high: 0.9}
-    curriculum: dict[str, Any] | None = None
+    curriculum: dict[str, Any] | None = None  # DECS (rl/curriculum.py), with dynamic_sampling: correctness
     clip_low: float = 0.2
     clip_high: float = 0.28
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
