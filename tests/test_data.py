@@ -7,7 +7,7 @@ import pytest
 from rl.config import ConfigError, DataConfig
 from rl.data import PromptSampler, load_prompts
 
-from .conftest import GSM8K
+from .conftest import GSM8K, GSM8K_SKIP
 
 
 def write_jsonl(path, rows):
@@ -15,7 +15,7 @@ def write_jsonl(path, rows):
     return path
 
 
-@pytest.mark.skipif(not (GSM8K / "test.jsonl").exists(), reason="../shared/data/gsm8k not present")
+@pytest.mark.skipif(not (GSM8K / "test.jsonl").exists(), reason=GSM8K_SKIP)
 def test_gsm8k_local_file(toy_tokenizer):
     cfg = DataConfig(name=str(GSM8K / "test.jsonl"), num_examples=5, prompt_template="Q:{question}", chat_template="off")
     prompts = load_prompts(cfg, toy_tokenizer)

@@ -1,25 +1,25 @@
 """Every GSM8K test answer through the verifier: gold parses to a number, right answers in both
 the boxed and the ``#### X`` style verify as correct, an off-by-one answer does not.
 
-GSM8K (MIT licence) lies outside the repository, at ``../shared/data/gsm8k``; the project does not
-ship it, so these tests skip when it is missing.
+GSM8K (openai/gsm8k, MIT licence) is not shipped with the project: these tests read its jsonl test
+split from the directory ``$LACONIC_GSM8K_DIR`` names and skip without it.
 """
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from .conftest import GSM8K, GSM8K_SKIP
+
 from rewards.verify import answers_match, extract_answer, is_correct, math_verify_match, parse_gold
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
-TEST_FILE = DATA / "test.jsonl"
+TEST_FILE = GSM8K / "test.jsonl"
 
 pytestmark = pytest.mark.skipif(
-    not TEST_FILE.is_file(), reason=f"GSM8K test split not found at {TEST_FILE} (not shipped with the project)"
+    not TEST_FILE.is_file(), reason=GSM8K_SKIP
 )
 
 
