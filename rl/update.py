@@ -229,7 +229,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     clip_low, clip_high = (algo.seq_clip_low, algo.seq_clip_high) if seq else (algo.clip_low, algo.clip_high)
     if tis_cap is not None and not has_sampler:
         raise ValueError("algo.tis_cap needs sampler log-probs, but the rollout engine returned none")
-    kl_cov = getattr(algo, "policy_loss", "clip") == "kl_cov"
+    kl_cov = algo.policy_loss == "kl_cov"
     ratio, coef = kl_cov_options(algo) if kl_cov else (0.0, 0.0)
     diff_sum = diff_tokens = 0.0
     for j, idx in enumerate(step_chunks):
