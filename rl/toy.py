@@ -23,9 +23,9 @@ the training pairs (:func:`sft_example`):
 ``budget``  (``builtin:toy-budget``) the prompt states a token budget, ``B48Q:3+5+2=``: the cold
             start that L1 / LCPO (arXiv 2503.04697) gets from its base model's instruction
             following. See :func:`budget_example` for what a budget means.
-``think``   (``builtin:toy-think``)  the first chain slips on hard problems and a re-check (from
-            the last operand) corrects it, so re-checking pays on hard problems only
-            (:mod:`rl.toy_think`).
+``think``   (``builtin:toy-think``)  the first pass is a one-shot answer, right on easy problems
+            and often wrong on hard ones, and a re-check is the step-by-step chain, so
+            re-checking pays on hard problems only (:mod:`rl.toy_think`).
 
 Everything here runs offline on CPU: :func:`ensure_toy` builds a variant into a cache directory
 the first time (5-7 minutes on one idle core) and reuses it afterwards.
@@ -49,12 +49,12 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers import get_cosine_schedule_with_warmup
 
 from rl.tasks import arithmetic_trace, sample_arithmetic
-from rl.toy_think import think_traces
+from rl.toy_think import think_example, think_traces
 
 TOY_VERSION = "toy-v1"
 # the cache directory and toy_info.json "version" of each variant; bump one to rebuild its caches
-VERSIONS = {"plain": TOY_VERSION, "tagged": "toy-v2-tagged", "budget": "toy-v1-budget", "think": "toy-v2-think",
-            "think-tagged": "toy-v2-think-tagged", "think-budget": "toy-v2-think-budget"}
+VERSIONS = {"plain": TOY_VERSION, "tagged": "toy-v2-tagged", "budget": "toy-v1-budget", "think": "toy-v3-think",
+            "think-tagged": "toy-v3-think-tagged", "think-budget": "toy-v3-think-budget"}
 VARIANTS = tuple(VERSIONS)
 TAGS = ("[Easy]", "[Hard]")  # AdaCtrl's difficulty tags (rewards/adactrl.py)
 PROMPT_TEMPLATE = "Q:{question}="
@@ -167,17 +167,23 @@ def sft_example(rng: random.Random, variant: str = "plain") -> tuple[str, str]:
 
     ``tagged``: the completion opens with one of :data:`TAGS`, drawn uniformly, independent of the
     problem and of k. ``budget``: the prompt states a budget (:func:`budget_example`). ``think*``:
-    toy-think's traces (:func:`rl.toy_think.think_traces`), alone or with the tag / budget.
+    toy-think's traces (:func:`rl.toy_think.think_example`), alone or with the tag / budget; a
+    wrong one-shot answer the model must not learn to write is appended to the prompt (no loss).
     """
     _check_variant(variant)
     problem = sample_arithmetic(rng, "train")
     question, k = problem["question"], rng.randint(0, MAX_CHECKS)
-    traces = think_traces(question, rng, MAX_CHECKS) if variant.startswith("think") else None
-    completion = traces[k] if traces is not None else arithmetic_trace(question, k)
+    hidden, traces = "", None
+    if variant.startswith("think"):  # hidden: a wrong one-shot answer the model sees but is not trained on
+        hidden, completion, k = think_example(rng, question, MAX_CHECKS)
+        traces = think_traces(question, MAX_CHECKS)
+    else:
+        completion = arithmetic_trace(question, k)
     if variant.endswith("tagged"):
-        completion = rng.choice(TAGS) + completion
+        tag = rng.choice(TAGS)
+        hidden, completion = (tag + hidden, completion) if hidden else ("", tag + completion)
     budget = budget_example(rng, question, k, traces) if variant.endswith("budget") else None
-    return toy_prompt(question, budget), completion
+    return toy_prompt(question, budget) + hidden, completion
 
 
 def collate_sft(

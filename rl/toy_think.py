@@ -1,130 +1,150 @@
 r"""``builtin:toy-think``: a toy where re-checking pays on hard problems, and only there.
 
 The overthinking toy (:mod:`rl.toy`) re-checks by repeating its chain, and its first chain is as
-reliable as any re-check, so "never re-check" is the best policy at every difficulty. This variant
-changes two things in the SFT traces, and nothing else (same prompts, tokenizer, model, SFT recipe):
+reliable as any re-check, so "never re-check" is the best policy at every difficulty. toy-think
+(version 3) keeps the prompts, tokenizer, model and SFT recipe and changes the traces:
 
-1. **The first chain slips.** Each step ``t+x`` whose running total ``t`` already has two digits
-   is written wrong with probability :data:`SLIP_RATE`: a forgotten carry (``17+5=12`` instead of
-   22) when the units overflow, else a units digit off by one (``17+1=19``). The wrong total is
-   carried on, as a person would. One-digit steps never slip, so 2-operand problems (one step)
-   never do, and the chance of a slip grows with the operand count (0 / 7 / 17 / 28 % of SFT traces for
-   2 / 3 / 4 / 5 operands at a rate of 0.15).
-2. **A re-check starts from the last operand**, then adds the others in order (``Q:9+8+6=`` is
-   re-checked as ``6+9=15,15+8=23``): its partial sums differ from the first chain's, so it cannot
-   be copied from it, and re-checks never slip. The answer ``A:`` is always the total of the
-   *last* chain, so a re-check corrects a slip::
+1. **The first pass is a one-shot answer**: the model writes the sum at once (``23.``), with no
+   steps. That is easy for 2 digits and hard for 5: a 1M-parameter model has to add all operands in
+   one forward pass per digit, so its one-shot accuracy falls with the operand count. The errors are
+   the model's own, limited by its capacity, not a scripted slip: every one-shot answer in the SFT
+   data the model is trained to write is right.
+2. **A re-check is the step-by-step chain** (``check1:9+8=17,17+6=23.``), which is reliable at every
+   difficulty. The answer ``A:`` is the total of the *last* chain, or the one-shot answer when there
+   is no re-check::
 
        prompt      Q:9+8+6=
-       completion  9+8=17,17+6=13.check1:6+9=15,15+8=23.A:23</s>
+       completion  23.check1:9+8=17,17+6=23.A:23</s>
 
-   (toy-v1-think re-checked in fully reversed order. The model could not learn to walk the prompt
-   backwards in 500 SFT steps: its re-checks were *less* accurate than its slipping first chain,
-   39 % against 70 % on 5-operand problems. Starting from the last operand and then going forward
-   reuses the first chain's left-to-right reading.)
+3. **A re-check computes, it does not copy.** 70 % of the 3-5-operand SFT traces open with a
+   *wrong* one-shot answer, off by 1 to 3 like the model's own errors, which 1-4 re-checks correct.
+   Those wrong answers and the choice that follows them (``c``) belong to the *prompt side* of the
+   pair, so they are never trained on: the model learns a chain that ignores the one-shot answer,
+   but never to write a wrong one, nor to check because of one (:func:`think_example`). With fewer
+   (half of the traces with a re-check) and some off by 10, the first build's chains copied the
+   one-shot answer's units digit: after an answer off by 1 a 5-operand chain ended right 42 % of the
+   time, against 98 % after a right one. 2-operand traces never show a wrong answer: their chain is
+   the one-shot sum itself.
 
-The slips are not a flag: the trained model writes them itself when it samples, at about the
-rate it saw (measured by :func:`slip_stats` on its own completions), and a forced re-check fixes
-them because it is a different computation. Forcing 0 / 1 / 2 / 4 re-checks at sampling time
-(:class:`ForceChecks`, :func:`forced_check_curve`, ``scripts/toy_think_curve.py``) shows the toy's
-premise before any RL: on 5-operand problems accuracy rises from 0 to >= 1 re-check, on
-2-operand problems it does not move (numbers in docs/toy_think.md).
+The other traces are trained whole: the right one-shot answer, then k = 0 re-checks with probability
+:data:`SHOWN_ANSWER_RATE` (0.7), else k ~ U{1..4}. So after a one-shot answer of its own the start
+policy re-checks with the same probability (0.3) on every difficulty, and RL has to find out where
+checking pays. Unlike a taught slip (version 2, docs/toy_think.md), a one-shot error is not a sampled choice RL
+can sharpen away in a few steps: removing it means learning multi-operand addition in one pass.
 
-The number of re-checks k ~ U{0..4} is drawn independently of the slip (the model cannot know it
-slipped), exactly as in the plain toy, so RL has to find out where checking pays.
+Forcing 0 / 1 / 2 / 4 re-checks at sampling time (:class:`ForceChecks`, :func:`forced_check_curve`,
+``scripts/toy_think_curve.py``) shows the premise before any RL (numbers in docs/toy_think.md).
+
+Earlier versions, kept in docs/toy_think.md: v1 re-checked in reversed order and the model could not
+learn to; v2 taught the first chain to slip (p = 0.15 per two-digit step) and had re-checks fix the
+slips, which held before RL, but every RL method simply unlearned the slips (5-operand first chains
+wrong 30 % → 14.5 %) and dropped the re-checks on every difficulty.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import torch
 
 from rl.tasks import _parse_operands, sample_arithmetic
 
-SLIP_RATE = 0.15  # per first-chain step whose running total already has two digits
 CHECK_PREFIX = "check"
+WRONG_GUESS_RATE = 0.7  # share of 3-5-operand SFT traces that open with a wrong (untrained) one-shot answer
+SHOWN_ANSWER_RATE = 0.7  # share of the other traces that answer at once (k = 0) after the one-shot answer
+GUESS_ERRORS = (-3, -2, -1, 1, 2, 3)  # the size of the trained model's own one-shot errors
 
 
-@dataclass
-class Chain:
-    """One chain of partial sums: its text (``"3+5=8,8+2=10."``) and its final total."""
+def chain(operands: list[int]) -> str:
+    """The step-by-step chain adding ``operands`` left to right.
 
-    text: str
-    total: int
-
-
-def slip(rng: random.Random, t: int, x: int) -> int:
-    """A wrong result for the step ``t + x`` (``t >= 10``): a forgotten carry, else units off by one.
-
-    >>> slip(random.Random(0), 17, 5), slip(random.Random(0), 17, 1) in (17, 19)
-    (12, True)
-    """
-    right = t + x
-    if t % 10 + x >= 10:  # the units overflow: the carry is forgotten
-        return right - 10
-    return right + rng.choice((-1, 1))
-
-
-def chain(operands: list[int], rng: random.Random | None = None, slip_rate: float = 0.0) -> Chain:
-    """The chain adding ``operands`` left to right; with ``rng`` and ``slip_rate`` > 0 a step whose
-    running total has two digits slips with that probability (the wrong total is carried on).
-
-    >>> chain([3, 5, 2]).text
+    >>> chain([3, 5, 2])
     '3+5=8,8+2=10.'
-    >>> chain([9, 8, 6], random.Random(1), slip_rate=1.0)
-    Chain(text='9+8=17,17+6=13.', total=13)
     """
     steps, total = [], operands[0]
     for x in operands[1:]:
-        result = total + x
-        if rng is not None and total >= 10 and rng.random() < slip_rate:
-            result = slip(rng, total, x)
-        steps.append(f"{total}+{x}={result}")
-        total = result
-    return Chain(",".join(steps) + ".", total)
+        steps.append(f"{total}+{x}={total + x}")
+        total += x
+    return ",".join(steps) + "."
 
 
-def think_traces(question: str, rng: random.Random | None = None, max_checks: int = 4,
-                 slip_rate: float = SLIP_RATE) -> list[str]:
-    """The toy-think completions of ``question`` with 0..``max_checks`` re-checks, sharing one first
-    chain (which may slip when ``rng`` is given): the first chain, k re-checks from the last operand, and
-    ``A:`` with the last chain's total.
+def think_traces(question: str, max_checks: int = 4, guess: int | None = None) -> list[str]:
+    """The completions of ``question`` with 0..``max_checks`` re-checks: the one-shot answer
+    ``guess`` (default: the right sum), k step-by-step chains, ``A:`` with the last one's total.
 
     >>> think_traces("3+5+2", max_checks=1)
-    ['3+5=8,8+2=10.A:10', '3+5=8,8+2=10.check1:2+3=5,5+5=10.A:10']
-    >>> think_traces("9+8+6", random.Random(1), max_checks=1, slip_rate=1.0)
-    ['9+8=17,17+6=13.A:13', '9+8=17,17+6=13.check1:6+9=15,15+8=23.A:23']
+    ['10.A:10', '10.check1:3+5=8,8+2=10.A:10']
+    >>> think_traces("9+8+6", max_checks=1, guess=13)[1]
+    '13.check1:9+8=17,17+6=23.A:23'
     """
     operands = _parse_operands(question)
-    first, check = chain(operands, rng, slip_rate), chain(operands[-1:] + operands[:-1])
-    return [first.text + "".join(f"{CHECK_PREFIX}{i}:{check.text}" for i in range(1, k + 1))
-            + f"A:{check.total if k else first.total}" for k in range(max_checks + 1)]
+    total = sum(operands)
+    guess = total if guess is None else guess
+    steps = chain(operands)
+    return [f"{guess}." + "".join(f"{CHECK_PREFIX}{i}:{steps}" for i in range(1, k + 1))
+            + f"A:{total if k else guess}" for k in range(max_checks + 1)]
 
 
-def think_trace(question: str, n_checks: int, rng: random.Random | None = None,
-                slip_rate: float = SLIP_RATE) -> str:
-    """The toy-think completion of ``question`` with ``n_checks`` re-checks (:func:`think_traces`).
+def think_trace(question: str, n_checks: int, guess: int | None = None) -> str:
+    """The completion of ``question`` with ``n_checks`` re-checks (:func:`think_traces`).
 
-    >>> think_trace("3+5+2", 1)
-    '3+5=8,8+2=10.check1:2+3=5,5+5=10.A:10'
-    >>> think_trace("9+8+6", 0, random.Random(1), slip_rate=1.0)
-    '9+8=17,17+6=13.A:13'
+    >>> think_trace("3+5+2", 2)
+    '10.check1:3+5=8,8+2=10.check2:3+5=8,8+2=10.A:10'
     """
     if n_checks < 0:
         raise ValueError(f"n_checks must be >= 0, got {n_checks}")
-    return think_traces(question, rng, n_checks, slip_rate)[n_checks]
+    return think_traces(question, n_checks, guess)[n_checks]
+
+
+def wrong_guess(rng: random.Random, total: int) -> int:
+    """A plausible wrong one-shot answer: ``total`` off by 1, 2 or 3 (never negative).
+
+    >>> all(wrong_guess(random.Random(s), 3) not in (3,) and wrong_guess(random.Random(s), 3) >= 0 for s in range(20))
+    True
+    """
+    d = rng.choice(GUESS_ERRORS)
+    return total + d if total + d >= 0 else total - d
+
+
+def think_example(rng: random.Random, question: str, max_checks: int = 4,
+                  wrong_rate: float = WRONG_GUESS_RATE) -> tuple[str, str, int]:
+    """One SFT trace as ``(hidden, trained, k)``: ``hidden`` goes after the prompt and gets no loss.
+
+    With probability ``wrong_rate``, on 3 or more operands, the one-shot answer is wrong
+    (:func:`wrong_guess`), k ~ U{1..max_checks} re-checks correct it, and the wrong answer with the
+    first letter of the check after it is hidden: the model learns a chain that ignores the one-shot
+    answer, but never to write a wrong one, nor to check because of one. Otherwise the whole trace is
+    trained, with the right one-shot answer and k = 0 re-checks with probability
+    :data:`SHOWN_ANSWER_RATE`, else k ~ U{1..max_checks}: after a one-shot answer it writes, the model
+    re-checks with the same probability, 1 - SHOWN_ANSWER_RATE, on every difficulty.
+
+    >>> think_example(random.Random(0), "9+8+6", wrong_rate=1.0)
+    ('20.c', 'heck1:9+8=17,17+6=23.check2:9+8=17,17+6=23.check3:9+8=17,17+6=23.check4:9+8=17,17+6=23.A:23', 4)
+    >>> think_example(random.Random(1), "9+8", wrong_rate=1.0)  # 2 operands: never a wrong one-shot answer
+    ('', '17.A:17', 0)
+    """
+    n_operands = len(_parse_operands(question))
+    if n_operands >= 3 and rng.random() < wrong_rate:
+        k = rng.randint(1, max_checks)
+        trace = think_trace(question, k, wrong_guess(rng, sum(_parse_operands(question))))
+        cut = trace.index(".") + 2  # the wrong answer, its ".", and the "c" of "check1:"
+        return trace[:cut], trace[cut:], k
+    k = 0 if rng.random() < SHOWN_ANSWER_RATE else rng.randint(1, max_checks)
+    return "", think_trace(question, k), k
 
 
 # ----------------------------------------------------------------------------- what the model does
 
 
 def first_chain_total(completion: str) -> int | None:
-    """The total the completion's first chain reached (its last ``=<n>`` before the first ``.``)."""
-    head = completion.split(".", 1)[0]
-    value = head.rsplit("=", 1)[-1] if "=" in head else ""
-    return int(value) if value.isdigit() else None
+    """The one-shot answer of a completion: the number before its first ``.`` (after an optional
+    tag), or the last ``=<n>`` there for older step-by-step first chains.
+
+    >>> first_chain_total("23.check1:9+8=17,17+6=23.A:23"), first_chain_total("[Hard]21.A:21")
+    (23, 21)
+    """
+    head = completion.split(".", 1)[0].rsplit("=", 1)[-1].rsplit("]", 1)[-1]
+    return int(head) if head.isdigit() else None
 
 
 def count_checks(completion: str) -> int:
@@ -133,7 +153,7 @@ def count_checks(completion: str) -> int:
 
 
 def slip_stats(question: str, completions: list[str]) -> dict[str, float]:
-    """Over the completions of one question: the share whose first chain is wrong (slip rate)."""
+    """Over the completions of one question: the share whose one-shot answer is wrong."""
     answer = sum(_parse_operands(question))
     firsts = [first_chain_total(c) for c in completions]
     return {"first_chain_wrong": sum(f != answer for f in firsts) / max(len(firsts), 1)}
@@ -171,7 +191,7 @@ def forced_check_curve(model_path: str, checks=(0, 1, 2, 4), operands=(2, 3, 4, 
 
     Test-split problems (2-operand ones from the train split too: the test split holds only ~10);
     ``samples`` completions per problem at ``temperature``. Each row: operands, checks, accuracy,
-    first_chain_wrong (the model's own slip rate), mean_tokens (EOS counted), n.
+    first_chain_wrong (the share of wrong one-shot answers), mean_tokens (EOS counted), n.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
