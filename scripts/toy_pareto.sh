@@ -40,7 +40,7 @@ if [ "$TOY" = toy ]; then
   DEFAULT_TITLE="Overthinking toy: 40 steps x 32 prompts x 8"
 else
   DEFAULT_METHODS=$(for f in "$RECIPES"/*.yaml; do [ -f "$f" ] && basename "$f" .yaml; done | tr '\n' ' ')
-  DEFAULT_TITLE="$TOY toy"
+  DEFAULT_TITLE="recipes/$TOY"
 fi
 METHODS=${METHODS:-$DEFAULT_METHODS}
 SEEDS=${SEEDS:-0}
