@@ -152,13 +152,6 @@ def count_checks(completion: str) -> int:
     return completion.count(CHECK_PREFIX)
 
 
-def slip_stats(question: str, completions: list[str]) -> dict[str, float]:
-    """Over the completions of one question: the share whose one-shot answer is wrong."""
-    answer = sum(_parse_operands(question))
-    firsts = [first_chain_total(c) for c in completions]
-    return {"first_chain_wrong": sum(f != answer for f in firsts) / max(len(firsts), 1)}
-
-
 class ForceChecks:
     """A ``transformers`` logits processor forcing exactly ``n_checks`` re-checks per completion.
 
