@@ -172,11 +172,11 @@ def sft_example(rng: random.Random, variant: str = "plain") -> tuple[str, str]:
     """
     _check_variant(variant)
     problem = sample_arithmetic(rng, "train")
-    question, k = problem["question"], rng.randint(0, MAX_CHECKS)
+    question, k = problem["question"], rng.randint(0, MAX_CHECKS)  # think*: drawn too (same stream), unused
     hidden, traces = "", None
     if variant.startswith("think"):  # hidden: a wrong one-shot answer the model sees but is not trained on
         hidden, completion, k = think_example(rng, question, MAX_CHECKS)
-        traces = think_traces(question, MAX_CHECKS)
+        traces = think_traces(question, MAX_CHECKS) if variant.endswith("budget") else None
     else:
         completion = arithmetic_trace(question, k)
     if variant.endswith("tagged"):

@@ -99,8 +99,8 @@ def think_trace(question: str, n_checks: int, guess: int | None = None) -> str:
 def wrong_guess(rng: random.Random, total: int) -> int:
     """A plausible wrong one-shot answer: ``total`` off by 1, 2 or 3 (never negative).
 
-    >>> all(wrong_guess(random.Random(s), 3) not in (3,) and wrong_guess(random.Random(s), 3) >= 0 for s in range(20))
-    True
+    >>> sorted({wrong_guess(random.Random(s), 1) for s in range(50)})
+    [0, 2, 3, 4]
     """
     d = rng.choice(GUESS_ERRORS)
     return total + d if total + d >= 0 else total - d
@@ -123,10 +123,10 @@ def think_example(rng: random.Random, question: str, max_checks: int = 4,
     >>> think_example(random.Random(1), "9+8", wrong_rate=1.0)  # 2 operands: never a wrong one-shot answer
     ('', '17.A:17', 0)
     """
-    n_operands = len(_parse_operands(question))
-    if n_operands >= 3 and rng.random() < wrong_rate:
+    operands = _parse_operands(question)
+    if len(operands) >= 3 and rng.random() < wrong_rate:
         k = rng.randint(1, max_checks)
-        trace = think_trace(question, k, wrong_guess(rng, sum(_parse_operands(question))))
+        trace = think_trace(question, k, wrong_guess(rng, sum(operands)))
         cut = trace.index(".") + 2  # the wrong answer, its ".", and the "c" of "check1:"
         return trace[:cut], trace[cut:], k
     k = 0 if rng.random() < SHOWN_ANSWER_RATE else rng.randint(1, max_checks)
@@ -136,14 +136,13 @@ def think_example(rng: random.Random, question: str, max_checks: int = 4,
 # ----------------------------------------------------------------------------- what the model does
 
 
-def first_chain_total(completion: str) -> int | None:
-    """The one-shot answer of a completion: the number before its first ``.`` (after an optional
-    tag), or the last ``=<n>`` there for older step-by-step first chains.
+def one_shot_answer(completion: str) -> int | None:
+    """The one-shot answer of a completion: the number before its first ``.`` (after an optional tag).
 
-    >>> first_chain_total("23.check1:9+8=17,17+6=23.A:23"), first_chain_total("[Hard]21.A:21")
+    >>> one_shot_answer("23.check1:9+8=17,17+6=23.A:23"), one_shot_answer("[Hard]21.A:21")
     (23, 21)
     """
-    head = completion.split(".", 1)[0].rsplit("=", 1)[-1].rsplit("]", 1)[-1]
+    head = completion.split(".", 1)[0].rsplit("]", 1)[-1]
     return int(head) if head.isdigit() else None
 
 
@@ -155,9 +154,9 @@ def count_checks(completion: str) -> int:
 class ForceChecks:
     """A ``transformers`` logits processor forcing exactly ``n_checks`` re-checks per completion.
 
-    At the end of a chain (the model just wrote ``.``) the next token is forced to ``c`` (start a
-    re-check) while fewer than ``n_checks`` were written, and to ``A`` (answer) after that; every
-    other token is the model's own sample. One token per character (the toy's tokenizer).
+    After the one-shot answer and after each chain (the model just wrote ``.``) the next token is
+    forced to ``c`` (start a re-check) while fewer than ``n_checks`` were written, and to ``A``
+    (answer) after that; every other token is the model's own sample. One token per character (the toy's tokenizer).
     """
 
     def __init__(self, tokenizer, n_checks: int, prompt_width: int):
@@ -184,7 +183,7 @@ def forced_check_curve(model_path: str, checks=(0, 1, 2, 4), operands=(2, 3, 4, 
 
     Test-split problems (2-operand ones from the train split too: the test split holds only ~10);
     ``samples`` completions per problem at ``temperature``. Each row: operands, checks, accuracy,
-    first_chain_wrong (the share of wrong one-shot answers), mean_tokens (EOS counted), n.
+    one_shot_wrong (the share of wrong one-shot answers), mean_tokens (EOS counted), n.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
@@ -212,10 +211,10 @@ def forced_check_curve(model_path: str, checks=(0, 1, 2, 4), operands=(2, 3, 4, 
                 lengths.append(end)
             answers = [str(sum(_parse_operands(q))) for q in questions for _ in range(samples)]
             correct = [t.rsplit("A:", 1)[-1].strip() == a if "A:" in t else False for t, a in zip(texts, answers)]
-            wrong_first = [first_chain_total(t) != int(a) for t, a in zip(texts, answers)]
+            wrong_first = [one_shot_answer(t) != int(a) for t, a in zip(texts, answers)]
             rows.append({"operands": n_ops, "checks": k, "n": len(texts),
                          "accuracy": sum(correct) / len(texts),
-                         "first_chain_wrong": sum(wrong_first) / len(texts),
+                         "one_shot_wrong": sum(wrong_first) / len(texts),
                          "checks_written": sum(count_checks(t) for t in texts) / len(texts),
                          "mean_tokens": sum(lengths) / len(lengths)})
     return rows

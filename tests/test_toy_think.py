@@ -9,7 +9,7 @@ import torch
 
 from rl.tasks import _parse_operands
 from rl.toy import build_tokenizer, collate_sft, sft_example
-from rl.toy_think import (ForceChecks, count_checks, first_chain_total, forced_check_curve, think_example,
+from rl.toy_think import (ForceChecks, count_checks, one_shot_answer, forced_check_curve, think_example,
                           think_trace, think_traces, wrong_guess)
 
 
@@ -25,7 +25,7 @@ def test_a_trace_is_a_one_shot_answer_then_step_by_step_re_checks():
 def test_the_answer_is_the_last_chain_s_total_so_a_re_check_corrects_a_wrong_one_shot_answer():
     assert think_traces("9+8+6", max_checks=2, guess=13) == [
         "13.A:13", "13.check1:9+8=17,17+6=23.A:23", "13.check1:9+8=17,17+6=23.check2:9+8=17,17+6=23.A:23"]
-    assert first_chain_total("13.check1:9+8=17,17+6=23.A:23") == 13
+    assert one_shot_answer("13.check1:9+8=17,17+6=23.A:23") == 13
     assert count_checks("13.check1:9+8=17,17+6=23.check2:9+8=17,17+6=23.A:23") == 2
 
 
@@ -62,11 +62,11 @@ def test_sft_pairs_teach_right_one_shot_answers_and_checks_independent_of_diffic
         n, answer = len(question.split("+")), sum(_parse_operands(question))
         assert int(completion.rsplit("A:", 1)[1]) == answer  # every trained answer is right
         if prompt.endswith("="):  # the one-shot answer is trained: always right
-            assert first_chain_total(completion) == answer
+            assert one_shot_answer(completion) == answer
             checks[n][count_checks(completion) > 0] += 1
             hidden[n, False] += 1
         else:  # a hidden wrong one-shot answer, always followed by a check
-            assert first_chain_total(prompt[prompt.index("=") + 1:]) != answer and completion.startswith("heck1:")
+            assert one_shot_answer(prompt[prompt.index("=") + 1:]) != answer and completion.startswith("heck1:")
             assert 1 <= count_checks("c" + completion) <= 4
             hidden[n, True] += 1
     assert hidden[2, True] == 0
