@@ -18,7 +18,7 @@ completion whose reasoning never states the answer has no span. Token positions 
 
 The paper's second half, curriculum data scheduling (a share kappa of each batch's groups is
 all-correct ones, kappa following the redundant ratio), lives with dynamic sampling:
-``algo.curriculum`` (rl/curriculum.py), which measures the redundant span with :func:`answer_token`.
+``algo.curriculum`` (rl/algo/curriculum.py), which measures the redundant span with :func:`answer_token`.
 
 >>> from rewards.base import Sample, Context
 >>> s = Sample("p", 0, completion="2+3=5. check: 5.", answer="5", correct=True, length=4,

@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
                    choices=("plain", "tagged", "budget", "think", "think-tagged", "think-budget"),
                    help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl), budget (B<N>Q:..., L1), "
                         "think (builtin:toy-think: re-checks pay on hard problems) and its tagged/budget forms")
-    from . import compare, eval_cli, plan_cli, serve
+    from rl.engines import serve
+    from rl.eval import cli as eval_cli, compare
+    from rl.run import plan_cli
 
     eval_cli.add_parser(sub)
     compare.add_parser(sub)
@@ -31,13 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from rewards import RewardConfigError, RewardError
 
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
+    from rl.config import ConfigError
+    from rl.run.checkpoint import CheckpointError
 
     try:
         if args.command == "train":
-            from .config import load_config
-            from .trainer import train
+            from rl.config import load_config
+            from rl.train.loop import train
 
             train(load_config(args.recipe, args.overrides))
         elif args.command == "eval":
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "plan":
             return plan_cli.run(args)
         elif args.command == "toy-model":
-            from .toy import build_toy
+            from rl.models.toy_build import build_toy
 
             path = build_toy(args.out, sft_steps=args.steps, seed=args.seed, variant=args.variant)
             print(f"toy model saved to {path}")

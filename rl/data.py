@@ -18,7 +18,7 @@ from typing import Any
 
 from rewards.verify import parse_gold
 
-from .config import ConfigError, DataConfig
+from rl.config import ConfigError, DataConfig
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -41,7 +41,7 @@ def load_rows(name: str, split: str, subset: str | None = None, num_examples: in
               seed: int = 0, task_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Rows as dicts, from ``builtin:<task>``, a local file, or the Hugging Face hub."""
     if name.startswith("builtin:"):
-        from .tasks import TASKS, make_task_dataset
+        from rl.tasks import TASKS, make_task_dataset
 
         task = name.split(":", 1)[1]
         if task not in TASKS:

@@ -11,8 +11,8 @@ from typing import Sequence
 from rewards.base import Sample
 from rewards.verify import verify_batch
 
-from .data import Prompt
-from .rollout import Rollout
+from rl.data import Prompt
+from rl.engines.base import Rollout
 
 
 def find_subsequence(seq: Sequence[int], sub: Sequence[int]) -> int | None:

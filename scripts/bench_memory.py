@@ -2,7 +2,7 @@
 """Peak memory and wall time of the policy update, in units of one float32 logits copy.
 
 The setup of issue 13: a Qwen2-architecture model with R1-Distill's vocabulary (151,936; untied
-head) but hidden size 64 and 2 layers, float32, on CPU, run through ``rl.update.update_policy`` as
+head) but hidden size 64 and 2 layers, float32, on CPU, run through ``rl.train.update.update_policy`` as
 the trainer calls it (SGD, so no optimizer state). Each case runs in its own child process: model
 and batch are built, one short warm-up update runs, the peak-RSS counter is reset
 (``/proc/self/clear_refs``), then the measured update runs. ``peak_copies`` is the growth of the
@@ -52,8 +52,8 @@ def run_case(name: str) -> dict:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from rl.config import AlgoConfig
-    from rl.rollout import Rollout
-    from rl.update import update_policy
+    from rl.engines.base import Rollout
+    from rl.train.update import update_policy
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     rows, length, kl = CASES[name]

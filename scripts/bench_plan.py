@@ -1,18 +1,18 @@
-"""The planner (rl/plan.py) against measured peak memory of the policy update on CPU; prints JSON.
+"""The planner (rl/run/plan.py) against measured peak memory of the policy update on CPU; prints JSON.
 
     OMP_NUM_THREADS=1 flock /tmp/laconic-bench.lock python scripts/bench_plan.py [--only NAME ...] [--markdown]
 
 Each configuration runs in a fresh process (``--one NAME``): it builds a randomly initialised
 model from its shapes (no download; SmolLM2-135M's shapes are the real model's), synthetic
 rollouts (prompts of ``prompt`` tokens, left-padded, completions of ``completion`` tokens, one
-row 1/4 shorter), and runs ``rl.update.update_policy`` twice on one CPU process (the trainer's
+row 1/4 shorter), and runs ``rl.train.update.update_policy`` twice on one CPU process (the trainer's
 own update, AdamW, KL reference when ``kl``). The first update allocates AdamW's moments; before
 the second one the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``, 5) and read
 after it (``VmHWM``). ``MALLOC_MMAP_THRESHOLD_`` makes large buffers mmap'ed, so freed memory
 leaves RSS at once.
 
 - ``measured``: peak RSS during the second update minus the RSS before the model was built;
-  ``predicted``: :meth:`rl.plan.Plan.update_peak` (weights, gradients, AdamW, reference,
+  ``predicted``: :meth:`rl.run.plan.Plan.update_peak` (weights, gradients, AdamW, reference,
   activations, logits chunk) for the same recipe on ``device="cpu"``.
 - ``measured_dynamic`` / ``predicted_dynamic``: the same minus what is resident before the
   update (weights, AdamW, reference), i.e. gradients + activations + logits: the activation term.
@@ -70,7 +70,7 @@ def recipe(model: str, prompt: int, completion: int, rows: int, kl: bool, ckpt: 
 
 
 def shape_of(model: str):
-    from rl.plan import Shape
+    from rl.run.memory import Shape
 
     h, layers, heads, kv, i, vocab, tied, kind = SHAPES[model]
     return Shape(h, layers, heads, kv, i, vocab, tied, qkv_bias=kind == "qwen2")
@@ -99,8 +99,8 @@ def warm_up(acc) -> None:
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     from rl.config import AlgoConfig
-    from rl.rollout import Rollout
-    from rl.update import update_policy
+    from rl.engines.base import Rollout
+    from rl.train.update import update_policy
 
     m = AutoModelForCausalLM.from_config(Qwen2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                                                      num_key_value_heads=1, intermediate_size=32, vocab_size=32))
@@ -117,9 +117,9 @@ def one(name: str) -> dict:
     import torch
     from accelerate import Accelerator
 
-    from rl.model import make_reference
-    from rl.rollout import Rollout
-    from rl.update import update_policy
+    from rl.engines.base import Rollout
+    from rl.models.load import make_reference
+    from rl.train.update import update_policy
 
     torch.set_num_threads(1)
     model_name, prompt, completion, rows, kl, ckpt = CONFIGS[name]
@@ -155,7 +155,7 @@ def one(name: str) -> dict:
 
 
 def predict(name: str):
-    from rl.plan import make_plan
+    from rl.run.plan import make_plan
 
     model_name, prompt, completion, rows, kl, ckpt = CONFIGS[name]
     cfg = recipe(model_name, prompt, completion, rows, kl, ckpt)
@@ -200,8 +200,9 @@ def recipes_table(gpus: int = 8, gpu_memory: float = 80) -> str:
     from argparse import Namespace
 
     from rl.config import load_config
-    from rl.plan import GiB, STRATEGIES, make_plan
-    from rl.plan_cli import launch_config, recipe_shape, zero_from_accelerate
+    from rl.run.memory import GiB
+    from rl.run.plan import STRATEGIES, make_plan
+    from rl.run.plan_cli import launch_config, recipe_shape, zero_from_accelerate
 
     out = ["| recipe | strategy | micro-batch tokens | update GiB (peak at) | rollout GiB | vLLM util | "
            "KV tokens | largest micro_batch_tokens | fits |", "|" + "---|" * 9]

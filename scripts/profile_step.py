@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
         args.overrides.insert(0, args.recipe)
         args.recipe = str(ROOT / "recipes" / "quickstart.yaml")
     from rl.config import load_config
-    from rl.trainer import setup, train_step
+    from rl.train.loop import setup, train_step
 
     overrides = [f"train.torch_threads={args.threads}", "eval.before=false", "eval.after=false",
                  "eval.every=0", "train.log_completions=0", *args.overrides]

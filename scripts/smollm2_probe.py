@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="directory: <variant>/eval.json and completions.jsonl each")
     a = p.parse_args(argv)
 
-    from rl import eval_cli
     from rl.config import DataConfig
     from rl.data import load_prompts
+    from rl.eval import cli as eval_cli
 
     parser = argparse.ArgumentParser()
     eval_cli.add_parser(parser.add_subparsers())

@@ -70,16 +70,16 @@ mkdir -p "$OUT"
 recipes=()
 for m in $METHODS; do recipes+=("$RECIPES/$m.yaml"); done
 # Build the toys the methods start from once, before parallel runs could race to build them:
-# builtin:toy (plain) and its variants builtin:toy-<variant> (rl/toy.py), as the recipes name them.
+# builtin:toy (plain) and its variants builtin:toy-<variant> (rl/models/toy.py), as the recipes name them.
 case "$EXTRA" in
   *model.name_or_path=*) ;;
   *) variants=$(sed -nE 's/^[[:space:]]*name_or_path:[[:space:]]*builtin:toy(-([A-Za-z0-9_]+))?([[:space:]#].*)?$/\2/p' \
                   "${recipes[@]}" | sed 's/^$/plain/' | sort -u)
-     for v in $variants; do "$PY" -c "from rl.toy import ensure_toy; ensure_toy(variant='$v')"; done ;;
+     for v in $variants; do "$PY" -c "from rl.models.toy_build import ensure_toy; ensure_toy(variant='$v')"; done ;;
 esac
 # The methods whose first seed evaluates the starting model: the first of each distinct start.
 # shellcheck disable=SC2086  # EXTRA holds several overrides
-EVALUATORS=" $("$PY" -m rl.compare_seeds "${recipes[@]}" -- $EXTRA) "
+EVALUATORS=" $("$PY" -m rl.eval.seeds "${recipes[@]}" -- $EXTRA) "
 
 for m in $METHODS; do
   if [ -f "$OUT/$m/summary.json" ]; then

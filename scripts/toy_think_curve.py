@@ -1,6 +1,6 @@
 """Accuracy of the toy-think model by difficulty when it is forced to write 0, 1, 2 or 4 re-checks.
 
-The toy's premise, measured before any RL (rl/toy_think.py): on hard problems (4-5 operands)
+The toy's premise, measured before any RL (rl/models/toy_think.py): on hard problems (4-5 operands)
 re-checking raises accuracy, on 2-operand problems it does not. Prints JSON rows (one per operand
 count x forced re-checks) and a markdown table; ``--png`` draws the curves.
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rl.toy import ensure_toy  # noqa: E402
-from rl.toy_think import forced_check_curve  # noqa: E402
+from rl.models.toy_build import ensure_toy
+from rl.models.toy_think import forced_check_curve  # noqa: E402
 
 
 def markdown(rows: list[dict]) -> str:

@@ -1,4 +1,4 @@
-"""User rewards that misbehave, for tests/test_reliability.py (referenced as 'tests.bad_rewards:NAME')."""
+"""User rewards that misbehave, for tests/run/test_reliability.py (referenced as 'tests.bad_rewards:NAME')."""
 
 
 def raises(samples, ctx):

@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def toy_tokenizer():
-    from rl.toy import build_tokenizer
+    from rl.models.toy import build_tokenizer
 
     return build_tokenizer()
 
@@ -22,7 +22,7 @@ def toy_tokenizer():
 @pytest.fixture(scope="session")
 def untrained_toy(tmp_path_factory) -> Path:
     """A randomly initialised toy model directory (instant; for plumbing tests)."""
-    from rl.toy import build_untrained_toy
+    from rl.models.toy_build import build_untrained_toy
 
     return build_untrained_toy(tmp_path_factory.mktemp("toy") / "untrained")
 

@@ -1,0 +1,150 @@
+"""Advantages of one step: the registered estimator (:mod:`rl.algo.estimators`, where the formulas
+are) called with the facts and options it declares, checked first.
+
+:func:`compute_advantages` takes rewards and group ids as lists or tensors and returns float32
+``[N]``. :func:`table_advantages` does it for the trainer's global sample table, and spreads
+per-token rewards (DECS) over ``[N, T_max]``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+from typing import Any, Mapping
+
+import torch
+
+from rl.algo.estimators import FACTS, get_estimator, keyword_params
+
+
+def _check_option(name: str, key: str, value: Any, default: Any) -> Any:
+    """Light type check of an option value against its default's type; ints pass for floats."""
+    bad = f"advantage estimator '{name}': option '{key}' must be"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{bad} a bool, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{bad} a finite number, got {value!r}")
+        return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{bad} an int, got {value!r}")
+    return value
+
+
+def compute_advantages(
+    name: str,
+    rewards: list[float] | torch.Tensor,
+    groups: list[int] | torch.Tensor,
+    eps: float = 1e-6,
+    *,
+    lengths: list[float] | torch.Tensor | None = None,
+    correct: list[bool] | torch.Tensor | None = None,
+    max_length: int | None = None,
+    entropies: list[float] | torch.Tensor | None = None,
+    step: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> torch.Tensor:
+    """Advantages (float32 tensor[N]) of estimator ``name``.
+
+    ``lengths``/``correct``/``max_length``/``entropies``/``step`` are the per-step facts; each is handed to the estimator
+    only if it declares it (and it is an error to leave out one it requires). ``options`` are the
+    estimator's own settings (``algo.advantage_options``); unknown keys are an error.
+    """
+    fn = get_estimator(name)
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    g = torch.as_tensor(groups)
+    if r.dim() != 1 or g.shape != r.shape:
+        raise ValueError(f"advantage estimator '{name}': rewards and groups must be 1-D of equal length")
+    n = r.numel()
+
+    facts: dict[str, Any] = {}
+    if lengths is not None:
+        lt = torch.as_tensor(lengths, dtype=torch.float64)
+        if lt.shape != (n,):
+            raise ValueError(f"advantage estimator '{name}': lengths has shape {tuple(lt.shape)}, expected ({n},)")
+        if not bool(torch.isfinite(lt).all()) or bool((lt < 0).any()):
+            raise ValueError(f"advantage estimator '{name}': lengths must be finite and >= 0")
+        facts["lengths"] = lt
+    if correct is not None:
+        ct = torch.as_tensor(correct).to(torch.bool)
+        if ct.shape != (n,):
+            raise ValueError(f"advantage estimator '{name}': correct has shape {tuple(ct.shape)}, expected ({n},)")
+        facts["correct"] = ct
+    if max_length is not None:
+        if isinstance(max_length, bool) or int(max_length) != max_length or max_length <= 0:
+            raise ValueError(f"advantage estimator '{name}': max_length must be a positive int, got {max_length!r}")
+        facts["max_length"] = int(max_length)
+    if entropies is not None:
+        et = torch.as_tensor(entropies, dtype=torch.float64)
+        if et.shape != (n,):
+            raise ValueError(f"advantage estimator '{name}': entropies has shape {tuple(et.shape)}, expected ({n},)")
+        if not bool(torch.isfinite(et).all()):
+            raise ValueError(f"advantage estimator '{name}': entropies must be finite")
+        facts["entropies"] = et
+    if step is not None:
+        if isinstance(step, bool) or int(step) != step or step < 0:
+            raise ValueError(f"advantage estimator '{name}': step must be an int >= 0, got {step!r}")
+        facts["step"] = int(step)
+
+    kwargs: dict[str, Any] = {}
+    params = {p.name: p for p in keyword_params(fn)}
+    for key, p in params.items():
+        if key not in FACTS:
+            continue
+        if key in facts:
+            kwargs[key] = facts[key]
+        elif p.default is inspect.Parameter.empty:
+            hint = (" (each sample's mean policy entropy: the trainer computes them when advantage_needs() "
+                    "says 'entropy')") if key == "entropies" else ""
+            raise ValueError(f"advantage estimator '{name}' needs {key}{hint}")
+
+    valid = [k for k in params if k not in FACTS]
+    for key, value in (options or {}).items():
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            known = f" (options: {sorted(valid)})" if valid else " (it takes no options)"
+            raise ValueError(f"advantage estimator '{name}' has no option '{key}'{hint}{known}")
+        kwargs[key] = _check_option(name, key, value, params[key].default)
+
+    return fn(r, g, eps, **kwargs).to(torch.float32)
+
+
+def table_advantages(algo, totals: list[float], table: list, max_length: int | None, step: int,
+                     token_totals: list[list[float]] | None = None) -> torch.Tensor:
+    """:func:`compute_advantages` over the step's sample table with the facts the trainer has
+    (``algo``: the recipe's ``algo`` section; entropies when the entropy pass ran): ``[N]``.
+
+    With per-token rewards (``token_totals``, a list of ``sample.length`` values per sample) the
+    advantages are ``[N, T_max]`` (0 past a sample's end): every (sample, token position t) is scored
+    as one sample of the group "(group, t)", so a group estimator normalizes each token position
+    within its group over the completions that reach it (DECS, arXiv 2509.25827), and a batch
+    statistic runs over all tokens. The other facts (length, correctness, entropy) are the sample's.
+    """
+    ents = [s.entropy_mean for s in table]
+    facts = dict(max_length=max_length, step=step, options=algo.advantage_options)
+    lengths = torch.tensor([s.length for s in table], dtype=torch.float64)
+    correct = torch.tensor([bool(s.correct) for s in table])
+    entropies = torch.tensor(ents, dtype=torch.float64) if ents and all(e is not None for e in ents) else None
+    groups = torch.unique(torch.tensor([s.group for s in table]), return_inverse=True)[1]
+    if token_totals is None:
+        return compute_advantages(algo.advantage, totals, groups, algo.adv_eps, lengths=lengths, correct=correct,
+                                  entropies=entropies, **facts)
+    T = max((len(row) for row in token_totals), default=0)
+    rewards = torch.zeros(len(table), T, dtype=torch.float64)
+    for i, row in enumerate(token_totals):
+        rewards[i, : len(row)] = torch.tensor(row, dtype=torch.float64)
+    mask = torch.arange(T).unsqueeze(0) < torch.tensor([len(row) for row in token_totals]).unsqueeze(1)
+
+    def spread(x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1).expand(-1, T)[mask]
+
+    flat = compute_advantages(algo.advantage, rewards[mask], (groups.unsqueeze(1) * T + torch.arange(T))[mask],
+                              algo.adv_eps, lengths=spread(lengths), correct=spread(correct),
+                              entropies=None if entropies is None else spread(entropies), **facts)
+    out = torch.zeros(len(table), T, dtype=flat.dtype)
+    out[mask] = flat
+    return out

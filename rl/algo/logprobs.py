@@ -1,0 +1,217 @@
+"""Per-token log-probs and entropies of a causal LM without its full ``[rows, completion, vocab]`` logits.
+
+The model runs as usual (through its DDP / DeepSpeed / accelerate wrapper, so autocast, gradient
+sync and ZeRO-3 gathering are the wrapper's), but keeps the logits of one position only
+(``logits_to_keep=1``). A forward hook on the decoder (``get_decoder()``) captures its final hidden
+states; the completion positions that hold a real token are gathered into ``[N, H]`` and cut into
+chunks of ``n`` tokens. Each chunk goes through the model's own output module
+(``get_output_embeddings()``: bias, tied weights, a LoRA-wrapped head all stay the model's) under
+the autocast state that the model's forward ran with, and then through :class:`_LogpEntropy`:
+
+    zf   = float32(head(h) / T)                     [n, V]
+    lse  = logsumexp(zf)                            [n]
+    logp = zf[target] - lse                         [n]
+    H    = -sum_v p_v log p_v,  p = exp(zf - lse)   [n]     (only when asked for)
+
+backward (by hand, from the recomputed logits and the saved ``lse`` and ``H``):
+
+    dL/dzf = g_logp * (onehot(target) - p) - g_H * p * (log p + H),   dL/dz = dL/dzf / T
+
+With gradients the chunk runs under non-reentrant activation checkpointing
+(``torch.utils.checkpoint``), so nothing of size ``n x V`` is kept between the forward and the
+backward pass: the head is recomputed chunk by chunk in the backward pass, and its parameters get
+their gradients through the ordinary autograd graph (one accumulation per backward, as DDP and
+ZeRO expect).
+
+Memory model (what the planner follows). With ``n = chunk_tokens(V)`` (``CHUNK_BYTES // (4 V)``,
+110 tokens at V = 151,936):
+
+- kept across the whole pass: the decoder's activations as usual (its last hidden state
+  ``[B, P + C, H]``), the gathered ``[N, H]`` hidden states and their chunks, ``[N]`` float32
+  results (log-prob, entropy, lse) and the ``[B, 1, V]`` logits of the model's own head;
+- alive at the peak, in one chunk only: the head's output ``z`` ``[n, V]`` in the compute dtype
+  (bf16 under mixed precision, else float32), plus at most two ``[n, V]`` float32 buffers
+  (forward: ``zf`` and ``p``; backward: ``log p`` turned in place into the gradient, and ``p``),
+  plus the ``[n, V]`` float32 temporary of ``torch.logsumexp`` in the forward pass and the cast of
+  the gradient to the compute dtype in the backward pass. So the peak is about
+  ``n * V * (4 * 3 + bytes(dtype))`` bytes, independent of the number of rows and of the
+  completion length; at V = 151,936 and n = 110 that is about 0.27 GB with float32 compute.
+
+The no-grad passes (old log-probs, PEAR/CEEH entropies, the KL reference) run the same chunks
+without checkpointing; their peak is the forward part of the above. The entropy costs nothing when
+not asked for (``with_entropy=False``) and has no backward cost when taken as a statistic only.
+
+A head that is not ``head(hidden)`` (Gemma-2's ``final_logit_softcapping``, Cohere's
+``logit_scale``, Granite's ``logits_scaling``, a custom head) is caught: each call compares the
+model's own logits at its kept position with the chunked head's, and a mismatch raises
+:class:`UnsupportedHead` naming the config field when it is one of those known ones.
+
+Prior art: Liger-Kernel's fused linear cross-entropy (linkedin/Liger-Kernel,
+src/liger_kernel/ops/fused_linear_cross_entropy.py) chunks the head the same way but computes
+the gradient in the forward pass, which needs a loss known then; the PPO loss here needs the
+log-probs of the whole micro-batch first, hence the recompute.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+CHUNK_BYTES = 64 * 2**20  # one float32 [n, V] buffer of a chunk
+
+# config fields of heads that are not head(hidden) (transformers' Gemma2/3, Cohere, Granite)
+HEAD_FIELDS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+class UnsupportedHead(ValueError):
+    pass
+
+
+def chunk_tokens(vocab_size: int, budget: int | None = None) -> int:
+    """Tokens per chunk: one float32 ``[n, vocab]`` buffer within ``budget`` bytes.
+
+    >>> chunk_tokens(151936)
+    110
+    """
+    return max(1, (budget or CHUNK_BYTES) // (4 * vocab_size))
+
+
+def _fp32_scaled(z: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A new float32 buffer holding ``z / T`` (divided in z's dtype first, as ``logits / T`` was)."""
+    if temperature != 1.0:
+        z = z / temperature
+        return z if z.dtype == torch.float32 else z.float()
+    return z.to(torch.float32, copy=True)
+
+
+class _LogpEntropy(torch.autograd.Function):
+    """``(z [n, V], targets [n]) -> (logp [n], entropy [n] or None)``; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, z, targets, temperature, with_entropy):
+        zf = _fp32_scaled(z, temperature)
+        lse = torch.logsumexp(zf, -1)
+        logp = zf.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - lse
+        ent = None
+        if with_entropy:
+            logq = zf.sub_(lse.unsqueeze(-1))  # log p, in place
+            ent = -(logq.exp().mul_(logq)).sum(-1)
+        ctx.set_materialize_grads(False)
+        ctx.temperature = temperature
+        ctx.save_for_backward(z, targets, lse, ent if with_entropy else lse)
+        return logp, ent
+
+    @staticmethod
+    def backward(ctx, g_logp, g_ent):
+        z, targets, lse, ent = ctx.saved_tensors
+        grad = _fp32_scaled(z, ctx.temperature).sub_(lse.unsqueeze(-1))  # log p
+        p = grad.exp()
+        if g_ent is not None:  # -g_H p (log p + H) - g_logp p
+            grad.add_(ent.unsqueeze(-1)).mul_(g_ent.unsqueeze(-1))
+            if g_logp is not None:
+                grad.add_(g_logp.unsqueeze(-1))
+            grad.mul_(p).neg_()
+        else:
+            grad = p.mul_(-g_logp.unsqueeze(-1))
+        del p
+        if g_logp is not None:
+            grad.scatter_add_(-1, targets.unsqueeze(-1), g_logp.unsqueeze(-1))
+        if ctx.temperature != 1.0:
+            grad.div_(ctx.temperature)
+        return grad.to(z.dtype), None, None, None
+
+
+def _unwrap(model):
+    from accelerate.utils import extract_model_from_parallel
+
+    return extract_model_from_parallel(model)
+
+
+def _decoder(module):
+    """The module whose output is the last hidden state the head reads."""
+    base = module.get_base_model() if hasattr(module, "get_base_model") else module  # peft
+    return base.get_decoder()
+
+
+def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
+    return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+
+
+def _check_head(model, logits: torch.Tensor, hidden: torch.Tensor, head, autocast) -> None:
+    """The model's own logits at its last position against ``head(hidden)``: raises where the model
+    post-processes its head's output (which the chunks would then miss)."""
+    with torch.no_grad(), torch.autocast(hidden.device.type, dtype=autocast[1], enabled=autocast[0]):
+        ours = head(hidden[:, -1:, :])
+    if ours.shape == logits.shape and torch.allclose(ours.float(), logits.float(), rtol=1e-3, atol=1e-3):
+        return
+    config = getattr(_unwrap(model), "config", None)
+    fields = [f for f in HEAD_FIELDS if getattr(config, f, None) not in (None, 1, 1.0)]
+    what = f"config field {', '.join(fields)}" if fields else "a custom output head"
+    raise UnsupportedHead(f"the chunked log-probs (rl/algo/logprobs.py) compute head(hidden_states), but this model's "
+                          f"logits differ from that ({what}): not supported")
+
+
+def chunked_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head, temperature: float, *,
+                     with_entropy: bool = False, entropy_grad: bool = False,
+                     autocast: tuple[bool, torch.dtype] = (False, torch.float32),
+                     chunk: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``hidden [N, H]``, ``targets [N]`` -> float32 ``logp [N]`` and ``entropy [N]`` (or None),
+    in chunks of ``chunk`` tokens. ``entropy_grad=False`` returns the entropy detached (a
+    statistic); ``autocast`` is ``(enabled, dtype)`` for the head's calls."""
+    grad = torch.is_grad_enabled() and hidden.requires_grad
+
+    def piece(h, t):
+        with torch.autocast(h.device.type, dtype=autocast[1], enabled=autocast[0]):
+            z = head(h)
+        return _LogpEntropy.apply(z, t, float(temperature), with_entropy)
+
+    logps, ents = [], []
+    for s in range(0, hidden.shape[0], chunk):
+        h, t = hidden[s : s + chunk], targets[s : s + chunk]
+        lp, ent = checkpoint(piece, h, t, use_reentrant=False, preserve_rng_state=False) if grad else piece(h, t)
+        logps.append(lp)
+        if with_entropy:
+            ents.append(ent if entropy_grad else ent.detach())
+    logp = torch.cat(logps) if logps else hidden.new_zeros(0, dtype=torch.float32)
+    ent = (torch.cat(ents) if ents else hidden.new_zeros(0, dtype=torch.float32)) if with_entropy else None
+    return logp, ent
+
+
+def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                      completion_ids: torch.Tensor, completion_mask: torch.Tensor, temperature: float, *,
+                      with_entropy: bool = False, entropy_grad: bool = True,
+                      chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (and entropies) ``[B, C]`` float32 of the completion tokens, which fill the last
+    ``C`` columns of ``input_ids`` ``[B, P + C]``; position ``P - 1 + t`` predicts token ``t``.
+    Positions where ``completion_mask`` is 0 hold 0. ``model`` is called as is (wrapped or not);
+    ``chunk`` defaults to :func:`chunk_tokens` of the vocabulary."""
+    inner = _unwrap(model)
+    head = inner.get_output_embeddings()
+    captured: list = []
+
+    def grab(_module, _args, out):
+        hs = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        captured.append((hs, _autocast_state(hs.device.type)))
+
+    handle = _decoder(inner).register_forward_hook(grab)
+    try:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                    logits_to_keep=1, use_cache=False)
+    finally:
+        handle.remove()
+    hidden, autocast = captured[-1]
+    _check_head(model, out.logits, hidden, head, autocast)
+    B, C = completion_ids.shape
+    P = input_ids.shape[1] - C
+    keep = completion_mask.bool()
+    if not keep.any():  # nothing to score: one (masked-out) position keeps the autograd graph
+        keep = torch.zeros_like(keep)
+        keep[0, 0] = True
+    h = hidden[:, P - 1 : P - 1 + C][keep]  # [N, H]
+    logp, ent = chunked_logprobs(h, completion_ids[keep], head, temperature, with_entropy=with_entropy,
+                                 entropy_grad=entropy_grad, autocast=autocast,
+                                 chunk=chunk or chunk_tokens(out.logits.shape[-1]))
+    keep = keep & completion_mask.bool()
+    full = torch.zeros(B, C, dtype=torch.float32, device=logp.device)
+    scatter = (lambda x: full.masked_scatter(keep, x[: int(keep.sum())]))
+    return scatter(logp), (scatter(ent) if with_entropy else None)

@@ -1,0 +1,207 @@
+"""The recipe schema: one dataclass per section, every field with its default and a comment.
+
+:mod:`rl.config.load` reads a YAML recipe and command-line overrides into these, and
+:mod:`rl.config.validate` checks what a type alone cannot express.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from rl.algo.schedules import LengthSchedule
+
+
+class ConfigError(ValueError):
+    """A recipe or override is invalid; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "builtin:toy"  # hub id, local directory, or builtin:toy (built if missing)
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    trust_remote_code: bool = False
+    gradient_checkpointing: bool = False
+    lora_r: int = 0  # > 0 enables LoRA (peft)
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    toy_sft_steps: int = 500  # builtin:toy / toy-tagged / toy-budget, when one has to be built
+
+
+@dataclass
+class DataConfig:
+    name: str = "builtin:arithmetic"  # hub dataset, local .jsonl/.json/.parquet, or builtin:<task>
+    subset: str | None = None  # hub configuration name (e.g. "main" for gsm8k)
+    split: str = "train"
+    question_column: str = "question"
+    answer_column: str = "answer"
+    id_column: str | None = None  # stable prompt ids; default: hash of the question
+    answer_format: str = "auto"  # auto | gsm8k (#### 42) | boxed (\boxed{..}) | raw
+    prompt_template: str = "{question}"
+    system_prompt: str | None = None
+    chat_template: str = "auto"  # auto (when the tokenizer has one) | on | off
+    num_examples: int | None = None  # builtin tasks: how many to generate; others: truncate
+    task_kwargs: dict[str, Any] = field(default_factory=dict)  # builtin task options
+    delimiter: str | None = "</think>"  # think/answer split; answers are read after it
+    length_budget: list[int] | None = None  # L1: [low, high], a budget N ~ U{low..high} per prompt draw
+    budget_mode: str = "exact"  # L1: "Think for N tokens." (exact) | "Think for maximum N tokens." (max)
+    effort_range: list[float] | None = None  # e1: [low, high], an effort r ~ U[low, high] per prompt draw
+    bad_rows: str = "error"  # rows without a usable question or gold answer: error (refuse) | skip (warn, drop)
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = "transformers"
+    group_size: int = 8  # G completions per prompt
+    prompts_per_step: int = 16  # global, across processes
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    generation_batch_size: int = 256  # sequences per generate() call
+    drop_finished: bool = True  # transformers engine: finished completions leave the batch (false: model.generate)
+    length_schedule: LengthSchedule = field(default_factory=LengthSchedule)  # limit by step (rl/algo/schedules.py)
+    # vllm / vllm-server engines (rl/engines/vllm_colocated.py, rl/engines/vllm_server.py)
+    vllm_dtype: str = "auto"  # vLLM's weights: auto (= model.dtype) | float32 | bfloat16 | float16
+    vllm_kv_cache_gb: float | None = None  # KV cache size; null: 1 GiB on CPU, vllm_gpu_memory_utilization on GPU
+    vllm_gpu_memory_utilization: float | None = None  # GPU share for vLLM (colocated); null: sized by rl/run/plan.py
+    vllm_max_num_batched_tokens: int = 8192  # GPU: tokens per vLLM forward (prefill chunks); sizes its activation peak
+    vllm_max_model_len: int | None = None  # null: the model's max positions
+    vllm_enforce_eager: bool = True  # false: torch.compile + CUDA graphs (slow start, faster decode)
+    vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
+    # vllm-server: running `laconic serve` / `vllm serve` processes (rl/engines/vllm_server.py); API key: $VLLM_API_KEY
+    vllm_server_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000"])  # groups spread over them
+    vllm_server_timeout: float = 600.0  # seconds per request to a server
+    vllm_server_retries: int = 2  # extra attempts when a server cannot be reached
+    vllm_server_weight_sync: str = "auto"  # auto (nccl with CUDA, else disk) | nccl | disk
+    vllm_server_weight_dir: str | None = None  # disk sync: where the servers read the weights (null: /dev/shm)
+    # AdaptThink (arXiv 2505.13417): a share of each group opens with a given prefix, e.g.
+    # [{text: "</think>", fraction: 0.5, max_new_tokens: 4096}, {text: "Alright", fraction: 0.5}]
+    # (rl/train/sampling.py); a prefix's optional max_new_tokens caps its share below the step's limit
+    forced_prefixes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class AlgoConfig:
+    advantage: str = "grpo"  # rl/algo/estimators.py: grpo | batch_std | none | identity | rloo | reinforce_pp_baseline | drpo
+    advantage_options: dict[str, Any] = field(default_factory=dict)  # e.g. drpo: {temperature: 0.1}
+    adv_eps: float = 1e-6
+    dynamic_sampling: str | None = None  # drop zero-std groups and refill: reward | correctness (DAPO)
+    max_sampling_rounds: int = 10  # dynamic sampling: generation rounds per step before giving up
+    oversample: dict[str, Any] | None = None  # DOT's predictive oversampling: {start: 1.5, low: 1.2, high: 5, history: 20}
+    outlier_truncation: dict[str, Any] | None = None  # DOT: {alpha: 3, min_excess: 32, success_threshold: 1.0}
+    policy_loss: str = "clip"  # clip (PPO/DAPO clipped surrogate) | kl_cov (KL-Cov, arXiv 2505.22617; rl/algo/kl_cov.py)
+    kl_cov: dict[str, Any] | None = None  # policy_loss=kl_cov: {ratio: 2e-4, coef: 1.0} (verl's defaults; DOT: 0.002, 1.0)
+    curriculum: dict[str, Any] | None = None  # DECS (rl/algo/curriculum.py), with dynamic_sampling: correctness
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+    ratio_level: str = "token"  # token (PPO) | sequence (GSPO with seq-mean-token-mean, LUSPO with token-mean)
+    seq_clip_low: float = 3e-4  # ratio_level=sequence: GSPO's clip range of the sequence ratio
+    seq_clip_high: float = 4e-4
+    kl_coef: float = 0.0  # k3 KL to the frozen reference model
+    entropy_coef: float = 0.0  # bonus on policy entropy (0: logged only)
+    updates_per_rollout: int = 1  # optimizer steps per rollout batch (> 1: PPO-style minibatches)
+    tis_cap: float | None = None  # truncated importance sampling: min(exp(logp_old - logp_sampler), cap)
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/run"
+    max_steps: int = 60
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    lr_scheduler: str = "constant"  # any transformers.get_scheduler name
+    warmup_steps: int = 0
+    micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
+    micro_batch_tokens: int | None = None  # also cap padded tokens per forward/backward (null: no cap)
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    save_every: int = 0  # checkpoint every N steps (0: only at the end)
+    keep_checkpoints: int = 2
+    resume: str | None = None  # "latest" or a checkpoint directory (rl/run/rundir.py)
+    overwrite: bool = False  # true: delete a previous run in output_dir and start over (else it is refused)
+    report_to: list[str] = field(default_factory=list)  # wandb, tensorboard
+    run_name: str | None = None
+    log_completions: int = 0  # every N steps, each process appends its samples to completions/rank<r>.jsonl
+    torch_threads: int | None = None
+    monitor_prompts: int = 0  # LASER-D: size of the monitor set (training prompts, G samples each)
+    monitor_every: int = 20  # re-evaluate the monitor set every N steps (and before step 1)
+    reference_samples: int = 0  # K > 0: the initial policy's accuracy per prompt from K samples (rl/train/reference_pass.py)
+    reference_from: str | None = None  # reuse another run's reference pass (its dir or reference_accuracy.json)
+
+
+@dataclass
+class EvalConfig:
+    name: str | None = None  # default: the training dataset's source
+    subset: str | None = None
+    split: str = "test"
+    # how to read the eval set; null: the data section's (so GSM8K training can evaluate on MATH-500)
+    question_column: str | None = None
+    answer_column: str | None = None
+    answer_format: str | None = None  # auto | gsm8k | boxed | raw
+    prompt_template: str | None = None
+    num_examples: int | None = 350
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_p: float = 1.0
+    samples: int = 1
+    before: bool = True
+    after: bool = True
+    every: int = 0  # also evaluate every N training steps (0: off)
+    length_budget: int | None = None  # L1 recipes: the budget stated in every eval prompt
+    seed: int = 1234
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    rewards: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "dler"}])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "data.answer_format": ("auto", "gsm8k", "boxed", "raw"),
+    "data.chat_template": ("auto", "on", "off"),
+    "data.budget_mode": ("exact", "max"),
+    "data.bad_rows": ("error", "skip"),
+    "eval.answer_format": ("auto", "gsm8k", "boxed", "raw"),
+    "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/engines/base.py ENGINES; auto: vllm if installed
+    "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),
+    "rollout.vllm_server_weight_sync": ("auto", "nccl", "disk"),  # rl/engines/vllm_server.py SYNC_MODES
+    "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+    "algo.ratio_level": ("token", "sequence"),
+    "algo.policy_loss": ("clip", "kl_cov"),
+}
+
+
+EVAL_DATA_FIELDS = ("question_column", "answer_column", "answer_format", "prompt_template")
+
+
+def eval_data_config(cfg: Config) -> DataConfig:
+    """The data section as the eval set reads it: ``eval.question_column`` / ``answer_column`` /
+    ``answer_format`` / ``prompt_template`` where set, the data section's values elsewhere."""
+    own = {k: getattr(cfg.eval, k) for k in EVAL_DATA_FIELDS if getattr(cfg.eval, k) is not None}
+    return dataclasses.replace(cfg.data, **own)
+
+
+def closest(key: str, options: list[str]) -> str:
+    """"; did you mean X?" for the option nearest to ``key``, for error messages."""
+    match = difflib.get_close_matches(key, options, n=1, cutoff=0.0)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+

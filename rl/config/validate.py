@@ -1,0 +1,174 @@
+"""Cross-field checks of a recipe: what a field's type alone cannot say.
+
+The choices come from the layers below: the advantage estimators and their options from
+:mod:`rl.algo.estimators`, the length schedules from :mod:`rl.algo.schedules`, the curriculum's
+options from :mod:`rl.algo.curriculum`, KL-Cov's defaults from :mod:`rl.algo.kl_cov`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rl.algo.schedules import validate_schedule
+from rl.config.schema import AlgoConfig, Config, ConfigError, closest
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a type alone cannot express."""
+    r, t, a = cfg.rollout, cfg.train, cfg.algo
+    positive = {
+        "rollout.group_size": r.group_size,
+        "rollout.prompts_per_step": r.prompts_per_step,
+        "rollout.max_new_tokens": r.max_new_tokens,
+        "train.micro_batch_size": t.micro_batch_size,
+        "train.micro_batch_tokens": t.micro_batch_tokens or 1,
+        "algo.updates_per_rollout": a.updates_per_rollout,
+        "train.max_steps": t.max_steps,
+    }
+    for key, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{key} must be >= 1, got {v}")
+    if not 0 <= a.clip_low < 1 or a.clip_high < 0:
+        raise ConfigError("algo.clip_low must be in [0, 1) and algo.clip_high >= 0")
+    if not 0 <= a.seq_clip_low < 1 or a.seq_clip_high < 0:
+        raise ConfigError("algo.seq_clip_low must be in [0, 1) and algo.seq_clip_high >= 0")
+    if not t.learning_rate > 0:
+        raise ConfigError(f"train.learning_rate must be > 0, got {t.learning_rate}")
+    from transformers import SchedulerType
+
+    schedulers = [s.value for s in SchedulerType]
+    if t.lr_scheduler not in schedulers:
+        raise ConfigError(f"train.lr_scheduler: '{t.lr_scheduler}' is not one of {schedulers}"
+                          + closest(t.lr_scheduler, schedulers))
+    if t.overwrite and t.resume:
+        raise ConfigError("train.overwrite=true and train.resume exclude each other: overwrite deletes the run "
+                          "that resume would continue")
+    if r.temperature <= 0:
+        raise ConfigError("rollout.temperature must be > 0 (use eval for greedy decoding)")
+    from rl.algo.estimators import ADVANTAGES, advantage_option_names
+
+    if a.advantage not in ADVANTAGES:
+        raise ConfigError(f"algo.advantage: '{a.advantage}' is not one of {sorted(ADVANTAGES)}"
+                          + closest(a.advantage, sorted(ADVANTAGES)))
+    for key in a.advantage_options:
+        names = advantage_option_names(a.advantage)
+        if key not in names:
+            raise ConfigError(f"algo.advantage_options: '{a.advantage}' has no option '{key}'"
+                              + (closest(key, names) if names else " (it takes none)"))
+    if a.dynamic_sampling not in (None, "reward", "correctness"):
+        raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
+                          f"'correctness']" + closest(str(a.dynamic_sampling), ["reward", "correctness"]))
+    from rl.algo.curriculum import DEFAULTS as CURRICULUM, check_options
+
+    for key, names in (("oversample", ("start", "low", "high", "history")),
+                       ("outlier_truncation", ("alpha", "min_excess", "success_threshold")),
+                       ("kl_cov", ("ratio", "coef")),
+                       ("curriculum", tuple(CURRICULUM))):
+        for k in getattr(a, key) or {}:
+            if k not in names:
+                raise ConfigError(f"algo.{key}: unknown option '{k}'" + closest(k, list(names)))
+    if a.curriculum is not None:
+        if a.dynamic_sampling != "correctness":
+            raise ConfigError("algo.curriculum adds back all-correct groups, which only algo.dynamic_sampling="
+                              f"correctness drops (got {a.dynamic_sampling!r}): set algo.dynamic_sampling=correctness")
+        problem = check_options(a.curriculum)
+        if problem:
+            raise ConfigError(problem)
+    validate_kl_cov(a)
+    if a.oversample is not None and not a.dynamic_sampling:
+        raise ConfigError("algo.oversample sizes the first dynamic-sampling round: set algo.dynamic_sampling too")
+    if a.tis_cap is not None and a.tis_cap <= 0:
+        raise ConfigError(f"algo.tis_cap must be > 0 (or null to disable), got {a.tis_cap}")
+    if r.vllm_kv_cache_gb is not None and r.vllm_kv_cache_gb <= 0:
+        raise ConfigError(f"rollout.vllm_kv_cache_gb must be > 0 (or null), got {r.vllm_kv_cache_gb}")
+    if r.vllm_gpu_memory_utilization is not None and not 0 < r.vllm_gpu_memory_utilization <= 1:
+        raise ConfigError(f"rollout.vllm_gpu_memory_utilization must be in (0, 1], got {r.vllm_gpu_memory_utilization}")
+    if r.engine == "vllm-server":
+        bad = [u for u in r.vllm_server_urls if not u.startswith(("http://", "https://"))]
+        if not r.vllm_server_urls or bad:
+            raise ConfigError(f"rollout.vllm_server_urls must be a non-empty list of http(s):// URLs, got {r.vllm_server_urls}")
+    if r.vllm_server_timeout <= 0 or r.vllm_server_retries < 0:
+        raise ConfigError("rollout.vllm_server_timeout must be > 0 and rollout.vllm_server_retries >= 0")
+    if a.max_sampling_rounds < 1:
+        raise ConfigError(f"algo.max_sampling_rounds must be >= 1, got {a.max_sampling_rounds}")
+    try:
+        validate_schedule(r.length_schedule, r.max_new_tokens)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    validate_prefixes(r.forced_prefixes, r.group_size)
+    if t.reference_samples < 0:
+        raise ConfigError(f"train.reference_samples must be >= 0 (0: off), got {t.reference_samples}")
+    if t.reference_from and not t.reference_samples:
+        raise ConfigError("train.reference_from reuses a reference pass: set train.reference_samples (its K) too")
+    if not t.reference_samples and any(spec.get("name") == "adaptthink" for spec in cfg.rewards):
+        raise ConfigError("train.reference_samples: the adaptthink reward needs the initial model's accuracy "
+                          "per prompt; set K > 0 (the paper: 16)")
+    if a.advantage == "grpo" and r.group_size == 1:
+        raise ConfigError("algo.advantage=grpo needs rollout.group_size >= 2")
+    lb = cfg.data.length_budget
+    if lb is not None and (len(lb) != 2 or not 1 <= lb[0] <= lb[1]):
+        raise ConfigError(f"data.length_budget must be [low, high] with 1 <= low <= high, got {lb}")
+    er = cfg.data.effort_range
+    if er is not None and (len(er) != 2 or not 0 < er[0] <= er[1]):
+        raise ConfigError(f"data.effort_range must be [low, high] with 0 < low <= high, got {er}")
+    if not cfg.rewards:
+        raise ConfigError("rewards: at least one reward is needed")
+    for i, spec in enumerate(cfg.rewards):
+        if "name" not in spec:
+            raise ConfigError(f"rewards[{i}]: every reward needs a 'name' ({spec!r})")
+    for rep in t.report_to:
+        if rep not in ("wandb", "tensorboard"):
+            raise ConfigError(
+                f"train.report_to: unknown '{rep}'" + closest(rep, ["wandb", "tensorboard"])
+            )
+
+
+def kl_cov_options(a: AlgoConfig) -> tuple[float, float]:
+    """``(ratio, coef)`` of ``algo.kl_cov``, verl's defaults (2e-4, 1.0) for missing keys."""
+    from rl.algo.kl_cov import DEFAULT_COEF, DEFAULT_RATIO
+
+    opts = a.kl_cov or {}
+    return opts.get("ratio", DEFAULT_RATIO), opts.get("coef", DEFAULT_COEF)
+
+
+def validate_kl_cov(a: AlgoConfig) -> None:
+    """``algo.kl_cov`` only with ``policy_loss: kl_cov`` (token ratios), ratio in (0, 1], coef >= 0."""
+    if a.kl_cov is not None and a.policy_loss != "kl_cov":
+        raise ConfigError(f"algo.kl_cov is set but algo.policy_loss is '{a.policy_loss}': set algo.policy_loss=kl_cov")
+    if a.policy_loss != "kl_cov":
+        return
+    if a.ratio_level != "token":
+        raise ConfigError("algo.policy_loss=kl_cov is a token-level loss: it needs algo.ratio_level=token")
+    ratio, coef = kl_cov_options(a)
+    for key, v in (("ratio", ratio), ("coef", coef)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"algo.kl_cov.{key} must be a number, got {v!r}")
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"algo.kl_cov.ratio must be in (0, 1] (the share of tokens penalised), got {ratio}")
+    if coef < 0:
+        raise ConfigError(f"algo.kl_cov.coef must be >= 0, got {coef}")
+
+
+def validate_prefixes(prefixes: list[dict[str, Any]], group_size: int) -> None:
+    """``rollout.forced_prefixes``: each ``{text, fraction}`` (optionally ``max_new_tokens``, that
+    share's own cap) with a non-empty text, fractions in (0, 1] summing to <= 1, and
+    ``group_size * fraction`` a whole number of completions."""
+    total = 0.0
+    for i, p in enumerate(prefixes):
+        key = f"rollout.forced_prefixes[{i}]"
+        if not isinstance(p, dict) or not {"text", "fraction"} <= set(p) <= {"text", "fraction", "max_new_tokens"}:
+            raise ConfigError(f"{key}: expected {{text: ..., fraction: ...[, max_new_tokens: ...]}}, got {p!r}")
+        cap = p.get("max_new_tokens")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"{key}.max_new_tokens must be an integer >= 1, got {cap!r}")
+        if not isinstance(p["text"], str) or not p["text"]:
+            raise ConfigError(f"{key}.text must be a non-empty string, got {p['text']!r}")
+        f = p["fraction"]
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+            raise ConfigError(f"{key}.fraction must be in (0, 1], got {f!r}")
+        if abs(group_size * f - round(group_size * f)) > 1e-9:
+            raise ConfigError(f"{key}.fraction: rollout.group_size * fraction = {group_size * f:g} "
+                              "must be a whole number of completions")
+        total += f
+    if total > 1 + 1e-9:
+        raise ConfigError(f"rollout.forced_prefixes: the fractions sum to {total:g} > 1")

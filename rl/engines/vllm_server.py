@@ -1,0 +1,329 @@
+"""Rollouts from running ``vllm serve`` processes (``rollout.engine: vllm-server``).
+
+The servers are vLLM's own OpenAI-compatible server (``laconic serve MODEL`` starts one with the
+flags below; ``python -m vllm.entrypoints.openai.api_server`` by hand works as well) with
+``VLLM_SERVER_DEV_MODE=1``, which adds vLLM's RL routes (``/pause``, ``/resume``,
+``/abort_requests``, the weight-transfer routes; ``vllm/entrypoints/rl/online/api_router.py``) and
+``/collective_rpc``, and ``--logprobs-mode processed_logprobs`` (sampler log-probs after
+temperature and top-p, what the trainer's ``logits / T`` forward computes).
+
+Generation: one ``POST /v1/completions`` per prompt (a whole group: ``n`` = G), token ids in and
+out, with a per-prompt seed drawn from torch's RNG, so a resumed run (RNG restored from the
+checkpoint) sends the same seeds. Prompts are spread round-robin over ``urls`` (data parallel) and
+all requests run concurrently (a thread pool over one ``httpx.Client``): no server waits for
+another, and vLLM batches what reaches it.
+
+Weight sync after every update (only trainer rank 0 talks to the servers; all ranks then meet at a
+barrier): ``/pause`` -> push -> ``/reset_prefix_cache`` -> ``/resume`` on every server, where push
+is
+
+- ``nccl`` (GPU): vLLM's trainer-side NCCL weight-transfer engine
+  (``vllm/distributed/weight_transfer/nccl_engine.py``), which drives ``/start_weight_update``,
+  ``/update_weights`` and ``/finish_weight_update`` while broadcasting the tensors; the server runs
+  with ``--weight-transfer-config '{"backend": "nccl"}'``. Written against vLLM's
+  ``examples/rl/rlhf_http_nccl.py``; not run here (no GPU).
+- ``disk`` (CPU, no NCCL): the trainer writes the merged state as one safetensors file into
+  ``rollout.vllm_server_weight_dir`` (default: a fresh directory in ``/dev/shm``, i.e. memory) and
+  every server loads it with ``POST /collective_rpc {"method": "reload_weights", "kwargs":
+  {"weights_path": DIR}}``. The servers must see that directory: same machine or shared storage.
+
+Security: ``--api-key`` guards only ``/v1``, ``/v2``, ``/inference`` and ``/cohere``; the dev routes
+above answer anyone who reaches the port, which is why ``laconic serve`` binds to 127.0.0.1
+(README "Rollout engines").
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import torch
+
+from rl.engines.base import Rollout, SamplingParams, eos_ids_of, merged_state_items
+
+SYNC_MODES = ("auto", "nccl", "disk")
+
+
+class ServerError(RuntimeError):
+    """A vLLM server failed or could not be reached; the message names its URL."""
+
+
+class Server:
+    """One ``vllm serve`` process: JSON over HTTP with timeouts and bounded retries."""
+
+    def __init__(self, url: str, client, *, api_key: str | None, timeout: float, retries: int):
+        self.url = url.rstrip("/")
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout = timeout
+        self.retries = retries
+        self.model: str | None = None  # the served model name, from /v1/models
+        self.dtype: str | None = None  # the served weights' dtype, from /server_info
+
+    def request(self, method: str, route: str, *, json=None, params=None, timeout: float | None = None):
+        """The decoded JSON reply (None when empty). Connection failures are retried ``retries``
+        times (1 s, 2 s, ... apart); a server that still does not answer, a timeout or an error
+        status raises :class:`ServerError` naming the URL."""
+        import httpx
+
+        for attempt in range(self.retries + 1):
+            try:
+                r = self.client.request(method, self.url + route, json=json, params=params, headers=self.headers,
+                                        timeout=timeout or self.timeout)
+                break
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as e:
+                if attempt == self.retries:
+                    raise ServerError(f"vLLM server {self.url} is unreachable ({type(e).__name__}: {e}); the "
+                                      "checkpoints written so far are intact: restart the server and continue "
+                                      "with train.resume=latest") from None
+                time.sleep(2.0**attempt)
+            except httpx.TimeoutException:
+                raise ServerError(f"vLLM server {self.url} did not answer {route} within {timeout or self.timeout:.0f} s "
+                                  "(rollout.vllm_server_timeout)") from None
+        if r.status_code == 401:
+            raise ServerError(f"vLLM server {self.url} refused the API key: set VLLM_API_KEY to the server's "
+                              "--api-key (`laconic serve` prints it)")
+        if r.status_code == 404 and route.split("?")[0] in ("/pause", "/is_paused", "/collective_rpc"):
+            raise ServerError(f"vLLM server {self.url} has no {route} route: start it with VLLM_SERVER_DEV_MODE=1 "
+                              "(`laconic serve` does)")
+        if r.status_code >= 400:
+            raise ServerError(f"vLLM server {self.url}{route}: HTTP {r.status_code} {r.text[:500]}")
+        return r.json() if r.content else None
+
+    def wait_ready(self, timeout: float) -> None:
+        """``/health`` until it answers (up to ``timeout`` s); then the served model's name and dtype,
+        and clear errors when the RL routes or processed log-probs are off."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.client.get(self.url + "/health", timeout=10).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() >= deadline:
+                raise ServerError(f"no vLLM server answers at {self.url}/health; start one with `laconic serve MODEL` "
+                                  "and list it in rollout.vllm_server_urls")
+            time.sleep(1.0)
+        self.model = self.request("GET", "/v1/models")["data"][0]["id"]
+        self.request("GET", "/is_paused")  # a clear error when the RL routes are off
+        config = self.request("GET", "/server_info", params={"config_format": "json"})["vllm_config"]["model_config"]
+        if config.get("logprobs_mode") != "processed_logprobs":
+            raise ServerError(f"vLLM server {self.url} returns {config.get('logprobs_mode')} log-probs: start it with "
+                              "--logprobs-mode processed_logprobs (`laconic serve` does)")
+        self.dtype = str(config["dtype"]).removeprefix("torch.")
+
+    def complete(self, prompt: list[int], params: SamplingParams, seed: int, stop: list[int]) -> list[dict]:
+        body = dict(model=self.model, prompt=list(prompt), n=params.n, max_tokens=params.max_new_tokens,
+                    temperature=0.0 if params.greedy else params.temperature,
+                    top_p=1.0 if params.greedy else params.top_p, seed=seed, logprobs=0, return_token_ids=True,
+                    stop_token_ids=stop, top_k=0, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0,
+                    frequency_penalty=0.0)  # explicit: a model's generation_config defaults must not apply
+        return sorted(self.request("POST", "/v1/completions", json=body)["choices"], key=lambda c: c["index"])
+
+
+class VLLMServerEngine:
+    """The :class:`~rl.engines.base.RolloutEngine` over one or more ``vllm serve`` processes.
+
+    ``weight_sync``: ``auto`` (``nccl`` where CUDA is available, else ``disk``), ``nccl`` or
+    ``disk`` (module docstring). ``timeout``: seconds per request; ``retries``: extra attempts
+    when a server cannot be reached.
+    """
+
+    def __init__(self, urls: list[str] | str, tokenizer, *, api_key: str | None = None, timeout: float = 600.0,
+                 connect_timeout: float = 0.0, retries: int = 2, eos_ids: set[int] | None = None,
+                 dtype: str | torch.dtype | None = None, weight_sync: str = "auto", weight_dir: str | None = None,
+                 process_index: int = 0):
+        import httpx
+
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        if not urls:
+            raise ValueError("rollout.vllm_server_urls is empty")
+        if weight_sync not in SYNC_MODES:
+            raise ValueError(f"weight_sync must be one of {SYNC_MODES}, got '{weight_sync}'")
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.eos_ids = set(eos_ids) if eos_ids else eos_ids_of(None, tokenizer)
+        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+        self.process_index = process_index
+        self.client = httpx.Client(limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+        api_key = api_key if api_key is not None else os.environ.get("VLLM_API_KEY")
+        self.servers = [Server(u, self.client, api_key=api_key, timeout=timeout, retries=retries) for u in urls]
+        self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="vllm-client")
+        list(self.pool.map(lambda s: s.wait_ready(connect_timeout), self.servers))
+        if self.dtype is None:  # push in the servers' dtype: no conversion there
+            self.dtype = getattr(torch, self.servers[0].dtype)
+        self.weight_sync = ("nccl" if torch.cuda.is_available() else "disk") if weight_sync == "auto" else weight_sync
+        self.weight_dir = weight_dir
+        self._tmp = None
+        self._nccl: dict[str, object] = {}
+        self.last_push_seconds: float | None = None
+        self.requests_per_server = {s.url: 0 for s in self.servers}  # completions requests sent (tests, logs)
+
+    # ------------------------------------------------------------------ RolloutEngine
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Rollout]:
+        """``len(prompts) * params.n`` rollouts, prompt-major. Prompt ``i`` goes to server
+        ``(process_index * len(prompts) + i) % len(servers)`` with a seed from torch's RNG."""
+        if not prompts:
+            return []
+        seeds = torch.randint(0, 2**31 - 1, (len(prompts),)).tolist()
+        stop = sorted(self.eos_ids)
+        first = self.process_index * len(prompts)
+        servers = [self.servers[(first + i) % len(self.servers)] for i in range(len(prompts))]
+        for s in servers:
+            self.requests_per_server[s.url] += 1
+        futures = [self.pool.submit(s.complete, p, params, seed, stop) for s, p, seed in zip(servers, prompts, seeds)]
+        rollouts = []
+        for i, (prompt, server, fut) in enumerate(zip(prompts, servers, futures)):
+            for c in fut.result():
+                rollouts.append(self._rollout(i, prompt, c, server.url))
+        return rollouts
+
+    def _rollout(self, index: int, prompt: list[int], c: dict, url: str) -> Rollout:
+        ids = list(c["token_ids"])
+        if c["finish_reason"] not in ("stop", "length"):
+            raise ServerError(f"vLLM server {url} finished a completion with '{c['finish_reason']}' "
+                              "(aborted or paused by another client?)")
+        logprobs = c["logprobs"]["token_logprobs"] if c.get("logprobs") else None
+        return Rollout(index, list(prompt), ids, self.tokenizer.decode(ids, skip_special_tokens=True),
+                       c["finish_reason"], [float(x) for x in logprobs] if logprobs is not None else None)
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Push ``model``'s weights to every server (rank 0), then a barrier for all ranks."""
+        t0 = time.perf_counter()
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if not dist or torch.distributed.get_rank() == 0:
+            self.pause(mode="wait")
+            if self.weight_sync == "nccl":
+                for s in self.servers:  # one NCCL group per server
+                    self._nccl_engine(s, model).send_weights()
+            else:
+                path = self._write_weights(model)
+                self._each(lambda s: s.request("POST", "/collective_rpc", json={
+                    "method": "reload_weights", "kwargs": {"weights_path": path}}))
+            self._each(lambda s: s.request("POST", "/reset_prefix_cache"))
+            self.resume()
+        if dist:
+            torch.distributed.barrier()  # nobody samples before the new weights are in
+        self.last_push_seconds = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ pause / abort
+    def pause(self, mode: str = "keep") -> None:
+        """Stop generation on every server: ``keep`` freezes running requests (they continue after
+        :meth:`resume`), ``wait`` lets them finish, ``abort`` ends them (vLLM's ``/pause``)."""
+        self._each(lambda s: s.request("POST", "/pause", params={"mode": mode}))
+
+    def resume(self) -> None:
+        self._each(lambda s: s.request("POST", "/resume"))
+
+    def abort(self) -> None:
+        """End every running request on every server; they come back with finish reason ``abort``."""
+        self._each(lambda s: s.request("POST", "/abort_requests", json={}))
+
+    def _each(self, fn) -> list:
+        return list(self.pool.map(fn, self.servers))
+
+    # ------------------------------------------------------------------ weight transfer
+    def _write_weights(self, model: torch.nn.Module) -> str:
+        """The merged state as ``model.safetensors`` in the weight directory (written to a
+        temporary name, then renamed: a server never reads half a file)."""
+        from safetensors.torch import save_file
+
+        if self.weight_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="laconic-weights-",
+                                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+            self.weight_dir = self._tmp.name
+        os.makedirs(self.weight_dir, exist_ok=True)
+        state, seen = {}, set()
+        for name, t in merged_state_items(model, self.dtype):
+            t = t.detach().cpu()
+            if t.data_ptr() in seen:  # tied weights: safetensors refuses shared storage
+                t = t.clone()
+            seen.add(t.data_ptr())
+            state[name] = t
+        tmp = os.path.join(self.weight_dir, ".model.safetensors.tmp")
+        save_file(state, tmp)
+        os.replace(tmp, os.path.join(self.weight_dir, "model.safetensors"))
+        return os.path.abspath(self.weight_dir)
+
+    def _nccl_engine(self, server: Server, model: torch.nn.Module):
+        """vLLM's trainer-side NCCL engine for ``server``, created on first use (its NCCL group:
+        this process as rank 0, the server's workers after it)."""
+        if server.url not in self._nccl:
+            from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
+            from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
+
+            world = server.request("GET", "/get_world_size")["world_size"]
+            host = urlsplit(server.url).hostname or "127.0.0.1"
+            address, port = _local_address_towards(host), _free_port()
+            self._nccl[server.url] = WeightTransferTrainerFactory.trainer_init(
+                NCCLTrainerInitInfo(master_address=address, master_port=port, world_size=1 + world, rank=0),
+                client=_SyncClient(server), source=_MergedSource(model, self.dtype))
+        engine = self._nccl[server.url]
+        engine.source.model = model
+        return engine
+
+    def close(self) -> None:
+        for engine in self._nccl.values():
+            engine.shutdown()
+        self.pool.shutdown(wait=False)
+        self.client.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+class _SyncClient:
+    """vLLM's ``VLLMWeightSyncClient`` protocol over our :class:`Server` (timeouts, retries, errors
+    that name the URL) instead of vLLM's plain ``requests`` one."""
+
+    def __init__(self, server: Server):
+        self.server = server
+
+    def init_weight_transfer_engine(self, init_info: dict) -> None:
+        self.server.request("POST", "/init_weight_transfer_engine", json={"init_info": init_info})
+
+    def start_weight_update(self) -> None:
+        self.server.request("POST", "/start_weight_update")
+
+    def update_weights(self, update_info) -> None:
+        self.server.request("POST", "/update_weights", json={"update_info": update_info})
+
+    def finish_weight_update(self, weight_version: str | None = None) -> None:
+        self.server.request("POST", "/finish_weight_update",
+                            json=None if weight_version is None else {"weight_version": weight_version})
+
+
+class _MergedSource:
+    """A vLLM ``WeightSource``: the policy's merged state (:func:`merged_state_items`), re-read
+    on every push; ``metadata()`` from the first pass (names, dtypes and shapes never change)."""
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype | None):
+        self.model, self.dtype, self._meta = model, dtype, None
+
+    def metadata(self):
+        from vllm.distributed.weight_transfer.base import ParamMeta
+
+        if self._meta is None:
+            self._meta = [ParamMeta(n, t.dtype, tuple(t.shape)) for n, t in self]
+        return self._meta
+
+    def __iter__(self):
+        return iter(merged_state_items(self.model, self.dtype))
+
+
+def _local_address_towards(host: str) -> str:
+    """This machine's address on the route to ``host`` (where the server's NCCL workers connect)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, 9))  # UDP: no packet is sent
+        return s.getsockname()[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,3 @@
+"""Evaluation and comparison: metrics, the report, ``laconic eval``, and ``laconic compare`` (runs,
+plots, seeds).
+"""

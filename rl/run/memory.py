@@ -1,0 +1,262 @@
+"""The memory arithmetic behind ``laconic plan`` (:mod:`rl.run.plan`): model shapes, and one function per
+term of a GPU's peak, each with its derivation. Sizes are bytes; lengths are tokens; ``N`` is the
+parameter count, ``g`` the number of GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rl.config import ConfigError
+
+
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A Qwen2 / Llama decoder-only model, as far as memory is concerned."""
+
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied: bool  # tie_word_embeddings: lm_head shares the embedding matrix
+    qkv_bias: bool = False  # Qwen2: q/k/v projections carry a bias
+    head_dim: int = 0  # 0: hidden // heads
+
+    @property
+    def d(self) -> int:
+        return self.head_dim or self.hidden // self.heads
+
+    @property
+    def q(self) -> int:  # width of the query projection
+        return self.heads * self.d
+
+    @property
+    def kv(self) -> int:  # width of the key (and of the value) projection
+        return self.kv_heads * self.d
+
+    def layer_params(self) -> int:
+        h, q, kv, i = self.hidden, self.q, self.kv, self.intermediate
+        return h * q + 2 * h * kv + q * h + (q + 2 * kv) * self.qkv_bias + 3 * h * i + 2 * h
+
+    def params(self) -> int:
+        """N = layers x (attention + MLP + 2 norms) + embeddings (x2 untied) + final norm."""
+        return self.layers * self.layer_params() + self.vocab * self.hidden * (1 if self.tied else 2) + self.hidden
+
+
+# From the models' config.json on the Hugging Face hub (deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B and
+# -7B: Qwen2ForCausalLM, the Qwen2.5-Math-1.5B / -7B shapes, untied embeddings) and
+# HuggingFaceTB/SmolLM2-135M-Instruct (LlamaForCausalLM, tied). Cross-check: Shape.params() gives
+# 1,777,088,000 and 7,615,616,512, the 1.78B / 7.62B that the hub lists for the two R1 distills.
+KNOWN_SHAPES: dict[str, Shape] = {
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": Shape(1536, 28, 12, 2, 8960, 151936, False, True),
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": Shape(3584, 28, 28, 4, 18944, 152064, False, True),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": Shape(576, 30, 9, 3, 1536, 49152, True, False),
+}
+KNOWN_SHAPES["builtin:smollm2"] = KNOWN_SHAPES["HuggingFaceTB/SmolLM2-135M-Instruct"]
+
+
+def shape_from_config(c) -> Shape:
+    """A :class:`Shape` from a transformers config (object or config.json dict)."""
+    get = c.get if isinstance(c, dict) else lambda k, d=None: getattr(c, k, d)
+    heads = get("num_attention_heads")
+    return Shape(hidden=get("hidden_size"), layers=get("num_hidden_layers"), heads=heads,
+                 kv_heads=get("num_key_value_heads") or heads, intermediate=get("intermediate_size"),
+                 vocab=get("vocab_size"), tied=bool(get("tie_word_embeddings", False)),
+                 qkv_bias=bool(get("attention_bias", get("model_type") == "qwen2")),
+                 head_dim=get("head_dim") or 0)
+
+
+def model_shape(name_or_path: str) -> Shape:
+    """Shapes without downloading weights: :data:`KNOWN_SHAPES`, a local directory's
+    ``config.json``, a built-in toy if already built, or the Hugging Face cache (no network)."""
+    if name_or_path in KNOWN_SHAPES:
+        return KNOWN_SHAPES[name_or_path]
+    if name_or_path.startswith("builtin:toy"):  # tiny, built from code in an instant
+        from rl.models.toy import build_model, build_tokenizer
+
+        return shape_from_config(build_model(build_tokenizer()).config)
+    path = Path(name_or_path).expanduser()
+    if (path / "config.json").is_file():
+        return shape_from_config(json.loads((path / "config.json").read_text()))
+    try:
+        from transformers import AutoConfig
+
+        return shape_from_config(AutoConfig.from_pretrained(name_or_path, local_files_only=True))
+    except Exception as e:  # not cached, not a directory
+        raise ConfigError(f"model.name_or_path: no shapes for '{name_or_path}': not in rl/run/memory.py KNOWN_SHAPES, "
+                          f"no local config.json, not in the Hugging Face cache ({type(e).__name__})") from None
+
+
+def lora_params(s: Shape, r: int, targets: list[str]) -> int:
+    """Trainable LoRA parameters: r x (in + out) per targeted projection per layer."""
+    dims = {"q_proj": (s.hidden, s.q), "k_proj": (s.hidden, s.kv), "v_proj": (s.hidden, s.kv),
+            "o_proj": (s.q, s.hidden), "gate_proj": (s.hidden, s.intermediate),
+            "up_proj": (s.hidden, s.intermediate), "down_proj": (s.intermediate, s.hidden)}
+    return s.layers * sum(r * sum(dims[t]) for t in targets if t in dims)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Bytes per element. ``param``: the weights the forward reads (fp32 under DDP, bf16 under
+    DeepSpeed's bf16 mode); ``compute``: matmul inputs and outputs (2 under bf16 autocast);
+    ``residual``: the residual stream (follows the embedding's dtype, i.e. ``param``);
+    ``mixed``: bf16 autocast over fp32 weights (DDP under ``mixed_precision: bf16``)."""
+
+    param: int
+    compute: int
+    residual: int
+    mixed: bool = False
+
+
+DS_BUCKET_ELEMENTS = 500_000_000  # DeepSpeed zero_optimization reduce/allgather_bucket_size default (5e8)
+
+
+DS_MAX_LIVE_ELEMENTS = 1_000_000_000  # DeepSpeed stage3_max_live_parameters default (1e9)
+
+
+CUDA_OVERHEAD = 1.5 * GiB  # CUDA context, cuBLAS workspaces, NCCL buffers per process (not measured here)
+
+
+USABLE_FRACTION = 0.9  # head-room for the caching allocator's fragmentation
+
+
+VLLM_MAX_NUM_SEQS = 1024  # vLLM's max_num_seqs default for the LLM class on >= 70 GiB GPUs (vllm/engine/arg_utils.py)
+
+
+def training_state(n: int, trainable: int, zero: int, g: int, prec: Precision) -> dict[str, float]:
+    """Weights, gradients, optimizer states and communication buffers per GPU, by strategy.
+
+    With ``p = prec.param`` and T trainable of N parameters (ZeRO, arXiv 1910.02054, sec. 3 and 5):
+
+    - DDP (zero 0): weights pN, gradients pT, AdamW's two moments 2pT; buffers: DDP's gradient
+      buckets hold a second copy of the gradients (pT, torch DistributedDataParallel with
+      gradient_as_bucket_view=False, accelerate's default) when g > 1, plus, under bf16 autocast
+      over fp32 weights, the bf16 weight casts saved for backward (2N).
+    - ZeRO-2: bf16 weights 2N; gradients: the bf16 partition and its fp32 copy for the step,
+      (2 + 4)T/g; optimizer: fp32 master weights + two moments, 12T/g; buffers: the reduce and
+      all-gather buckets, 2 x 5e8 bf16 elements (DeepSpeed's defaults).
+    - ZeRO-3: as ZeRO-2 with the weights partitioned too, 2N/g, plus the parameters gathered
+      for the current module, at most 2 x 1e9 bytes (``stage3_max_live_parameters``).
+    """
+    p = prec.param
+    if zero == 0:
+        buffers = (p * trainable if g > 1 else 0) + (2 * n if prec.mixed else 0)
+        return {"weights": p * n, "gradients": p * trainable, "optimizer": 2 * p * trainable, "buffers": buffers}
+    buckets = 2 * 2 * DS_BUCKET_ELEMENTS
+    weights = 2 * n if zero == 2 else 2 * n / g + 2 * DS_MAX_LIVE_ELEMENTS
+    return {"weights": weights, "gradients": 6 * trainable / g, "optimizer": 12 * trainable / g, "buffers": buckets}
+
+
+def reference_bytes(n: int, kl: bool, lora: bool, ref_bytes: int, zero: int = 0, g: int = 1) -> float:
+    """The frozen KL reference (rl/run/distributed.py ``make_reference``): a copy of the initial
+    weights in the compute dtype (``ref_bytes``: bf16 under mixed precision, else the model's),
+    whole on every GPU, or under ZeRO-3 sharded like the policy (``ref_bytes N / g``); none
+    without KL, and none with LoRA (the base model with the adapter disabled is the reference)."""
+    if not kl or lora:
+        return 0
+    return ref_bytes * n / g if zero == 3 else ref_bytes * n
+
+
+def layer_activation_bytes(s: Shape, prec: Precision, width: int) -> int:
+    """Bytes one token leaves saved for backward in one Qwen2/Llama decoder layer (transformers
+    ``modeling_qwen2`` / ``modeling_llama``, SDPA attention), r = residual, c = compute bytes,
+    rows of ``width`` tokens. Only what autograd saves counts (checked tensor by tensor with
+    ``torch.autograd.graph.saved_tensors_hooks``, docs/memory.md):
+
+    - 2 RMSNorms, each: its fp32 input (4h), the normalized x (rh, read by the weight multiply),
+      the output as the projections' input (ch): ``2 (4 + r + c) h``;
+    - attention: SDPA's query, keys and values repeated to all heads (GQA with a padding mask),
+      and its output, which o_proj reads (the rotary multiply saves only cos/sin): ``4 c q``;
+      SDPA's fp32 log-sum-exp per head, ``4 heads``; and the padding mask SDPA converts from
+      boolean to the compute dtype at every call, ``c x width``;
+    - SwiGLU MLP: gate, silu(gate), up, silu(gate) * up: ``4 c i``.
+    """
+    h, c, r = s.hidden, prec.compute, prec.residual
+    return 2 * (4 + r + c) * h + 4 * c * s.q + 4 * s.heads + c * width + 4 * c * s.intermediate
+
+
+def activation_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int,
+                     checkpointing: bool) -> dict[str, int]:
+    """Activations of one micro-batch of ``tokens`` padded tokens in rows of ``width``, with
+    ``completion`` completion tokens a row:
+
+    - ``kept`` until backward: every layer's :func:`layer_activation_bytes`, or with
+      checkpointing (transformers' per-layer ``gradient_checkpointing_enable``) only each layer's
+      input (rh); model-level: the final norm (4h + rh), cos/sin of the rotary embedding
+      (2 c head_dim), the boolean padding mask (``width`` bytes a token) and the completion
+      positions' hidden states that the chunked log-probs gather into ``[N, H]`` (rh each);
+    - ``working``: the layer being back-propagated, about one layer's worth (its gradients in
+      flight; with checkpointing, its recomputed activations, whose gradients replace them).
+    """
+    layer = layer_activation_bytes(s, prec, width)
+    r, h = prec.residual, s.hidden
+    rows = max(tokens // width, 1)
+    kept = tokens * (s.layers * (r * h if checkpointing else layer) + (4 + r) * h + 2 * prec.compute * s.d + width)
+    return {"kept": kept + rows * completion * r * h, "working": tokens * layer}
+
+
+def reference_forward_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int) -> dict[str, int]:
+    """The KL reference's no-grad forward, run while the policy's graph is alive. ``layer``: the
+    live tensors of one layer, the residual and its normed copy plus the larger of attention's
+    (q, k and v before and after the GQA repeat, the output, the converted mask:
+    ``c (4q + 2kv + width)``) and the MLP's (gate, up, their product: ``3 c i``); ``gathered``:
+    its completion hidden states (rh each), alive while its logits are chunked."""
+    r, c = prec.residual, prec.compute
+    per_token = 2 * r * s.hidden + max(c * (4 * s.q + 2 * s.kv + width), 3 * c * s.intermediate)
+    return {"layer": tokens * per_token, "gathered": max(tokens // width, 1) * completion * r * s.hidden}
+
+
+def logits_bytes(s: Shape, prec: Precision) -> int:
+    """The chunked log-probs (rl/algo/logprobs.py): ``n = chunk_tokens(V)`` (64 MiB // 4V) tokens at
+    a time, whatever the rows and the completion length. At the peak (the backward recompute)
+    one chunk holds the head's output ``[n, V]`` in the compute dtype, the float32 log-probs
+    turned into the gradient, and the float32 probabilities: ``n V (c + 8)``."""
+    from rl.algo.logprobs import chunk_tokens
+
+    return chunk_tokens(s.vocab) * s.vocab * (prec.compute + 8)
+
+
+def update_peak_bytes(state: dict[str, float], reference: float, act: dict[str, int], logits: float,
+                      head_grad: float, ref_forward: dict[str, int] | None, overhead: float) -> tuple[float, str]:
+    """The update phase's peak and where it falls. Resident: weights, optimizer states and
+    buffers, the reference, the overhead. On top, the largest of:
+
+    - ``forward``: kept activations + a chunk's logits, or with KL the larger of the reference's
+      layer transient and its chunk's logits with its gathered hidden states;
+    - ``head``: kept activations + the chunk's logits in backward + the head's gradient, or the
+      head's gradient twice (a chunk's ``[V, H]`` contribution before it is accumulated);
+    - ``layers``: kept activations + the head's gradient + the working layer (the top layer);
+    - ``end``: all gradients + the working layer (the bottom layer, activations all freed).
+
+    Gradients accumulate while activations are freed, so the peak is at one of these points.
+    """
+    resident = state["weights"] + state["optimizer"] + state["buffers"] + reference + overhead
+    kept, working = act["kept"], act["working"]
+    ref = ref_forward or {"layer": 0, "gathered": 0}
+    points = {"forward": kept + max(ref["layer"], logits + ref["gathered"]),
+              "head": kept + max(logits + head_grad, 2 * head_grad),
+              "layers": kept + head_grad + working,
+              "end": state["gradients"] + working}
+    where = max(points, key=points.get)
+    return resident + points[where], where
+
+
+def kv_bytes_per_token(s: Shape, dtype_bytes: int = 2) -> int:
+    """vLLM's KV cache: keys and values of every layer, ``2 x layers x kv x dtype``."""
+    return 2 * s.layers * s.kv * dtype_bytes
+
+
+def vllm_activation_bytes(s: Shape, max_num_batched_tokens: int, max_num_seqs: int, dtype_bytes: int = 2) -> int:
+    """vLLM's profiled activation peak: one forward over ``max_num_batched_tokens`` (nothing is
+    saved; the widest live tensors are the residual and hidden states, q/k/v, gate_up and the
+    activated MLP input: ``dtype x (4h + q + 2kv + 3i)`` a token) plus the sampler over
+    ``max_num_seqs`` rows of fp32 logits (logits, processed log-probs, probabilities: 3 x 4V)."""
+    per_token = dtype_bytes * (4 * s.hidden + s.q + 2 * s.kv + 3 * s.intermediate)
+    return max_num_batched_tokens * per_token + max_num_seqs * 3 * 4 * s.vocab

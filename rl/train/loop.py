@@ -1,0 +1,320 @@
+"""The GRPO training loop (docs/design.md, "The data path of one step"), one step per iteration:
+
+sample prompts -> roll out G per prompt -> facts -> all-gather -> score -> advantages -> update
+-> reward history -> sync rollout weights -> log -> checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import statistics
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewards.base import Context
+
+from rl.algo.advantages import table_advantages
+from rl.algo.schedules import length_limit
+from rl.config import Config, eval_data_config
+from rl.data import Prompt, PromptSampler, build_prompts, use_chat_template, with_budget
+from rl.engines.base import SamplingParams
+from rl.engines.build import build_engine, resolve_engine
+from rl.eval.evaluate import evaluate
+from rl.eval.metrics import percentile
+from rl.facts import make_samples
+from rl.models.load import load_policy, load_tokenizer, resolve_model_path, save_pretrained
+from rl.run.checkpoint import atomic_save_dir, atomic_write_text, load_checkpoint, save_checkpoint
+from rl.run.distributed import (full_weights, gather, is_sharded, make_accelerator, make_reference,
+                                model_state_for_saving, prepare_engine)
+from rl.run.plan import check_run
+from rl.run.preflight import preflight
+from rl.run.rundir import Start, apply_start
+from rl.run.tracking import Tracker
+from rl.train.reference_pass import reference_pass
+from rl.train.sampling import by_difficulty, collect, group_zero_std_fraction
+from rl.train.update import update_policy
+
+
+@dataclass
+class Run:
+    """Everything the loop touches, built once by :func:`setup`."""
+
+    cfg: Config
+    acc: Any
+    tokenizer: Any
+    policy: Any
+    ref: Any
+    optimizer: Any
+    scheduler: Any
+    engine: Any
+    rewards: Any
+    train_prompts: list[Prompt]
+    eval_prompts: list[Prompt]
+    sampler: PromptSampler
+    ctx: Context
+    start: Start  # fresh, or the checkpoint to resume from (rl/run/rundir.py)
+
+
+def setup(cfg: Config) -> Run:
+    from accelerate.utils import set_seed
+    from transformers import AutoConfig, get_scheduler
+
+    if cfg.train.torch_threads:
+        torch.set_num_threads(cfg.train.torch_threads)
+    # No GPU: run on CPU, and under torchrun (`accelerate launch --multi_gpu`) across CPU processes
+    # with gloo; accelerate's own --cpu launcher needs MPI for more than one process.
+    acc = make_accelerator(cfg.train)  # DeepSpeed / FSDP specifics: rl/run/distributed.py
+    if is_sharded(acc) and cfg.model.lora_r > 0:
+        raise ValueError("model.lora_r > 0 with sharded weights (DeepSpeed ZeRO-3, FSDP) is not supported: "
+                         "use DDP or ZeRO-2 for LoRA")
+    checked = preflight(cfg, acc.num_processes)  # output dir, rewards, data: before any model is loaded
+    acc.wait_for_everyone()  # every process has read the output dir before the main one changes it
+    if acc.is_main_process:
+        apply_start(checked.start)
+    for note in checked.start.notes:
+        acc.print(note)
+    if cfg.model.dtype != "float32" and acc.distributed_type.value in ("NO", "MULTI_GPU", "MULTI_CPU"):
+        warnings.warn(f"model.dtype={cfg.model.dtype}: AdamW updates {cfg.model.dtype} weights directly (no fp32 "
+                      "master copy), so small updates round away; prefer model.dtype=float32 with accelerate's "
+                      "--mixed_precision bf16 (recipes/accelerate/*.yaml)", stacklevel=2)
+    set_seed(cfg.train.seed, device_specific=True)  # each process samples differently
+    if acc.is_main_process:
+        path = resolve_model_path(cfg.model)  # builds the toy once, on the main process
+    acc.wait_for_everyone()
+    path = resolve_model_path(cfg.model, progress=False)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
+    train_prompts = build_prompts(checked.train_rows, cfg.data, tokenizer, cfg.data.name)
+    e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
+    eval_prompts = build_prompts(checked.eval_rows, eval_data, tokenizer, e.name or cfg.data.name) if checked.eval_rows else []
+    if e.length_budget:
+        eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
+    longest_prompt = max(len(p.ids) for p in train_prompts + eval_prompts)
+    check_run(cfg, acc, longest_prompt, AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code))
+    policy = load_policy(cfg.model, path)  # GPU: the plan above stops a run that would not fit (rl/run/plan.py)
+    ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
+                                  betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
+    scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
+                              num_training_steps=cfg.train.max_steps * cfg.algo.updates_per_rollout)
+    policy, optimizer = acc.prepare(policy, optimizer)
+    acc.register_for_checkpointing(scheduler)
+    if ref is not None:
+        ref.to(acc.device)
+    acc.print(f"rollout engine: {resolve_engine(cfg.rollout.engine)}"
+              + (" (rollout.engine=auto)" if cfg.rollout.engine == "auto" else ""))
+    with full_weights(acc, policy) as unwrapped:  # the vLLM engines push the weights once at start
+        engine = build_engine(cfg.rollout.engine, unwrapped, tokenizer, cfg.rollout.generation_batch_size,
+                              model_path=path, rollout=cfg.rollout, seed=cfg.train.seed,
+                              process_index=acc.process_index, num_processes=acc.num_processes)
+    prepare_engine(acc, engine)
+    ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
+                  total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template))
+    return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
+               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start)
+
+
+def run_eval(run: Run) -> dict[str, Any]:
+    e = run.cfg.eval
+    params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples)
+    with full_weights(run.acc, run.policy):  # ZeRO-3: gathered once for the whole evaluation
+        return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
+
+
+def train_step(run: Run, step: int) -> dict[str, Any]:
+    cfg, acc = run.cfg, run.acc
+    t0 = time.perf_counter()
+    run.ctx.step, run.ctx.max_length = step, current_limit(cfg, step)
+    run_monitor(run, step)
+    params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
+                            top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)
+    with full_weights(acc, run.policy):  # ZeRO-3: weights gathered for the rollouts (rl/run/distributed.py)
+        batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
+    t_gen = time.perf_counter()
+    table, samples = batch.table, batch.samples
+    totals, components, token_totals = run.rewards.score_tokens(table, run.ctx) if table else ([], {}, None)
+    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step, token_totals)  # [N] or [N, T]
+    n = len(samples)
+    local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
+    t_score = time.perf_counter()
+    stats = {}
+    if batch.rollouts:  # empty only when dynamic sampling found no signal at all
+        stats = update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, batch.rollouts, local_adv,
+                              cfg.algo, pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,
+                              micro_batch_size=cfg.train.micro_batch_size, micro_batch_tokens=cfg.train.micro_batch_tokens,
+                              max_grad_norm=cfg.train.max_grad_norm,
+                              norm_len=cfg.rollout.max_new_tokens, old_logps=batch.old_logps,
+                              entropy_mask=entropy_mask(run, samples))
+    run.rewards.update(batch.generated, run.ctx)
+    t_sync = time.perf_counter()
+    sync_weights(run)  # vLLM engines: push the new weights
+    t_end = time.perf_counter()
+    if cfg.train.log_completions and step % cfg.train.log_completions == 0:
+        log_completions(run, step, samples, totals[acc.process_index * n : (acc.process_index + 1) * n], local_adv)
+    if "sampling/zero_std_fraction" not in batch.stats:  # no dynamic sampling: the reward's spread
+        batch.stats["sampling/zero_std_fraction"] = group_zero_std_fraction(table, totals)
+    return {**step_metrics(batch.generated, totals, components), **stats, **batch.stats,
+            "length_limit": run.ctx.max_length, "lr": run.scheduler.get_last_lr()[0],
+            "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
+            "time/update": t_end - t_score, "time/sync": t_end - t_sync,
+            "tokens/per_s": sum(s.length for s in batch.generated) / max(t_gen - t0, 1e-9) / acc.num_processes}
+
+
+def sync_weights(run: Run) -> None:
+    """Make the rollout engine sample from the current policy (ZeRO-3: from gathered weights)."""
+    with full_weights(run.acc, run.policy) as unwrapped:
+        run.engine.sync_weights(unwrapped)
+
+
+def current_limit(cfg: Config, step: int) -> int:
+    """The generation limit at ``step``: ``rollout.length_schedule`` over ``rollout.max_new_tokens``."""
+    return length_limit(cfg.rollout.length_schedule, step, cfg.rollout.max_new_tokens)
+
+
+def train(cfg: Config) -> dict[str, Any]:
+    run = setup(cfg)
+    acc, out = run.acc, Path(cfg.train.output_dir)
+    state: dict[str, Any] = {"evals": {}}
+    start = 0
+    if run.start.checkpoint:
+        state = load_checkpoint(acc, run.start.checkpoint)  # verified against its manifest first
+        start = state.pop("step")
+        run.sampler.load_state_dict(state["sampler"])
+        run.rewards.load_state_dict(state["rewards"])
+        run.ctx.state = state["ctx"]
+        sync_weights(run)  # vLLM engines still hold the initial weights
+        if acc.is_main_process:  # forget what a killed run logged after its last checkpoint
+            for log in [out / "metrics.jsonl", *sorted((out / "completions").glob("rank*.jsonl"))]:
+                keep_steps_upto(log, start)
+        acc.print(f"resumed from {run.start.checkpoint} at step {start}")
+    elif acc.is_main_process:
+        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    acc.wait_for_everyone()
+    reference_pass(run)  # train.reference_samples: the initial policy's accuracy per prompt (cached)
+    if cfg.eval.before and "before" not in state["evals"]:
+        state["evals"]["before"] = run_eval(run)
+        acc.print(f"before training: {format_eval(state['evals']['before'])}")
+    tracker = Tracker(acc, out, cfg.train.max_steps, start, cfg.train.report_to, cfg.train.run_name, cfg.to_dict())
+    fail_at = int(os.environ.get("LACONIC_FAIL_AT_STEP", "0"))  # test hook: simulate a crash
+    try:
+        for step in range(start + 1, cfg.train.max_steps + 1):
+            if step == fail_at:
+                os._exit(17)
+            metrics = train_step(run, step)
+            if cfg.eval.every and step % cfg.eval.every == 0:
+                metrics.update({f"eval/{k}": v for k, v in run_eval(run).items() if not isinstance(v, dict)})
+            tracker.log(metrics, step)
+            if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.max_steps:
+                state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state)
+                save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints)
+    finally:
+        tracker.close()  # also on an error: its message then starts on a line of its own
+    if cfg.eval.after:
+        state["evals"]["after"] = run_eval(run)
+    full_state = model_state_for_saving(acc, run.policy)  # ZeRO-3 / FSDP: gathered on every process
+    if acc.is_main_process:
+        toy_info = Path(resolve_model_path(cfg.model, progress=False)) / "toy_info.json"
+
+        def write_final(tmp: Path) -> None:
+            save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, tmp, state_dict=full_state)
+            if toy_info.is_file():  # `laconic eval runs/x/final` then knows the toy's prompt format
+                shutil.copyfile(toy_info, tmp / "toy_info.json")
+
+        atomic_save_dir(out / "final", write_final)
+        summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path}
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+        print_table(summary)
+    acc.wait_for_everyone()
+    return state["evals"]
+
+
+def keep_steps_upto(log: Path, step: int) -> None:
+    """Keep the rows of a JSON-lines log up to ``step``; a line cut short by a kill is dropped."""
+    if not log.exists():
+        return
+    rows = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                rows.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    atomic_write_text(log, "".join(rows))
+
+
+def entropy_mask(run: Run, samples) -> torch.Tensor | None:
+    """Per-sample 0/1 weights of the entropy bonus from rewards that restrict it (CEEH: hard
+    prompts, judged from the history before this batch); None when no reward does."""
+    masks = [r.entropy_mask(samples) for r in getattr(run.rewards, "rewards", []) if hasattr(r, "entropy_mask")]
+    if not masks or not run.cfg.algo.entropy_coef:
+        return None
+    return torch.tensor([float(all(m[i] for m in masks)) for i in range(len(samples))])
+
+
+def run_monitor(run: Run, step: int) -> None:
+    """Roll out the monitor set for rewards that observe one (LASER-D), before step 1 and every
+    ``train.monitor_every`` steps; its own RNG stream, so training stays reproducible."""
+    t, acc = run.cfg.train, run.acc
+    watchers = [r for r in getattr(run.rewards, "rewards", []) if hasattr(r, "observe_monitor")]
+    if not (watchers and t.monitor_prompts) or (step - 1) % t.monitor_every:
+        return
+    order = list(range(len(run.train_prompts)))
+    random.Random(t.seed).shuffle(order)
+    monitor = [run.train_prompts[i] for i in order[: t.monitor_prompts]]
+    k = -(-len(monitor) // acc.num_processes)
+    mine = monitor[acc.process_index * k : (acc.process_index + 1) * k]
+    params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=run.cfg.rollout.temperature,
+                            top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size)
+    with torch.random.fork_rng(devices=[]), full_weights(acc, run.policy):
+        torch.manual_seed(t.seed * 1_000_003 + step * 7 + acc.process_index)
+        rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
+    table = gather(acc, make_samples(rollouts, mine, acc.process_index * k, run.tokenizer, run.cfg.data.delimiter))
+    for w in watchers:
+        w.observe_monitor(table, run.ctx)
+
+
+def log_completions(run: Run, step: int, samples, rewards, advantages) -> None:
+    """Each process appends its own samples (with its rank) to completions/rank<r>.jsonl."""
+    path = Path(run.cfg.train.output_dir) / "completions" / f"rank{run.acc.process_index}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        for s, r, a in zip(samples, rewards, advantages):
+            a = float(a if a.dim() == 0 else a[: s.length].mean())  # per-token advantages: their mean
+            row = {"step": step, "rank": run.acc.process_index, "reward": r, "advantage": a, **s.to_dict()}
+            f.write(json.dumps(row) + "\n")
+
+
+def step_metrics(generated, totals, components) -> dict[str, float]:
+    """What the policy wrote this step (every completion generated, kept or not) and the rewards
+    of the batch it trained on (the same set unless dynamic sampling dropped groups)."""
+    lengths = [s.length for s in generated]
+    m = {"accuracy": statistics.fmean(float(bool(s.correct)) for s in generated),
+         "tokens/mean": statistics.fmean(lengths), "tokens/p50": percentile(lengths, 50),
+         "tokens/p90": percentile(lengths, 90), "tokens/max": max(lengths), "truncation_rate": statistics.fmean(float(s.truncated) for s in generated),
+         **by_difficulty(generated)}
+    if totals:
+        m.update({"reward/mean": statistics.fmean(totals), "reward/std": statistics.pstdev(totals)})
+        m.update({f"reward/{name}": statistics.fmean(v) for name, v in components.items()})
+    return m
+
+
+def format_eval(e: dict[str, Any]) -> str:
+    return f"accuracy {e['accuracy']:.3f}, mean tokens {e['mean_tokens']:.1f}, truncated {e['truncation_rate']:.3f} (n={e['n']})"
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    if "before" not in summary or "after" not in summary:
+        return
+    b, a = summary["before"], summary["after"]
+    dt = (a["mean_tokens"] - b["mean_tokens"]) / max(b["mean_tokens"], 1e-9) * 100
+    print(f"\n{'':12}{'accuracy':>10}{'mean tokens':>14}{'truncated':>11}")
+    for name, e in (("before", b), ("after", a)):
+        print(f"{name:12}{e['accuracy'] * 100:>9.1f}%{e['mean_tokens']:>14.1f}{e['truncation_rate'] * 100:>10.1f}%")
+    print(f"{'change':12}{(a['accuracy'] - b['accuracy']) * 100:>+9.1f}pt{dt:>+13.1f}%\n")

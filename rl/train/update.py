@@ -1,0 +1,301 @@
+"""The policy update (docs/design.md, step 8): batching, forward passes, micro-batched clipped loss.
+
+Layout of a training batch: prompts left-padded to a common width P, completions right-padded,
+so every completion starts at column P and ``logits[:, P-1:-1]`` predict the completion tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+
+from rl.algo.kl_cov import select
+from rl.algo.logprobs import sequence_logprobs
+from rl.algo.loss import Normalizer, policy_loss, tis_weights
+from rl.config import AlgoConfig, kl_cov_options
+from rl.engines.base import Rollout
+from rl.models.load import reference_context
+from rl.run.distributed import backward
+
+
+FIRST_FORCED_LOGP = math.log(0.5)  # AdaptThink: the old policy's probability of a forced first token
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, P + C]
+    attention_mask: torch.Tensor  # [B, P + C]
+    position_ids: torch.Tensor  # [B, P + C]
+    completion_ids: torch.Tensor  # [B, C]
+    completion_mask: torch.Tensor  # [B, C], 1 on real completion tokens
+    prompt_width: int
+
+
+def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
+    P = max(len(r.prompt_ids) for r in rollouts)
+    C = max(max(len(r.completion_ids) for r in rollouts), 1)
+    B = len(rollouts)
+    ids = torch.full((B, P + C), pad_id, dtype=torch.long)
+    att = torch.zeros((B, P + C), dtype=torch.long)
+    for i, r in enumerate(rollouts):
+        p, c = len(r.prompt_ids), len(r.completion_ids)
+        ids[i, P - p : P] = torch.tensor(r.prompt_ids)
+        ids[i, P : P + c] = torch.tensor(r.completion_ids, dtype=torch.long)
+        att[i, P - p : P + c] = 1
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    return Batch(ids, att, pos, ids[:, P:], att[:, P:], P)
+
+
+def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False,
+                        entropy_grad: bool = True):
+    """Per-token log-probs of the completion under ``model`` (logits / temperature), and
+    optionally per-token entropies. Both ``[B, C]`` float32, 0 where ``completion_mask`` is 0.
+    Computed in chunks from the final hidden states, never holding the ``[B, C, V]`` logits
+    (:mod:`rl.algo.logprobs`). With ``entropy_grad=False`` the entropies are a statistic only,
+    outside the autograd graph."""
+    device = next(model.parameters()).device
+    return sequence_logprobs(model, batch.input_ids.to(device), batch.attention_mask.to(device),
+                             batch.position_ids.to(device), batch.completion_ids.to(device),
+                             batch.completion_mask.to(device), temperature, with_entropy=with_entropy,
+                             entropy_grad=entropy_grad)
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def micro_batches(rollouts: list[Rollout], idx: list[int], size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Cut ``idx`` (indices into ``rollouts``) into micro-batches of at most ``size`` rollouts
+    and, with ``max_tokens``, at most that many padded tokens (rows x (longest prompt + longest
+    completion)), a single longer rollout excepted.
+
+    Rollouts are taken in order of prompt + completion length, so each micro-batch pads to
+    lengths close to its own: the forward/backward work follows the real tokens, not the
+    longest completion of the step. The grouping does not change the loss (its normalizers are
+    the step's global counts, :class:`~rl.algo.loss.Normalizer`).
+
+    >>> from rl.engines.base import Rollout
+    >>> rs = [Rollout(0, [1, 2], [3] * n, "", "stop", None) for n in (9, 1, 5, 2)]
+    >>> micro_batches(rs, [0, 1, 2, 3], size=2)
+    [[1, 3], [2, 0]]
+    >>> micro_batches(rs, [0, 1, 2, 3], size=4, max_tokens=24)
+    [[1, 3, 2], [0]]
+    """
+    out: list[list[int]] = []
+    cur: list[int] = []
+    width_p = width_c = 0
+    for i in sorted(idx, key=lambda i: (len(rollouts[i].prompt_ids) + rollouts[i].length, i)):
+        p, c = len(rollouts[i].prompt_ids), max(rollouts[i].length, 1)
+        wp, wc = max(width_p, p), max(width_c, c)
+        if cur and (len(cur) >= size or (max_tokens and (len(cur) + 1) * (wp + wc) > max_tokens)):
+            out.append(cur)
+            cur, wp, wc = [], p, c
+        cur.append(i)
+        width_p, width_c = wp, wc
+    if cur:
+        out.append(cur)
+    return out
+
+
+def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
+    """``micro`` with its largest micro-batches halved until there are ``count`` of them (the
+    micro-batch count of the busiest process), each half where the whole was.
+
+    >>> split_to([[1], [2, 0, 4, 5]], 3)
+    [[1], [2, 0], [4, 5]]
+    >>> split_to([[1], [2, 0, 4, 5]], 4)
+    [[1], [2], [0], [4, 5]]
+    """
+    micro = [list(mb) for mb in micro]
+    while len(micro) < count:
+        j = max(range(len(micro)), key=lambda j: len(micro[j]))
+        if len(micro[j]) < 2:
+            raise ValueError(f"cannot cut {sum(map(len, micro))} rollouts into {count} micro-batches to match the "
+                             "other processes: every process needs at least as many rollouts")
+        half = len(micro[j]) // 2
+        micro[j : j + 1] = [micro[j][:half], micro[j][half:]]
+    return micro
+
+
+@torch.no_grad()
+def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
+               with_entropy: bool, max_tokens: int | None = None
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order."""
+    logps: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
+    ents: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
+    was_training = model.training
+    model.eval()
+    for mb_idx in micro_batches(rollouts, list(range(len(rollouts))), micro, max_tokens):
+        batch = make_batch([rollouts[i] for i in mb_idx], pad_id)
+        logp, ent = completion_logprobs(model, batch, temperature, with_entropy)
+        for row, i in enumerate(mb_idx):
+            logps[i] = logp[row, : rollouts[i].length].cpu()
+            if with_entropy:
+                ents[i] = ent[row, : rollouts[i].length].cpu()
+    model.train(was_training)
+    return logps, (ents if with_entropy else None)
+
+
+def forced_old_logps(old: torch.Tensor, mask: torch.Tensor, forced: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forced prefix tokens (``Rollout.forced_tokens``) as AdaptThink trains them (arXiv 2505.13417,
+    THU-KEG/AdaptThink ``src/adapt_think_core_algos.py``): the first one's old log-prob is
+    ``log 0.5``, so its ratio is ``pi(token) / 0.5``; the others leave the loss (mask 0). ``old``
+    and ``mask`` are ``[B, C]``; new tensors are returned when a row is forced.
+
+    >>> old, mask = forced_old_logps(torch.zeros(2, 4), torch.ones(2, 4), [3, 0])
+    >>> old[0].exp().tolist(), mask.tolist()
+    ([0.5, 1.0, 1.0, 1.0], [[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    """
+    if not any(forced):
+        return old, mask
+    old, mask = old.clone(), mask.clone()
+    for row, f in enumerate(forced):
+        if f:
+            old[row, 0] = FIRST_FORCED_LOGP
+            mask[row, 1:f] = 0
+    return old, mask
+
+
+def trained_tokens(r: Rollout) -> int:
+    """Completion tokens that enter the loss: all but the forced ones after the first."""
+    return r.length - max(r.forced_tokens - 1, 0)
+
+
+def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), width)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def token_columns(adv: torch.Tensor, width: int) -> torch.Tensor:
+    """``[B]`` advantages as they are; per-token ``[B, T_max]`` ones cut to the micro-batch's width."""
+    return adv[:, :width] if adv.dim() == 2 else adv
+
+
+def kl_cov_selection(rollouts: list[Rollout], idx: list[int], advantages: torch.Tensor,
+                     old_logps: list[torch.Tensor], ratio: float, accelerator=None) -> dict[int, torch.Tensor]:
+    """KL-Cov's tokens for the optimizer step over ``idx`` (:mod:`rl.algo.kl_cov`): chosen once, from the
+    old log-probs of all the step's trained tokens (on every process), so no micro-batch sees a
+    different choice. Returns, per rollout index, a bool tensor over its completion tokens."""
+    width = max(max((rollouts[i].length for i in idx), default=1), 1)
+    old = _pad([old_logps[i] for i in idx], width)
+    mask = torch.zeros(len(idx), width)
+    for row, i in enumerate(idx):
+        mask[row, : rollouts[i].length] = 1.0
+    old, mask = forced_old_logps(old, mask, [rollouts[i].forced_tokens for i in idx])
+    chosen = select(token_columns(advantages[idx].cpu(), width), old, mask, ratio, accelerator)
+    return {i: chosen[row, : rollouts[i].length] for row, i in enumerate(idx)}
+
+
+def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list[Rollout],
+                  advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
+                  micro_batch_size: int, max_grad_norm: float, norm_len: int,
+                  micro_batch_tokens: int | None = None, old_logps: list[torch.Tensor] | None = None,
+                  entropy_mask: torch.Tensor | None = None) -> dict[str, float]:
+    """``algo.updates_per_rollout`` optimizer steps over this process's rollouts.
+
+    ``old_logps`` (behaviour policy) are needed when there is more than one update per rollout;
+    with a single update the ratio is 1 by construction, so ``logp.detach()`` is used and the
+    extra forward pass is skipped. ``entropy_mask`` ([n], 0/1) limits the entropy bonus to some
+    samples (CEEH: prompts that are currently hard).
+
+    When the rollouts carry sampler log-probs, ``rollout/logprob_diff`` is the mean over completion
+    tokens of ``|old_logp - sampler_logp|`` (trainer vs rollout engine, same weights: the numerics
+    gap); ``algo.tis_cap`` turns on truncated importance sampling with those log-probs.
+
+    ``algo.policy_loss: kl_cov``: the first optimizer step on a rollout batch is on-policy, so there
+    ``old_logp = logp.detach()`` exactly and the penalty ``|logp - old_logp|`` and its gradient are
+    0 (verl would use a separately computed old log-prob, so a numerics-sized difference whose sign
+    decides the gradient); no tokens are chosen there. Each later step chooses its tokens once,
+    from ``old_logps`` (:func:`kl_cov_selection`). ``kl_cov_fraction`` is the share of all trained
+    tokens penalised (about ``(u - 1) / u * ratio`` with ``u`` updates per rollout, 0 with one) and
+    ``kl_cov_abs_diff`` the mean ``|logp - old_logp|`` on them.
+    """
+    n = len(rollouts)
+    sums: dict[str, float] = defaultdict(float)
+    per_step: dict[str, float] = defaultdict(float)
+    weight = 0.0
+    world = accelerator.num_processes
+    step_chunks = chunks(list(range(n)), -(-n // algo.updates_per_rollout))
+    has_sampler = all(r.logprobs is not None and len(r.logprobs) == r.length for r in rollouts)
+    tis_cap = getattr(algo, "tis_cap", None)
+    seq = algo.ratio_level == "sequence"  # GSPO / LUSPO: the sequence ratio has its own clip range
+    clip_low, clip_high = (algo.seq_clip_low, algo.seq_clip_high) if seq else (algo.clip_low, algo.clip_high)
+    if tis_cap is not None and not has_sampler:
+        raise ValueError("algo.tis_cap needs sampler log-probs, but the rollout engine returned none")
+    kl_cov = algo.policy_loss == "kl_cov"
+    ratio, coef = kl_cov_options(algo) if kl_cov else (0.0, 0.0)
+    diff_sum = diff_tokens = 0.0
+    for j, idx in enumerate(step_chunks):
+        on_policy = old_logps is None or (kl_cov and j == 0)  # KL-Cov: exact zero penalty on the first step
+        chosen = None
+        if kl_cov and not on_policy:
+            chosen = kl_cov_selection(rollouts, idx, advantages, old_logps, ratio, accelerator)
+        counts = torch.tensor([float(sum(trained_tokens(rollouts[i]) for i in idx)), float(len(idx))])
+        counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
+        norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
+        micro = micro_batches(rollouts, idx, micro_batch_size, micro_batch_tokens)
+        if world > 1:  # ZeRO's forward/backward are collectives: the same number on every process
+            micro = split_to(micro, int(accelerator.gather(torch.tensor([len(micro)], device=accelerator.device)).max()))
+        for k, mb_idx in enumerate(micro):
+            mb = [rollouts[i] for i in mb_idx]
+            batch = make_batch(mb, pad_id)
+            mask = batch.completion_mask.to(accelerator.device)
+            sync = accelerator.no_sync(policy) if k < len(micro) - 1 else contextlib.nullcontext()
+            with sync:
+                logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True,
+                                                entropy_grad=bool(algo.entropy_coef))
+                old = logp.detach() if on_policy else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
+                old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in mb])
+                is_weight = None
+                if has_sampler:
+                    sampler = _pad([torch.tensor(r.logprobs) for r in mb], logp.shape[1]).to(logp.device)
+                    diff_sum += float(((old - sampler).abs() * mask).sum())
+                    diff_tokens += float(mask.sum())
+                    if tis_cap is not None:
+                        is_weight = tis_weights(old, sampler, tis_cap)
+                ref_logp = None
+                if algo.kl_coef > 0:  # the reference runs under the policy's autocast (bf16 weights then)
+                    with torch.no_grad(), accelerator.autocast():
+                        ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
+                        with ctx:
+                            ref_logp, _ = completion_logprobs(ref_model, batch, temperature)
+                cov_mask = None  # KL-Cov: the step's chosen tokens (none on the on-policy first step)
+                if kl_cov:
+                    cov_mask = (torch.zeros_like(logp) if chosen is None
+                                else _pad([chosen[i].float() for i in mb_idx], logp.shape[1]).to(logp.device))
+                loss, stats = policy_loss(
+                    logp, old, token_columns(advantages[mb_idx], logp.shape[-1]).to(logp.device), mask,
+                    clip_low=clip_low, clip_high=clip_high, agg=algo.loss_agg, norm=norm, ratio_level=algo.ratio_level,
+                    ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent,
+                    entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],
+                    is_weight=is_weight, kl_cov_mask=cov_mask, kl_cov_coef=coef,
+                )
+                # DDP (and ZeRO) average gradients over processes; DeepSpeed steps at the boundary only
+                backward(accelerator, policy, loss * world, boundary=k == len(micro) - 1)
+            tokens = float(mask.sum())
+            weight += tokens
+            for key, v in stats.items():
+                sums[key] += float(v) * tokens
+            per_step["loss"] += float(loss.detach()) * world / len(step_chunks)
+        grad_norm = accelerator.clip_grad_norm_(policy.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        per_step["grad_norm"] += float(grad_norm) / len(step_chunks)
+    out = {k: v / max(weight, 1.0) for k, v in sums.items()}  # token-weighted means
+    out.update(per_step)  # means over optimizer steps
+    if has_sampler:
+        out["rollout/logprob_diff"] = diff_sum / max(diff_tokens, 1.0)
+    gathered = accelerator.reduce(torch.tensor(list(out.values())).to(accelerator.device), reduction="mean")
+    result = dict(zip(out.keys(), gathered.cpu().tolist()))
+    if "kl_cov_abs_diff_mass" in result:  # token mean of s|dlogp| over the chosen share: the mean on chosen tokens
+        result["kl_cov_abs_diff"] = result.pop("kl_cov_abs_diff_mass") / max(result["kl_cov_fraction"], 1e-12)
+    return result
+

