@@ -17,3 +17,8 @@ def fails_at_step_2(samples, ctx):
     if ctx.step == 2:
         raise ValueError("cannot score step 2")
     return [float(bool(s.correct)) for s in samples]
+
+
+def constant(samples, ctx):
+    """Equal rewards in every group: no advantage, no learning signal."""
+    return [0.5] * len(samples)

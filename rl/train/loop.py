@@ -160,11 +160,21 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
         log_completions(run, step, samples, totals[acc.process_index * n : (acc.process_index + 1) * n], local_adv)
     if "sampling/zero_std_fraction" not in batch.stats:  # no dynamic sampling: the reward's spread
         batch.stats["sampling/zero_std_fraction"] = group_zero_std_fraction(table, totals)
+    warn_no_signal(acc, step, adv, batch.stats["sampling/zero_std_fraction"])
     return {**step_metrics(batch.generated, totals, components), **stats, **batch.stats,
             "length_limit": run.ctx.max_length, "lr": run.scheduler.get_last_lr()[0],
             "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
             "time/update": t_end - t_score, "time/sync": t_end - t_sync,
             "tokens/per_s": sum(s.length for s in batch.generated) / max(t_gen - t0, 1e-9) / acc.num_processes}
+
+
+def warn_no_signal(acc, step: int, adv: torch.Tensor, zero_std_fraction: float) -> None:
+    """One warning (main process) for a step whose advantages are all 0, typically because every
+    group's rewards were equal: the policy-gradient term is then 0, so the update can only move the
+    weights through a KL or entropy term (with neither, and no weight decay, it moves nothing)."""
+    if adv.numel() and not bool(adv.any()) and acc.is_main_process:
+        warnings.warn(f"step {step}: no learning signal: every advantage is 0 (groups with zero reward std: "
+                      f"{zero_std_fraction:.0%}); the policy-gradient term is 0 this step", stacklevel=2)
 
 
 def sync_weights(run: Run) -> None:

@@ -106,3 +106,33 @@ def test_lora_with_kl_and_tensorboard(untrained_toy, tmp_path):
     assert not any("lora" in n for n, _ in merged.named_parameters())
     diff = [n for (n, a), (_, b) in zip(merged.named_parameters(), base.named_parameters()) if not torch.equal(a, b)]
     assert diff and all("proj" in n for n in diff)  # only LoRA-targeted projections changed
+
+
+def test_a_step_without_learning_signal_says_so(untrained_toy, tmp_path):
+    """A reward that is equal within every group leaves every advantage at 0: each such step says so in
+    one warning line that names the step and the zero-std fraction, and the run still finishes."""
+    p = laconic(overrides(untrained_toy, tmp_path / "run", "train.max_steps=2",
+                          "rewards=[{name: 'tests.bad_rewards:constant'}]"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = [line for line in p.stderr.splitlines() if "no learning signal" in line]
+    assert len(lines) == 2, p.stderr[-3000:]
+    assert "step 1: no learning signal" in lines[0] and "step 2: no learning signal" in lines[1]
+    assert "zero reward std: 100%" in lines[0]
+    assert [r["sampling/zero_std_fraction"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1.0, 1.0]
+
+
+def test_no_signal_warning_only_when_every_advantage_is_zero(recwarn):
+    import torch
+
+    from rl.train.loop import warn_no_signal
+
+    class Main:
+        is_main_process = True
+
+    warn_no_signal(Main(), 3, torch.tensor([0.5, -0.5, 0.0, 0.0]), 0.5)
+    warn_no_signal(Main(), 4, torch.zeros(0), 0.0)  # an empty batch (dynamic sampling found nothing): said there
+    assert not recwarn.list
+    warn_no_signal(Main(), 5, torch.zeros(2, 3), 1.0)  # per-token advantages [N, T] too
+    assert [str(w.message) for w in recwarn.list] == [
+        "step 5: no learning signal: every advantage is 0 (groups with zero reward std: 100%); "
+        "the policy-gradient term is 0 this step"]
