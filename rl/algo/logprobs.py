@@ -54,6 +54,9 @@ log-probs of the whole micro-batch first, hence the recompute.
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import torch
 from torch.utils.checkpoint import checkpoint
 
@@ -154,10 +157,17 @@ def _check_head(model, logits: torch.Tensor, hidden: torch.Tensor, head, autocas
 def chunked_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head, temperature: float, *,
                      with_entropy: bool = False, entropy_grad: bool = False,
                      autocast: tuple[bool, torch.dtype] = (False, torch.float32),
-                     chunk: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     chunk: int, min_chunks: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``hidden [N, H]``, ``targets [N]`` -> float32 ``logp [N]`` and ``entropy [N]`` (or None),
     in chunks of ``chunk`` tokens. ``entropy_grad=False`` returns the entropy detached (a
-    statistic); ``autocast`` is ``(enabled, dtype)`` for the head's calls."""
+    statistic); ``autocast`` is ``(enabled, dtype)`` for the head's calls.
+
+    ``min_chunks``: call the head at least that many times, the extra calls on the first token with
+    their result times 0 added to the output, so they are in the autograd graph and recomputed in the
+    backward pass too. Under ZeRO-3 every head call gathers the head's weights, a collective: processes
+    whose completions differ in length must still make the same number of calls (the maximum over
+    processes, :func:`sequence_logprobs`'s ``agree``), or the one with fewer chunks leaves the others
+    waiting forever."""
     grad = torch.is_grad_enabled() and hidden.requires_grad
 
     def piece(h, t):
@@ -172,19 +182,28 @@ def chunked_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head, temperat
         logps.append(lp)
         if with_entropy:
             ents.append(ent if entropy_grad else ent.detach())
+    padding = []
+    for _ in range(min_chunks - len(logps)):  # as many head calls as the busiest process
+        lp, _ent = checkpoint(piece, hidden[:1], targets[:1], use_reentrant=False, preserve_rng_state=False) \
+            if grad else piece(hidden[:1], targets[:1])
+        padding.append(lp.sum() * 0.0)
     logp = torch.cat(logps) if logps else hidden.new_zeros(0, dtype=torch.float32)
+    if padding:
+        logp = logp + torch.stack(padding).sum()
     ent = (torch.cat(ents) if ents else hidden.new_zeros(0, dtype=torch.float32)) if with_entropy else None
     return logp, ent
 
 
 def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                       completion_ids: torch.Tensor, completion_mask: torch.Tensor, temperature: float, *,
-                      with_entropy: bool = False, entropy_grad: bool = True,
-                      chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      with_entropy: bool = False, entropy_grad: bool = True, chunk: int | None = None,
+                      agree: Callable[[int], int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs (and entropies) ``[B, C]`` float32 of the completion tokens, which fill the last
     ``C`` columns of ``input_ids`` ``[B, P + C]``; position ``P - 1 + t`` predicts token ``t``.
     Positions where ``completion_mask`` is 0 hold 0. ``model`` is called as is (wrapped or not);
-    ``chunk`` defaults to :func:`chunk_tokens` of the vocabulary."""
+    ``chunk`` defaults to :func:`chunk_tokens` of the vocabulary. ``agree`` (several processes):
+    this process's chunk count -> the maximum over processes, which every process then runs
+    (:func:`chunked_logprobs`' ``min_chunks``); every process must make the same calls."""
     inner = _unwrap(model)
     head = inner.get_output_embeddings()
     captured: list = []
@@ -208,9 +227,10 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
         keep = torch.zeros_like(keep)
         keep[0, 0] = True
     h = hidden[:, P - 1 : P - 1 + C][keep]  # [N, H]
+    chunk = chunk or chunk_tokens(out.logits.shape[-1])
     logp, ent = chunked_logprobs(h, completion_ids[keep], head, temperature, with_entropy=with_entropy,
-                                 entropy_grad=entropy_grad, autocast=autocast,
-                                 chunk=chunk or chunk_tokens(out.logits.shape[-1]))
+                                 entropy_grad=entropy_grad, autocast=autocast, chunk=chunk,
+                                 min_chunks=agree(math.ceil(h.shape[0] / chunk)) if agree else 0)
     keep = keep & completion_mask.bool()
     full = torch.zeros(B, C, dtype=torch.float32, device=logp.device)
     scatter = (lambda x: full.masked_scatter(keep, x[: int(keep.sum())]))

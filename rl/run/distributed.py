@@ -224,3 +224,11 @@ def gather(acc, items: list) -> list:
     from accelerate.utils import gather_object
 
     return gather_object(items)
+
+
+def agree_max(acc):
+    """``n -> the largest n over all processes`` (an all-gather), or None with one process: how the
+    processes agree on a count of collective calls (micro-batches, head chunks) when their work differs."""
+    if acc.num_processes == 1:
+        return None
+    return lambda n: int(acc.gather(torch.tensor([n], device=acc.device)).max())

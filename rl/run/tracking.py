@@ -39,9 +39,12 @@ class Tracker:
             self.acc.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
 
     def close(self) -> None:
+        """Finish the trackers (flush tensorboard, end the wandb run). Not ``acc.end_training()``: it also
+        destroys the process group, and the final evaluation, the gathered final weights and the last
+        barrier still need it."""
         self.bar.close()
-        if self.report_to:
-            self.acc.end_training()
+        for tracker in self.acc.trackers if self.report_to else ():
+            tracker.finish()
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

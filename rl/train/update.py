@@ -19,7 +19,7 @@ from rl.algo.loss import Normalizer, policy_loss, tis_weights
 from rl.config import AlgoConfig, kl_cov_options
 from rl.engines.base import Rollout
 from rl.models.load import reference_context
-from rl.run.distributed import backward
+from rl.run.distributed import agree_max, backward
 
 
 FIRST_FORCED_LOGP = math.log(0.5)  # AdaptThink: the old policy's probability of a forced first token
@@ -51,17 +51,18 @@ def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
 
 
 def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False,
-                        entropy_grad: bool = True):
+                        entropy_grad: bool = True, agree=None):
     """Per-token log-probs of the completion under ``model`` (logits / temperature), and
     optionally per-token entropies. Both ``[B, C]`` float32, 0 where ``completion_mask`` is 0.
     Computed in chunks from the final hidden states, never holding the ``[B, C, V]`` logits
     (:mod:`rl.algo.logprobs`). With ``entropy_grad=False`` the entropies are a statistic only,
-    outside the autograd graph."""
+    outside the autograd graph. ``agree`` (:func:`rl.run.distributed.agree_max`): the processes
+    make the same number of head calls (ZeRO-3 gathers the head's weights on each)."""
     device = next(model.parameters()).device
     return sequence_logprobs(model, batch.input_ids.to(device), batch.attention_mask.to(device),
                              batch.position_ids.to(device), batch.completion_ids.to(device),
                              batch.completion_mask.to(device), temperature, with_entropy=with_entropy,
-                             entropy_grad=entropy_grad)
+                             entropy_grad=entropy_grad, agree=agree)
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -125,7 +126,12 @@ def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
 def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
                with_entropy: bool, max_tokens: int | None = None
                ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-    """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order."""
+    """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order.
+
+    Each process runs its own number of micro-batches and head chunks: the trainer calls this inside
+    :func:`rl.run.distributed.full_weights` (ZeRO-3's weights gathered, its hooks lifted), and DDP
+    broadcasts buffers only in the first forward after a backward, so no collective depends on the
+    counts (tests/run/test_deepspeed.py::test_unequal_micro_batch_counts_in_the_no_grad_pass)."""
     logps: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
     ents: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
     was_training = model.training
@@ -222,6 +228,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     per_step: dict[str, float] = defaultdict(float)
     weight = 0.0
     world = accelerator.num_processes
+    agree = agree_max(accelerator)  # the same number of forwards and head chunks on every process
     step_chunks = chunks(list(range(n)), -(-n // algo.updates_per_rollout))
     has_sampler = all(r.logprobs is not None and len(r.logprobs) == r.length for r in rollouts)
     tis_cap = getattr(algo, "tis_cap", None)
@@ -241,8 +248,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
         norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
         micro = micro_batches(rollouts, idx, micro_batch_size, micro_batch_tokens)
-        if world > 1:  # ZeRO's forward/backward are collectives: the same number on every process
-            micro = split_to(micro, int(accelerator.gather(torch.tensor([len(micro)], device=accelerator.device)).max()))
+        if agree is not None:  # ZeRO's forward/backward are collectives: the same number on every process
+            micro = split_to(micro, agree(len(micro)))
         for k, mb_idx in enumerate(micro):
             mb = [rollouts[i] for i in mb_idx]
             batch = make_batch(mb, pad_id)
@@ -250,7 +257,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
             sync = accelerator.no_sync(policy) if k < len(micro) - 1 else contextlib.nullcontext()
             with sync:
                 logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True,
-                                                entropy_grad=bool(algo.entropy_coef))
+                                                entropy_grad=bool(algo.entropy_coef), agree=agree)
                 old = logp.detach() if on_policy else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
                 old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in mb])
                 is_weight = None
@@ -265,7 +272,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                     with torch.no_grad(), accelerator.autocast():
                         ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
                         with ctx:
-                            ref_logp, _ = completion_logprobs(ref_model, batch, temperature)
+                            ref_logp, _ = completion_logprobs(ref_model, batch, temperature, agree=agree)
                 cov_mask = None  # KL-Cov: the step's chosen tokens (none on the on-policy first step)
                 if kl_cov:
                     cov_mask = (torch.zeros_like(logp) if chosen is None

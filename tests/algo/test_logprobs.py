@@ -135,14 +135,15 @@ def test_sequence_logprobs_match_the_full_logits(name, lora, untrained_toy):
         lp, ent = sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.position_ids,
                                     batch.completion_ids, batch.completion_mask, temperature,
                                     with_entropy=True, entropy_grad=True, chunk=5)
-        assert torch.allclose(lp, ref_lp, atol=1e-5) and torch.allclose(ent, ref_h, atol=1e-5)
+        # entropies ~ log V = 11.9 at V = 152k: float32 sums over V differ by ~1e-5 between the two paths
+        assert torch.allclose(lp, ref_lp, atol=1e-5) and torch.allclose(ent, ref_h, atol=1e-5, rtol=1e-5)
         g = torch.autograd.grad((m * (wl * lp + we * ent)).sum(), params)
-        for a, b in zip(g, ref_g):
-            assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+        for a, b in zip(g, ref_g):  # float32 accumulation error grows with the gradient's size (up to ~6 here)
+            assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()), rtol=1e-4)
     with torch.no_grad():  # the scoring pass
         lp, ent = sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.position_ids,
                                     batch.completion_ids, batch.completion_mask, 0.6, with_entropy=True)
-    assert torch.allclose(lp, ref_lp.detach(), atol=1e-5) and torch.allclose(ent, ref_h.detach(), atol=1e-5)
+    assert torch.allclose(lp, ref_lp.detach(), atol=1e-5) and torch.allclose(ent, ref_h.detach(), atol=1e-5, rtol=1e-5)
 
 
 def test_a_head_the_chunks_cannot_reproduce_is_refused(untrained_toy):
@@ -165,7 +166,8 @@ def _update(model, ref, rollouts, agg, kl, ent, monkeypatch, reference: bool):
     import rl.train.update
 
     if reference:
-        monkeypatch.setattr(rl.train.update, "completion_logprobs", lambda mdl, b, T, with_entropy=False, entropy_grad=True:
+        monkeypatch.setattr(rl.train.update, "completion_logprobs",
+                            lambda mdl, b, T, with_entropy=False, entropy_grad=True, agree=None:
                             full_logits_reference(mdl, b, T, with_entropy, entropy_grad))
     else:
         monkeypatch.setattr("rl.algo.logprobs.CHUNK_BYTES", 4 * 7 * model.config.vocab_size)  # 7-token chunks

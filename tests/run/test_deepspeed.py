@@ -111,3 +111,51 @@ def test_zero3_reference_is_sharded(untrained_toy, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT)}
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and p.stdout.count("ok") == 2, (p.stdout + p.stderr)[-4000:]
+
+
+@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
+def test_zero3_with_a_chunked_head_and_unequal_work_per_process(ddp_run, untrained_toy, tmp_path):
+    """4-token chunks (tests/run/small_chunks.py): each process calls the head once per chunk, and
+    ZeRO-3 gathers the head's weights on each call, a collective. The processes' completions differ in
+    length, so their chunk counts differ (and so do their micro-batch counts in the old-log-prob pass,
+    with 2 updates per rollout); the run must still end, with DDP's numbers."""
+    out = tmp_path / "zero3_chunks"
+    config = ROOT / "recipes" / "accelerate" / "zero3.yaml"
+    launcher = LAUNCH[:3] + ["--config_file", str(config)] + LAUNCH[3:] + [str(ROOT / "tests" / "run" / "small_chunks.py")]
+    p = laconic(overrides(untrained_toy, out, *EXTRA), env={"DS_ACCELERATOR": "cpu"}, launcher=launcher, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    a = strip_timing([json.loads(l) for l in (ddp_run / "metrics.jsonl").read_text().splitlines()])
+    b = strip_timing([json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()])
+    assert [r["step"] for r in b] == [1, 2] and b[1]["grad_norm"] > 0
+    for ra, rb in zip(a, b):
+        for k in ra:
+            assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-6), (ra["step"], k)
+
+
+UNEQUAL = [*EXTRA, "train.micro_batch_tokens=48", "algo.entropy_coef=0.01"]
+
+
+def launch_unequal(strategy, untrained_toy, out):
+    """``train.micro_batch_tokens`` small enough that the micro-batch count of the old-log-prob pass
+    (2 updates per rollout) follows each process's completion lengths (seen: 8 and 6 at step 2), and
+    4-token head chunks (tests/run/small_chunks.py)."""
+    head = (LAUNCH[:3] + ["--multi_gpu"] if strategy == "ddp" else
+            LAUNCH[:3] + ["--config_file", str(ROOT / "recipes" / "accelerate" / "zero3.yaml")])
+    launcher = head + LAUNCH[3:] + [str(ROOT / "tests" / "run" / "small_chunks.py")]
+    p = laconic(overrides(untrained_toy, out, *UNEQUAL), env={"DS_ACCELERATOR": "cpu"}, launcher=launcher, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    return strip_timing([json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()])
+
+
+@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
+def test_unequal_micro_batch_counts_in_the_no_grad_pass(untrained_toy, tmp_path):
+    """The old-log-prob pass runs each process's own micro-batch count (8 and 6 here). That is safe only
+    because no collective depends on it: ZeRO-3 scores inside ``full_weights`` (weights gathered, hooks
+    lifted) and DDP broadcasts buffers in the first forward after a backward only. The run must end on
+    every process, with its DDP twin's numbers (mismatched collectives can also end with wrong ones)."""
+    a = launch_unequal("ddp", untrained_toy, tmp_path / "ddp")
+    b = launch_unequal(3, untrained_toy, tmp_path / "zero3")
+    assert [r["step"] for r in b] == [1, 2] and b[1]["grad_norm"] > 0
+    for ra, rb in zip(a, b):
+        for k in ra:
+            assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-6), (ra["step"], k)

@@ -3,6 +3,7 @@ resume: tests/run/test_reliability.py)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -28,10 +29,18 @@ def overrides(model_dir, out, *extra):
     ]
 
 
-def laconic(args, env=None, launcher=None):
+def laconic(args, env=None, launcher=None, timeout=600):
     cmd = (launcher or [sys.executable, "-m", "rl.cli"]) + ["train", str(ROOT / "recipes" / "quickstart.yaml"), *args]
     e = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=600)
+    with subprocess.Popen(cmd, cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as p:  # a hung launch is killed with all its processes
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, err = p.communicate()
+            raise AssertionError(f"timed out after {timeout} s: {' '.join(cmd[:8])} ...\n{err[-4000:]}") from None
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def strip_timing(rows):
@@ -136,3 +145,17 @@ def test_no_signal_warning_only_when_every_advantage_is_zero(recwarn):
     assert [str(w.message) for w in recwarn.list] == [
         "step 5: no learning signal: every advantage is 0 (groups with zero reward std: 100%); "
         "the policy-gradient term is 0 this step"]
+
+
+def test_two_processes_with_a_tracker_finish_cleanly(untrained_toy, tmp_path):
+    """Closing the trackers must not tear down the process group: the final evaluation, the gathered
+    final weights and the last barrier come after it (accelerate's end_training destroys the group)."""
+    out = tmp_path / "tb"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+    p = laconic(overrides(untrained_toy, out, "train.max_steps=2", "train.report_to=[tensorboard]", "eval.after=true",
+                          "eval.num_examples=6"), launcher=launcher, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "Traceback" not in p.stderr and "process group" not in p.stderr, p.stderr[-4000:]
+    assert list(out.rglob("events.out.tfevents.*")) and (out / "summary.json").is_file()
+    assert "after" in json.loads((out / "summary.json").read_text())
