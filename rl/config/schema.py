@@ -131,6 +131,7 @@ class TrainConfig:
     run_name: str | None = None
     log_completions: int = 0  # every N steps, each process appends its samples to completions/rank<r>.jsonl
     torch_threads: int | None = None
+    ddp_timeout: int = 1800  # seconds a process waits in a collective before the run fails (HF/TRL's default)
     monitor_prompts: int = 0  # LASER-D: size of the monitor set (training prompts, G samples each)
     monitor_every: int = 20  # re-evaluate the monitor set every N steps (and before step 1)
     reference_samples: int = 0  # K > 0: the initial policy's accuracy per prompt from K samples (rl/train/reference_pass.py)

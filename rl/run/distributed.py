@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from datetime import timedelta
 from typing import Any, Iterator
 
 import torch
@@ -44,13 +45,15 @@ def make_accelerator(train_cfg) -> Any:
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
     cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    handlers = []
+    # train.ddp_timeout: how long a process waits in a collective (processes whose work differs, e.g. a
+    # reference pass over unequal completions, wait for the slowest); torch's NCCL default is 10 minutes
+    group = {"timeout": timedelta(seconds=train_cfg.ddp_timeout)}
     if cpu and deepspeed_requested():
         cpu = False
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            handlers.append(InitProcessGroupKwargs(backend="gloo"))
+            group["backend"] = "gloo"
     acc = Accelerator(cpu=cpu, log_with=train_cfg.report_to or None, project_dir=train_cfg.output_dir,
-                      kwargs_handlers=handlers)
+                      kwargs_handlers=[InitProcessGroupKwargs(**group)])
     if acc.distributed_type.value == "DEEPSPEED":
         plugin = acc.state.deepspeed_plugin
         patch_deepspeed_config(plugin.deepspeed_config, micro_batch_size=train_cfg.micro_batch_size,

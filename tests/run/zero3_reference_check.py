@@ -4,11 +4,10 @@ log-probs equal those of a plain float32 copy of the same weights. Prints "ok" o
 
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from rl.config import ModelConfig
+from rl.config import ModelConfig, TrainConfig
 from rl.engines.base import Rollout
 from rl.models.load import load_policy
 from rl.run.distributed import make_accelerator, make_reference
@@ -19,7 +18,7 @@ def main(model_dir: str, out_dir: str) -> None:
     import deepspeed
     from safetensors.torch import load_file
 
-    acc = make_accelerator(SimpleNamespace(report_to=None, output_dir=out_dir, micro_batch_size=2, max_grad_norm=1.0))
+    acc = make_accelerator(TrainConfig(output_dir=out_dir, micro_batch_size=2, max_grad_norm=1.0))
     policy = load_policy(ModelConfig(name_or_path=model_dir), model_dir)
     ref = make_reference(acc, policy, ModelConfig(name_or_path=model_dir))
     assert isinstance(ref, deepspeed.DeepSpeedEngine), type(ref)
