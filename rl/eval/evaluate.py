@@ -3,9 +3,9 @@ r"""Held-out evaluation (the trainer's eval and ``laconic eval``): :func:`evalua
 :func:`to_markdown` prints it. The metrics and their definitions are in :mod:`rl.eval.metrics`.
 
 :func:`evaluate` is the trainer's eval: prompts are sharded over processes; results are gathered
-so every process returns the same numbers. Evaluation runs under its own seed inside
-``torch.random.fork_rng``: it neither consumes nor depends on the training RNG, so training is
-reproducible with or without it.
+so every process returns the same numbers. Evaluation runs under its own seed
+(:func:`rl.run.rng.seeded`: CPU and CUDA generators restored afterwards): it neither consumes nor
+depends on the training RNG, so training is reproducible with or without it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import math
 from collections import defaultdict
 from typing import Any
 
-import torch
 
 from rewards.verify import extract_answer
 
@@ -23,6 +22,7 @@ from rl.engines.base import RolloutEngine, SamplingParams
 from rl.eval.metrics import (DEGENERATION_DEFAULTS, HEADLINE_KEYS, is_degenerate, k_values, length_stats, majority_vote,
                              nan_mean, pass_at_k, percentile, summarize)
 from rl.facts import make_samples
+from rl.run.rng import seeded
 
 __all__ = ["eval_report", "evaluate", "to_markdown"]
 
@@ -215,8 +215,7 @@ def evaluate(engine: RolloutEngine, prompts: list[Prompt], params: SamplingParam
     rank = accelerator.process_index if accelerator else 0
     world = accelerator.num_processes if accelerator else 1
     mine = prompts[rank::world]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + rank)
+    with seeded(seed + rank):
         rollouts = engine.generate([p.ids for p in mine], params) if mine else []
     samples = make_samples(rollouts, mine, 0, tokenizer, delimiter=delimiter)
     for s, r in zip(samples, rollouts):

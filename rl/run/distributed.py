@@ -25,6 +25,8 @@ from typing import Any, Iterator
 
 import torch
 
+from rl.run.rng import seeded
+
 
 def deepspeed_requested() -> bool:
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
@@ -176,7 +178,7 @@ def make_reference(acc, policy, model_cfg):
         return plain_reference(policy, model_cfg, dtype)
     import deepspeed
 
-    with torch.random.fork_rng(devices=[]):  # its random init must not shift the run's sampling
+    with seeded():  # its random init must not shift the run's sampling
         ref = type(policy)(policy.config)
     for (name, r), (_, p) in zip(ref.named_parameters(), policy.named_parameters(), strict=True):
         with deepspeed.zero.GatheredParameters([p]):

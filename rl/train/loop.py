@@ -36,6 +36,7 @@ from rl.run.distributed import (full_weights, gather, is_sharded, make_accelerat
                                 model_state_for_saving, prepare_engine)
 from rl.run.plan import check_run
 from rl.run.preflight import preflight
+from rl.run.rng import seeded
 from rl.run.rundir import Start, apply_start
 from rl.run.tracking import Tracker
 from rl.train.reference_pass import reference_pass
@@ -282,8 +283,7 @@ def run_monitor(run: Run, step: int) -> None:
     mine = monitor[acc.process_index * k : (acc.process_index + 1) * k]
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=run.cfg.rollout.temperature,
                             top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size)
-    with torch.random.fork_rng(devices=[]), full_weights(acc, run.policy):
-        torch.manual_seed(t.seed * 1_000_003 + step * 7 + acc.process_index)
+    with seeded(t.seed * 1_000_003 + step * 7 + acc.process_index), full_weights(acc, run.policy):
         rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
     table = gather(acc, make_samples(rollouts, mine, acc.process_index * k, run.tokenizer, run.cfg.data.delimiter))
     for w in watchers:

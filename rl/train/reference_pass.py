@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 
 from rl.config import ConfigError
 from rl.engines.base import SamplingParams
 from rl.facts import make_samples
 from rl.run.checkpoint import atomic_write_text
 from rl.run.distributed import full_weights, gather
+from rl.run.rng import seeded
 
 FILE = "reference_accuracy.json"
 
@@ -63,8 +63,7 @@ def compute(run, k: int) -> dict[str, float]:
     mine = prompts[acc.process_index * per : (acc.process_index + 1) * per]
     params = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=k)
-    with torch.random.fork_rng(devices=[]), full_weights(acc, run.policy):  # training's RNG stream untouched
-        torch.manual_seed(cfg.train.seed * 1_000_003 + 17 + acc.process_index)
+    with seeded(cfg.train.seed * 1_000_003 + 17 + acc.process_index), full_weights(acc, run.policy):
         rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
     samples = make_samples(rollouts, mine, 0, run.tokenizer, cfg.data.delimiter)
     merged: dict[str, float] = {}
