@@ -175,18 +175,17 @@ def chunked_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head, temperat
             z = head(h)
         return _LogpEntropy.apply(z, t, float(temperature), with_entropy)
 
+    def run(h, t):  # with gradients: recomputed chunk by chunk in the backward pass
+        return checkpoint(piece, h, t, use_reentrant=False, preserve_rng_state=False) if grad else piece(h, t)
+
     logps, ents = [], []
     for s in range(0, hidden.shape[0], chunk):
-        h, t = hidden[s : s + chunk], targets[s : s + chunk]
-        lp, ent = checkpoint(piece, h, t, use_reentrant=False, preserve_rng_state=False) if grad else piece(h, t)
+        lp, ent = run(hidden[s : s + chunk], targets[s : s + chunk])
         logps.append(lp)
         if with_entropy:
             ents.append(ent if entropy_grad else ent.detach())
-    padding = []
-    for _ in range(min_chunks - len(logps)):  # as many head calls as the busiest process
-        lp, _ent = checkpoint(piece, hidden[:1], targets[:1], use_reentrant=False, preserve_rng_state=False) \
-            if grad else piece(hidden[:1], targets[:1])
-        padding.append(lp.sum() * 0.0)
+    padding = [run(hidden[:1], targets[:1])[0].sum() * 0.0  # as many head calls as the busiest process
+               for _ in range(min_chunks - len(logps))]
     logp = torch.cat(logps) if logps else hidden.new_zeros(0, dtype=torch.float32)
     if padding:
         logp = logp + torch.stack(padding).sum()
