@@ -6,14 +6,18 @@ Each configuration runs in a fresh process (``--one NAME``): it builds a randoml
 model from its shapes (no download; SmolLM2-135M's shapes are the real model's), synthetic
 rollouts (prompts of ``prompt`` tokens, left-padded, completions of ``completion`` tokens, one
 row 1/4 shorter), and runs ``rl.train.update.update_policy`` twice on one CPU process (the trainer's
-own update, AdamW, KL reference when ``kl``). The first update allocates AdamW's moments; before
-the second one the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``, 5) and read
-after it (``VmHWM``). ``MALLOC_MMAP_THRESHOLD_`` makes large buffers mmap'ed, so freed memory
-leaves RSS at once.
+own update, AdamW, KL reference when ``kl``), each one optimizer step over ``rows`` rollouts in
+micro-batches of ``micro`` rows (``micro < rows``: gradients accumulate over the micro-batches).
+The first update allocates AdamW's moments; before the second one the kernel's peak-RSS counter is
+reset (``/proc/self/clear_refs``, 5) and read after it (``VmHWM``). ``MALLOC_MMAP_THRESHOLD_``
+makes large buffers mmap'ed, so freed memory leaves RSS at once.
 
 - ``measured``: peak RSS during the second update minus the RSS before the model was built;
   ``predicted``: :meth:`rl.run.plan.Plan.update_peak` (weights, gradients, AdamW, reference,
-  activations, logits chunk) for the same recipe on ``device="cpu"``.
+  activations, logits chunk) for the same recipe on ``device="cpu"``, with the same micro-batch
+  split (one GPU, ``rows`` rollouts a step, ``train.micro_batch_size = micro``);
+  ``predicted_old_mib``: the same without the gradients held across micro-batches (the planner
+  before issue 23, claim 7; equal to ``predicted_mib`` with one micro-batch).
 - ``measured_dynamic`` / ``predicted_dynamic``: the same minus what is resident before the
   update (weights, AdamW, reference), i.e. gradients + activations + logits: the activation term.
 
@@ -39,19 +43,26 @@ SHAPES = {  # (hidden, layers, heads, kv_heads, intermediate, vocab, tied, model
     "smollm2": (576, 30, 9, 3, 1536, 49152, True, "llama"),
 }
 CONFIGS = {
-    # name: model, prompt, completion, rows, kl, checkpointing
-    "tiny-c512": ("tiny", 128, 512, 4, False, False),
-    "tiny-c4096-kl": ("tiny", 128, 4096, 2, True, False),
-    "small-c2048": ("small", 128, 2048, 2, False, False),
-    "small-c4096-kl-ckpt": ("small", 128, 4096, 2, True, True),
-    "smollm2-c512-kl": ("smollm2", 96, 512, 2, True, False),
-    "smollm2-c1024-ckpt": ("smollm2", 96, 1024, 4, False, True),
+    # name: model, prompt, completion, rows, micro (rows a micro-batch), kl, checkpointing
+    "tiny-c512": ("tiny", 128, 512, 4, 4, False, False),
+    "tiny-c4096-kl": ("tiny", 128, 4096, 2, 2, True, False),
+    "small-c2048": ("small", 128, 2048, 2, 2, False, False),
+    "small-c4096-kl-ckpt": ("small", 128, 4096, 2, 2, True, True),
+    "smollm2-c512-kl": ("smollm2", 96, 512, 2, 2, True, False),
+    "smollm2-c1024-ckpt": ("smollm2", 96, 1024, 4, 4, False, True),
     # held out: measured after the activation model was settled on the six above
-    "small-c1024-kl": ("small", 200, 1024, 4, True, False),
-    "smollm2-c2048-kl-ckpt": ("smollm2", 64, 2048, 2, True, True),
-    "tiny-c2048-ckpt": ("tiny", 256, 2048, 3, False, True),
+    "small-c1024-kl": ("small", 200, 1024, 4, 4, True, False),
+    "smollm2-c2048-kl-ckpt": ("smollm2", 64, 2048, 2, 2, True, True),
+    "tiny-c2048-ckpt": ("tiny", 256, 2048, 3, 3, False, True),
+    # two or more micro-batches an optimizer step: gradients held across them (issue 23, claim 7)
+    "small-c2048-x2": ("small", 128, 2048, 4, 2, False, False),
+    "small-c1024-kl-x2": ("small", 200, 1024, 4, 2, True, False),
+    "smollm2-c1024-ckpt-x2": ("smollm2", 96, 1024, 4, 2, False, True),
+    "smollm2-c512-kl-x4": ("smollm2", 96, 512, 4, 1, True, False),
+    "tiny-c2048-kl-ckpt-x3": ("tiny", 256, 2048, 3, 1, True, True),
 }
 HELD_OUT = ("small-c1024-kl", "smollm2-c2048-kl-ckpt", "tiny-c2048-ckpt")
+ACCUMULATING = tuple(name for name, c in CONFIGS.items() if c[4] < c[3])
 
 
 def rss(field: str = "VmRSS") -> int:
@@ -61,12 +72,15 @@ def rss(field: str = "VmRSS") -> int:
     raise RuntimeError(field)
 
 
-def recipe(model: str, prompt: int, completion: int, rows: int, kl: bool, ckpt: bool):
+def recipe(model: str, prompt: int, completion: int, rows: int, micro: int, kl: bool, ckpt: bool):
+    """The recipe the plan sees: on one GPU, ``rows`` rollouts an optimizer step (one prompt of
+    ``rows`` completions, one update per rollout), ``micro`` of them a micro-batch."""
     from rl.config import load_config
 
-    return load_config(None, [f"model.gradient_checkpointing={str(ckpt).lower()}", f"rollout.max_new_tokens={completion}",
-                              f"train.micro_batch_size={rows}", f"algo.kl_coef={0.001 if kl else 0.0}",
-                              "rollout.group_size=2", "rollout.prompts_per_step=2"])
+    return load_config(None, [f"model.gradient_checkpointing={str(ckpt).lower()}",
+                              f"rollout.max_new_tokens={completion}", f"train.micro_batch_size={micro}",
+                              f"algo.kl_coef={0.001 if kl else 0.0}", f"rollout.group_size={rows}",
+                              "rollout.prompts_per_step=1", "algo.updates_per_rollout=1"])
 
 
 def shape_of(model: str):
@@ -122,8 +136,8 @@ def one(name: str) -> dict:
     from rl.train.update import update_policy
 
     torch.set_num_threads(1)
-    model_name, prompt, completion, rows, kl, ckpt = CONFIGS[name]
-    cfg = recipe(model_name, prompt, completion, rows, kl, ckpt)
+    model_name, prompt, completion, rows, micro, kl, ckpt = CONFIGS[name]
+    cfg = recipe(*CONFIGS[name])
     acc = Accelerator(cpu=True)
     warm_up(acc)  # libraries and kernels load on first use: not part of the prediction
     base = rss()
@@ -144,7 +158,7 @@ def one(name: str) -> dict:
 
     def update():
         return update_policy(acc, policy, ref, opt, sched, rollouts, adv, cfg.algo, pad_id=0, temperature=1.0,
-                             micro_batch_size=rows, max_grad_norm=1.0, norm_len=completion)
+                             micro_batch_size=micro, max_grad_norm=1.0, norm_len=completion)
 
     update()  # allocates AdamW's moments
     before = rss()
@@ -157,8 +171,8 @@ def one(name: str) -> dict:
 def predict(name: str):
     from rl.run.plan import make_plan
 
-    model_name, prompt, completion, rows, kl, ckpt = CONFIGS[name]
-    cfg = recipe(model_name, prompt, completion, rows, kl, ckpt)
+    model_name, prompt = CONFIGS[name][:2]
+    cfg = recipe(*CONFIGS[name])
     return make_plan(cfg, gpus=1, gpu_memory_gib=1024, zero=0, prompt_tokens=prompt, device="cpu",
                      shape=shape_of(model_name), label=name)
 
@@ -166,15 +180,18 @@ def predict(name: str):
 def measured(name: str, total: int, dynamic: int) -> dict:
     """One row: the measured bytes (total and above the resident state) against the plan's."""
     plan = predict(name)
-    model_name, prompt, completion, rows, kl, ckpt = CONFIGS[name]
+    model_name, prompt, completion, rows, micro, kl, ckpt = CONFIGS[name]
     st = plan.states[0]
     resident = st["weights"] + st["optimizer"] + plan.reference
     peak, where = plan.update()
+    old, old_where = plan.update(accumulate=False)
     act = plan.activations()
     mb = lambda b: round(b / 2**20)  # noqa: E731
     return {"config": name, "model": model_name, "params": plan.n, "vocab": plan.shape.vocab, "prompt": prompt,
-            "completion": completion, "rows": rows, "kl": kl, "checkpointing": ckpt, "tokens": plan.tokens,
+            "completion": completion, "rows": rows, "micro": micro, "micro_batches": plan.micro_batches(), "kl": kl,
+            "checkpointing": ckpt, "tokens": plan.tokens,
             "measured_mib": mb(total), "predicted_mib": mb(peak), "error": round(peak / total - 1, 3),
+            "predicted_old_mib": mb(old), "error_old": round(old / total - 1, 3), "peak_at_old": old_where,
             "measured_dynamic_mib": mb(dynamic), "predicted_dynamic_mib": mb(peak - resident),
             "dynamic_error": round((peak - resident) / dynamic - 1, 3), "peak_at": where,
             "resident_measured_mib": mb(total - dynamic), "resident_predicted_mib": mb(resident),
@@ -185,13 +202,28 @@ def measured(name: str, total: int, dynamic: int) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| config | params | completion x rows | KL | ckpt | measured MiB | predicted MiB | error | "
+    out = ["| config | params | completion x rows / micro | KL | ckpt | measured MiB | predicted MiB | error | "
            "measured dyn. MiB | predicted dyn. MiB | error | predicted peak at |", "|" + "---|" * 12]
     for r in rows:
-        out.append(f"| {r['config']} | {r['params'] / 1e6:.1f}M | {r['completion']} x {r['rows']} | "
+        out.append(f"| {r['config']} | {r['params'] / 1e6:.1f}M | {r['completion']} x {r['rows']} / {r['micro']} | "
                    f"{'yes' if r['kl'] else 'no'} | {'yes' if r['checkpointing'] else 'no'} | {r['measured_mib']} | "
                    f"{r['predicted_mib']} | {r['error']:+.1%} | {r['measured_dynamic_mib']} | "
                    f"{r['predicted_dynamic_mib']} | {r['dynamic_error']:+.1%} | {r['peak_at']} |")
+    return "\n".join(out)
+
+
+def markdown_before_after(rows: list[dict]) -> str:
+    """The configurations with two or more micro-batches: the planner without and with the
+    gradients held across them, against the measured peak."""
+    out = ["| config | micro-batches | measured MiB | before the fix: predicted MiB | error | after: predicted MiB | "
+           "error | peak at (before, after) |", "|" + "---|" * 8]
+    if not any(r["micro_batches"] > 1 for r in rows):
+        return ""
+    for r in rows:
+        if r["micro_batches"] > 1:
+            out.append(f"| {r['config']} | {r['micro_batches']} | {r['measured_mib']} | {r['predicted_old_mib']} | "
+                       f"{r['error_old']:+.1%} | {r['predicted_mib']} | {r['error']:+.1%} | "
+                       f"{r['peak_at_old']}, {r['peak_at']} |")
     return "\n".join(out)
 
 
@@ -204,8 +236,9 @@ def recipes_table(gpus: int = 8, gpu_memory: float = 80) -> str:
     from rl.run.plan import STRATEGIES, make_plan
     from rl.run.plan_cli import launch_config, recipe_shape, zero_from_accelerate
 
-    out = ["| recipe | strategy | micro-batch tokens | update GiB (peak at) | rollout GiB | vLLM util | "
-           "KV tokens | largest micro_batch_tokens | fits |", "|" + "---|" * 9]
+    out = ["| recipe | strategy | micro-batch tokens | micro-batches a step | update GiB (peak at) | "
+           "without held gradients | rollout GiB | vLLM util | KV tokens | largest micro_batch_tokens | fits |",
+           "|" + "---|" * 11]
     for path in sorted((ROOT / "recipes" / "gpu").glob("*.yaml")):
         rel = str(path.relative_to(ROOT))
         cfg = load_config(rel)
@@ -213,8 +246,10 @@ def recipes_table(gpus: int = 8, gpu_memory: float = 80) -> str:
         plan = make_plan(cfg, gpus=gpus, gpu_memory_gib=gpu_memory, zero=zero, prompt_tokens=1024,
                          shape=recipe_shape(cfg, rel))
         peak, where = plan.update()
+        old, old_where = plan.update(accumulate=False)  # the planner before issue 23, claim 7
         v = plan.vllm
-        out.append(f"| {path.stem} | {STRATEGIES[zero]} | {plan.tokens} | {peak / GiB:.1f} ({where}) | "
+        out.append(f"| {path.stem} | {STRATEGIES[zero]} | {plan.tokens} | {plan.micro_batches()} | "
+                   f"{peak / GiB:.1f} ({where}) | {old / GiB:.1f} ({old_where}) | "
                    f"{plan.rollout_peak() / GiB:.1f} | {v['utilization']:.2f} | {int(v['kv_tokens'])} | "
                    f"{plan.max_micro_batch_tokens()} | {'yes' if plan.failure() is None else 'NO'} |")
     return "\n".join(out)
@@ -235,6 +270,8 @@ def main() -> None:
         rows = [json.loads(line) for line in Path(args.remeasured).read_text().splitlines() if line.startswith('{"config"')]
         rows = [measured(r["config"], r["measured_mib"] << 20, r["measured_dynamic_mib"] << 20) for r in rows]
         print(markdown(rows))
+        if markdown_before_after(rows):
+            print(markdown_before_after(rows))
         return
     if args.one:
         print(json.dumps(one(args.one)))
@@ -251,6 +288,8 @@ def main() -> None:
     print(json.dumps({"configs": len(results), "worst_error": worst, "within_25pct": worst <= 0.25}))
     if args.markdown:
         print(markdown(results))
+        if markdown_before_after(results):
+            print(markdown_before_after(results))
 
 
 if __name__ == "__main__":

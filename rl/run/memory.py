@@ -223,8 +223,24 @@ def logits_bytes(s: Shape, prec: Precision) -> int:
     return chunk_tokens(s.vocab) * s.vocab * (prec.compute + 8)
 
 
+def micro_batch_count(rows: int, size: int, width: int, max_tokens: int | None = None) -> int:
+    """Micro-batches one GPU runs for one optimizer step of ``rows`` rollouts, cut as
+    ``rl.train.update.micro_batches`` cuts them when every row is ``width`` tokens wide (the
+    widest case, the one the planner sizes): at most ``size`` rows a micro-batch and, with
+    ``max_tokens``, at most ``max_tokens // width`` of them (one row at least).
+
+    >>> micro_batch_count(1024, 8, 5024, 32768)  # 6 rows of 5024 tokens a micro-batch
+    171
+    >>> micro_batch_count(4, 4, 640), micro_batch_count(4, 2, 640), micro_batch_count(4, 4, 640, 1280)
+    (1, 2, 2)
+    """
+    per = min(size, max(max_tokens // width, 1)) if max_tokens else size
+    return -(-rows // per)
+
+
 def update_peak_bytes(state: dict[str, float], reference: float, act: dict[str, int], logits: float,
-                      head_grad: float, ref_forward: dict[str, int] | None, overhead: float) -> tuple[float, str]:
+                      head_grad: float, ref_forward: dict[str, int] | None, overhead: float,
+                      accumulated: float = 0) -> tuple[float, str]:
     """The update phase's peak and where it falls. Resident: weights, optimizer states and
     buffers, the reference, the overhead. On top, the largest of:
 
@@ -233,16 +249,27 @@ def update_peak_bytes(state: dict[str, float], reference: float, act: dict[str, 
     - ``head``: kept activations + the chunk's logits in backward + the head's gradient, or the
       head's gradient twice (a chunk's ``[V, H]`` contribution before it is accumulated);
     - ``layers``: kept activations + the head's gradient + the working layer (the top layer);
-    - ``end``: all gradients + the working layer (the bottom layer, activations all freed).
+    - ``end``: all gradients + the working layer (the bottom layer, activations all freed);
+
+    each of the first three plus ``accumulated``: the gradients held from the earlier
+    micro-batches of the same optimizer step. The trainer (``rl.train.update.update_policy``)
+    accumulates an optimizer step's gradients over its micro-batches (DDP: ``no_sync`` but for
+    the last; DeepSpeed: the accumulation boundary at the last), so from the second micro-batch
+    on every point holds them: ``state["gradients"]`` (DDP: the ``.grad`` tensors, pT; ZeRO-2/3:
+    the gradient partitions; DDP's bucket copy is in ``buffers``) when there are two or more, 0
+    with one. A GPU trains on ``ceil(ceil(prompts_per_step x group_size / g) / updates_per_rollout)``
+    rollouts an optimizer step, in :func:`micro_batch_count` micro-batches. ``end`` holds all gradients
+    either way. ``layers`` keeps the head's gradient on top of them, a bound: an untied head's may
+    already be added in by then (at most ``V H p`` counted twice).
 
     Gradients accumulate while activations are freed, so the peak is at one of these points.
     """
     resident = state["weights"] + state["optimizer"] + state["buffers"] + reference + overhead
-    kept, working = act["kept"], act["working"]
+    kept, working, held = act["kept"], act["working"], accumulated
     ref = ref_forward or {"layer": 0, "gathered": 0}
-    points = {"forward": kept + max(ref["layer"], logits + ref["gathered"]),
-              "head": kept + max(logits + head_grad, 2 * head_grad),
-              "layers": kept + head_grad + working,
+    points = {"forward": held + kept + max(ref["layer"], logits + ref["gathered"]),
+              "head": held + kept + max(logits + head_grad, 2 * head_grad),
+              "layers": held + kept + head_grad + working,
               "end": state["gradients"] + working}
     where = max(points, key=points.get)
     return resident + points[where], where

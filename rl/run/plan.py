@@ -5,10 +5,13 @@
 A step has two memory phases per GPU (docs/design.md, "The data path of one step"):
 
 - **update**: the training state (weights, gradients, optimizer states, communication buffers)
-  + the frozen KL reference + the activations of one micro-batch + the logits chunk;
+  + the frozen KL reference + the activations of one micro-batch + the logits chunk; with two or
+  more micro-batches per optimizer step, the gradients accumulated over them are held throughout;
   colocated vLLM is asleep (``sleep(level=2)`` frees its weights and KV cache).
 - **rollout**: what stays resident from training (weights, optimizer states, buffers, reference;
-  gradients are freed by ``zero_grad(set_to_none=True)``; ZeRO-3 gathers the full weights) + vLLM's
+  gradients are freed by ``zero_grad(set_to_none=True)``; ZeRO-3 gathers the full weights only for
+  the transformers engine, which samples from the policy itself; vLLM samples from its own copy,
+  pushed one gathered bucket at a time) + vLLM's
   share ``gpu_memory_utilization x total`` = its weights + activation peak + KV cache.
 
 The formulas are in one place, :mod:`rl.run.memory`, one function per term, each with
@@ -26,9 +29,9 @@ from dataclasses import dataclass, field
 
 from rl.config import Config, ConfigError
 from rl.run.memory import (CUDA_OVERHEAD, USABLE_FRACTION, VLLM_MAX_NUM_SEQS, GiB, Precision, Shape, activation_bytes,
-                           kv_bytes_per_token, logits_bytes, lora_params, model_shape, reference_bytes,
-                           reference_forward_bytes, shape_from_config, training_state, update_peak_bytes,
-                           vllm_activation_bytes)
+                           kv_bytes_per_token, logits_bytes, lora_params, micro_batch_count, model_shape,
+                           reference_bytes, reference_forward_bytes, shape_from_config, training_state,
+                           update_peak_bytes, vllm_activation_bytes)
 
 
 class PlanError(ConfigError):
@@ -53,6 +56,9 @@ class Plan:
     width: int  # prompt + completion tokens of the longest row
     completion: int
     tokens: int  # padded tokens of the largest micro-batch
+    engine: str  # rollout.engine
+    micro_batch_size: int  # train.micro_batch_size: rows a micro-batch at most
+    step_rows: int  # rollouts one GPU trains on in one optimizer step
     checkpointing: bool
     kl: bool
     states: dict[int, dict[str, float]]  # strategy -> training_state terms
@@ -71,32 +77,48 @@ class Plan:
         ck = self.checkpointing if checkpointing is None else checkpointing
         return activation_bytes(self.shape, self.prec, tokens or self.tokens, self.width, self.completion, ck)
 
-    def update(self, tokens: int | None = None) -> tuple[float, str]:
-        """(peak bytes, where) of the update phase, for ``tokens`` a micro-batch (default: the recipe's)."""
+    def micro_batches(self, tokens: int | None = None) -> int:
+        """Micro-batches per optimizer step on one GPU with ``tokens`` a micro-batch at most (default: the recipe's)."""
+        return micro_batch_count(self.step_rows, self.micro_batch_size, self.width, tokens or self.tokens)
+
+    def update(self, tokens: int | None = None, accumulate: bool = True) -> tuple[float, str]:
+        """(peak bytes, where) of the update phase, for ``tokens`` a micro-batch (default: the recipe's).
+        With two or more micro-batches a step, the accumulated gradients are held at every point
+        (``accumulate=False``: as if there were one, the planner before issue 23)."""
         tokens = tokens or self.tokens
         ref_fwd = reference_forward_bytes(self.shape, self.prec, tokens, self.width, self.completion) if self.kl else None
-        return update_peak_bytes(self.states[self.zero], self.reference, self.activations(tokens), self.logits,
-                                 self.head_grad, ref_fwd, self.overhead)
+        state = self.states[self.zero]
+        held = state["gradients"] if accumulate and self.micro_batches(tokens) > 1 else 0
+        return update_peak_bytes(state, self.reference, self.activations(tokens), self.logits,
+                                 self.head_grad, ref_fwd, self.overhead, held)
 
     def update_peak(self) -> float:
         return self.update()[0]
 
     def resident(self) -> float:
-        """Training memory that stays during rollouts (gradients freed; ZeRO-3 gathers 2N)."""
+        """Training memory that stays during rollouts (gradients freed; ZeRO-3 with the transformers
+        engine gathers 2N: ``rl.run.distributed.rollout_weights``)."""
         st = self.states[self.zero]
-        gathered = 2 * self.n if self.zero == 3 else 0
+        gathered = 2 * self.n if self.zero == 3 and self.engine == "transformers" else 0
         return st["weights"] + st["optimizer"] + st["buffers"] + self.reference + gathered + self.overhead
 
     def rollout_peak(self) -> float | None:
         return None if self.vllm is None else self.resident() + self.vllm["utilization"] * self.total
 
     def max_micro_batch_tokens(self) -> int:
-        """Largest ``train.micro_batch_tokens`` (a multiple of 256) whose update phase fits."""
-        lo, hi = 0, 1 << 24
-        while hi - lo > 256:
-            mid = (lo + hi) // 2 // 256 * 256
-            lo, hi = (mid, hi) if self.update(max(mid, 1))[0] <= self.usable else (lo, mid)
-        return lo
+        """Largest ``train.micro_batch_tokens`` (a multiple of 256, below 2^24) whose update phase fits.
+        The peak grows with the tokens but for one step down: from ``step_rows x width`` tokens on
+        (if ``micro_batch_size`` allows that many rows) one micro-batch carries the optimizer step
+        and no gradients are held across micro-batches. Each side is searched on its own, that one
+        first."""
+        fits = lambda k: self.update(max(k * 256, 1))[0] <= self.usable  # noqa: E731
+        top = 1 << 16  # x 256 tokens
+        one = -(-self.step_rows * self.width // 256) if self.step_rows <= self.micro_batch_size else top
+        lo, hi = (one, top) if one < top and fits(one) else (0, min(one, top))
+        while hi - lo > 1:  # lo fits (or is 0), hi does not (or ends the side)
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo * 256
 
     def failure(self) -> str | None:
         """None when both phases fit, else one line naming the phase and the knob."""
@@ -105,7 +127,7 @@ class Plan:
         if peak > self.usable:
             best = self.max_micro_batch_tokens()
             higher = f"use ZeRO-{3 if self.zero else 2} (recipes/accelerate/zero{3 if self.zero else 2}.yaml)"
-            if self.update(1)[0] > self.usable:  # the training state alone
+            if best == 0 and self.update(1)[0] > self.usable:  # the training state (and held gradients) alone
                 knob = higher if self.zero < 3 and self.gpus > 1 else "use more GPUs or LoRA (model.lora_r)"
             elif best >= self.width:
                 knob = f"set train.micro_batch_tokens={best} (the largest that fits)"
@@ -116,7 +138,8 @@ class Plan:
             else:
                 knob = "lower rollout.max_new_tokens"
             return (f"update phase needs {peak / GiB:.1f} GiB of {use:.1f} GiB usable per GPU "
-                    f"({STRATEGIES[self.zero]}, {self.tokens} tokens a micro-batch, peak at the {where}): {knob}")
+                    f"({STRATEGIES[self.zero]}, {self.tokens} tokens a micro-batch, {self.micro_batches()} a step, "
+                    f"peak at the {where}): {knob}")
         if self.vllm is not None:
             v = self.vllm
             if v["kv_cache"] < v["max_model_len"] * v["kv_per_token"]:
@@ -155,13 +178,16 @@ def make_plan(cfg: Config, *, gpus: int, gpu_memory_gib: float, zero: int, promp
     width = prompt_tokens + completion
     rows = t.micro_batch_size
     tokens = rows * width if not t.micro_batch_tokens else min(rows * width, max(t.micro_batch_tokens, width))
+    # rollouts one GPU trains on per optimizer step: its share of the step's, cut into
+    # algo.updates_per_rollout optimizer steps (update_policy, rl/train/update.py)
+    step_rows = math.ceil(math.ceil(r.prompts_per_step * r.group_size / gpus) / cfg.algo.updates_per_rollout)
     kl = cfg.algo.kl_coef > 0
     states = {z: training_state(n, trainable, z, gpus, precision(device, z, m.dtype)) for z in STRATEGIES}
     grad_bytes = prec.param if zero == 0 else 2  # DeepSpeed: bf16 gradients until reduced into its partitions
     plan = Plan(label=label or m.name_or_path, shape=s, n=n, trainable=trainable, zero=zero, gpus=gpus,
                 total=gpu_memory_gib * GiB, prec=prec, width=width, completion=completion, tokens=tokens,
-                checkpointing=m.gradient_checkpointing, kl=kl, states=states,
-                reference=reference_bytes(n, kl, lora, prec.compute, zero, gpus),
+                engine=r.engine, micro_batch_size=rows, step_rows=step_rows, checkpointing=m.gradient_checkpointing, kl=kl,
+                states=states, reference=reference_bytes(n, kl, lora, prec.compute, zero, gpus),
                 logits=logits_bytes(s, prec), head_grad=0 if lora else grad_bytes * s.vocab * s.hidden,
                 overhead=CUDA_OVERHEAD if device == "gpu" else 0)
     if device == "gpu" and r.engine in ("vllm", "auto"):

@@ -13,6 +13,17 @@ from rl.config import Config, ConfigError
 from rl.run.memory import KNOWN_SHAPES, USABLE_FRACTION, GiB, Shape, model_shape
 from rl.run.plan import STRATEGIES, Plan, make_plan
 
+
+def accumulation(plan: Plan) -> str:
+    """One line: how many micro-batches one GPU runs per optimizer step, and whether gradients are held across them."""
+    n = plan.micro_batches()
+    head = f"{n} micro-batch{'es' if n > 1 else ''} per optimizer step ({plan.step_rows} rollouts per GPU)"
+    if n > 1:
+        held = plan.states[plan.zero]["gradients"] / GiB
+        return f"{head}: gradients held across them ({held:.1f} GiB at every point)"
+    return f"{head}: no gradients held across micro-batches"
+
+
 def format_plan(plan: Plan) -> str:
     g = lambda b: f"{b / GiB:7.1f}"  # noqa: E731
     s, v = plan.shape, plan.vllm
@@ -22,6 +33,7 @@ def format_plan(plan: Plan) -> str:
              f"micro-batch: up to {plan.tokens} padded tokens, rows of up to {plan.width} (prompt "
              f"{plan.width - plan.completion} + completion {plan.completion}); gradient checkpointing "
              f"{'on' if plan.checkpointing else 'off'}; KL {'on' if plan.kl else 'off'}",
+             accumulation(plan),
              "", f"per GPU, GiB                     {'DDP':>7}{'ZeRO-2':>8}{'ZeRO-3':>8}"]
     names = {"weights": "weights", "gradients": "gradients", "optimizer": "optimizer states",
              "buffers": "buckets (+ DDP's bf16 casts)"}

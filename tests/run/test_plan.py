@@ -5,8 +5,8 @@ import pytest
 from rl.cli import main
 from rl.config import load_config
 from rl.run.memory import (KNOWN_SHAPES, GiB, Precision, Shape, activation_bytes, kv_bytes_per_token,
-                           layer_activation_bytes, logits_bytes, reference_bytes, reference_forward_bytes,
-                           training_state, update_peak_bytes, vllm_activation_bytes)
+                           layer_activation_bytes, logits_bytes, micro_batch_count, reference_bytes,
+                           reference_forward_bytes, training_state, update_peak_bytes, vllm_activation_bytes)
 from rl.run.plan import PlanError, check_run, make_plan
 
 from tests.conftest import ROOT
@@ -88,6 +88,93 @@ def test_update_peak_points_by_hand():
     assert update_peak_bytes({**state, "gradients": 1000}, 30, act, 60, 20, None, 5) == (resident + 1080, "end")
 
 
+def test_update_peak_with_accumulated_gradients_by_hand():
+    """issue 23, claim 7: from the second micro-batch of an optimizer step on, every point holds the
+    gradients accumulated so far (the end point holds all gradients either way)."""
+    state = {"weights": 100, "gradients": 50, "optimizer": 200, "buffers": 10}
+    act = {"kept": 400, "working": 80}
+    resident = 100 + 200 + 10 + 30 + 5
+    # one micro-batch: layers 400+20+80 = 500 (as in test_update_peak_points_by_hand)
+    assert update_peak_bytes(state, 30, act, 60, 20, None, 5, accumulated=0) == (resident + 500, "layers")
+    # two: 50 more at forward, head and layers; end stays 50+80
+    assert update_peak_bytes(state, 30, act, 60, 20, None, 5, accumulated=50) == (resident + 550, "layers")
+    # the point moves: one micro-batch peaks at the end (gradients 300 + working 80 = 380 > layers 180+20+80 = 280);
+    # with the 300 held: forward 300+180+60 = 540, head 300+180+80 = 560, layers 300+180+20+80 = 580, end 380
+    small = {"kept": 180, "working": 80}
+    big = {**state, "gradients": 300}
+    assert update_peak_bytes(big, 30, small, 60, 20, None, 5) == (resident + 380, "end")
+    assert update_peak_bytes(big, 30, small, 60, 20, None, 5, accumulated=300) == (resident + 580, "layers")
+    # and with KL the reference's forward transient: forward 300 + 180 + 400 = 880
+    assert update_peak_bytes(big, 30, small, 60, 20, {"layer": 400, "gathered": 10}, 5,
+                             accumulated=300) == (resident + 880, "forward")
+
+
+def test_micro_batch_count_by_hand():
+    # rows of width 640: 4 rollouts, 4 a micro-batch: one; 2 a micro-batch: two
+    assert micro_batch_count(4, 4, 640) == 1 and micro_batch_count(4, 2, 640) == 2
+    # a token cap of 1280 allows 2 rows of 640; 1000 allows one (a row longer than the cap goes alone)
+    assert micro_batch_count(4, 4, 640, 1280) == 2 and micro_batch_count(4, 4, 640, 1000) == 4
+    assert micro_batch_count(5, 2, 640) == 3  # the last micro-batch holds one row
+
+
+def tiny_plan(*overrides, gpus=1):
+    """TINY on CPU in float32: prompts of 4 and completions of 6 tokens (rows of width 10), no KL;
+    2 prompts x 2 completions a step, all in one micro-batch unless overridden."""
+    cfg = load_config(None, ["rollout.max_new_tokens=6", "rollout.group_size=2", "rollout.prompts_per_step=2",
+                             "train.micro_batch_size=4", "algo.kl_coef=0", *overrides])
+    return make_plan(cfg, gpus=gpus, gpu_memory_gib=1, zero=0, prompt_tokens=4, device="cpu", shape=TINY)
+
+
+def test_plan_cuts_a_step_as_the_trainer_does():
+    one = tiny_plan()
+    assert (one.step_rows, one.width, one.tokens, one.micro_batches()) == (4, 10, 40, 1)
+    assert tiny_plan("train.micro_batch_size=2").micro_batches() == 2  # 4 rows, 2 a micro-batch
+    assert tiny_plan("train.micro_batch_size=3").micro_batches() == 2  # 3 + 1
+    assert tiny_plan("train.micro_batch_tokens=20").micro_batches() == 2  # 2 rows of 10 tokens
+    two_steps = tiny_plan("train.micro_batch_size=2", "algo.updates_per_rollout=2")  # 2 steps of 2 rows
+    assert (two_steps.step_rows, two_steps.micro_batches()) == (2, 1)
+    assert tiny_plan("train.micro_batch_size=2", gpus=2).micro_batches() == 1  # 2 rows on each GPU
+
+
+def test_plan_holds_gradients_from_the_second_micro_batch_by_hand():
+    grads = 4 * 196  # fp32 gradients of TINY's 196 parameters
+    head = 4 * 10 * 4  # the (tied) head's fp32 gradient, V x H
+    logits = logits_bytes(TINY, FP32)
+
+    def by_hand(tokens):  # 4N weights + 8N AdamW resident (one process: no buckets), then the points
+        act = activation_bytes(TINY, FP32, tokens, 10, 6, checkpointing=False)
+        points = {"forward": act["kept"] + logits, "head": act["kept"] + max(logits + head, 2 * head),
+                  "layers": act["kept"] + head + act["working"], "end": grads + act["working"]}
+        where = max(points, key=points.get)
+        return 12 * 196 + points[where], where
+
+    one = tiny_plan()  # one micro-batch of 40 tokens: nothing held
+    assert one.states[0]["gradients"] == grads
+    assert one.update() == one.update(accumulate=False) == by_hand(40)
+    two = tiny_plan("train.micro_batch_size=2")  # two of 20 tokens: the gradients on top
+    peak, where = by_hand(20)
+    assert two.tokens == 20 and where != "end"
+    assert two.update(accumulate=False) == (peak, where)
+    assert two.update() == (peak + grads, where)
+
+
+def test_largest_micro_batch_tokens_past_the_step_down():
+    """A smaller micro_batch_tokens means more micro-batches, so held gradients: the peak grows with
+    the tokens but drops where one micro-batch takes the whole step. Here the gradients (3.2 MB) outweigh
+    the activations of 512 tokens, so 2 micro-batches of 512 tokens do not fit where one of 1024 does."""
+    wide = Shape(hidden=4, layers=1, heads=2, kv_heads=1, intermediate=8, vocab=100_000, tied=False)
+    cfg = load_config(None, ["rollout.max_new_tokens=200", "rollout.group_size=2", "rollout.prompts_per_step=2",
+                             "train.micro_batch_size=4", "train.micro_batch_tokens=512", "algo.kl_coef=0"])
+    plan = make_plan(cfg, gpus=1, gpu_memory_gib=1, zero=0, prompt_tokens=56, device="cpu", shape=wide)
+    assert (plan.width, plan.step_rows, plan.tokens, plan.micro_batches()) == (256, 4, 512, 2)
+    assert plan.states[0]["gradients"] > plan.update(1024)[0] - plan.update(512, accumulate=False)[0]
+    plan.total = plan.update(1024)[0] / 0.9  # usable: exactly one micro-batch of the 4 rows
+    assert plan.update(1024)[0] <= plan.usable < plan.update(512)[0]
+    assert plan.max_micro_batch_tokens() == 1024  # more tokens would not fit, fewer accumulate
+    assert plan.failure().endswith("set train.micro_batch_tokens=1024 (the largest that fits)")
+    assert "512 tokens a micro-batch, 2 a step" in plan.failure()
+
+
 def test_logits_chunk_by_hand():
     # chunk_tokens(151936) = 64 MiB // (4 * 151936) = 110 tokens; the head's output + 2 fp32 buffers
     v = Shape(64, 1, 4, 2, 128, 151936, False)
@@ -117,7 +204,12 @@ def test_plan_7b_zero2_phases():
     peak, where = plan.update()
     act = plan.activations()
     resident = st["weights"] + st["optimizer"] + st["buffers"] + 2 * n + plan.overhead
-    assert where == "end" and peak == pytest.approx(resident + st["gradients"] + act["working"])
+    # 512 prompts x 16 completions / 8 GPUs = 1024 rollouts a step, 2 a micro-batch: the gradient
+    # partitions are held from the second micro-batch on, so the top layer's backward tops the end
+    assert plan.micro_batches() == 512
+    assert where == "layers" and peak == pytest.approx(resident + st["gradients"] + act["kept"] + plan.head_grad
+                                                       + act["working"])
+    assert plan.update(accumulate=False) == (pytest.approx(resident + st["gradients"] + act["working"]), "end")
     v = plan.vllm
     assert v["max_model_len"] == 1024 + 16384  # the eval limit is the longer one
     # the planned vLLM share fills what training leaves, so the rollout phase ends within the usable memory
