@@ -59,19 +59,25 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"config error: {e}")
     except RewardError as e:
         return fail(f"reward error: {e} (checkpoints already written are intact: fix the reward, then "
-                    "continue with train.resume=latest)")
+                    "continue with train.resume=latest)", every_rank=True)
     except CheckpointError as e:
         return fail(f"checkpoint error: {e}")
     except RuntimeError as e:  # a rollout server that died or refuses us: its one-line message, no traceback
         if type(e).__name__ != "ServerError":
             raise
-        return fail(str(e), code=1)
+        return fail(str(e), code=1, every_rank=True)
     return 0
 
 
-def fail(message: str, code: int = 2) -> int:
-    """One line on stderr (from the main process only under a multi-process launch), exit ``code``."""
-    if os.environ.get("RANK", "0") == "0":
+def fail(message: str, code: int = 2, every_rank: bool = False) -> int:
+    """One line on stderr, exit ``code``. Under a multi-process launch: from the main process only for
+    what every process finds alike (config, checkpoint), and from whichever process failed, naming its
+    rank, for what one process meets alone (a rollout server, a reward): the launcher (torchrun) then
+    ends the other processes at once."""
+    rank, world = os.environ.get("RANK", "0"), int(os.environ.get("WORLD_SIZE", "1"))
+    if every_rank and world > 1:
+        print(f"laconic: rank {rank}: {message}", file=sys.stderr)
+    elif rank == "0":
         print(f"laconic: {message}", file=sys.stderr)
     return code
 

@@ -75,7 +75,7 @@ class RolloutConfig:
     vllm_sleep_mode: bool = True  # GPU only: free vLLM's memory during the update
     # vllm-server: running `laconic serve` / `vllm serve` processes (rl/engines/vllm_server.py); API key: $VLLM_API_KEY
     vllm_server_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000"])  # groups spread over them
-    vllm_server_timeout: float = 600.0  # seconds per request to a server
+    vllm_server_timeout: float = 600.0  # s per control request / /health probe; completions: connect+send only
     vllm_server_retries: int = 2  # extra attempts when a server cannot be reached
     vllm_server_weight_sync: str = "auto"  # auto (nccl with CUDA, else disk) | nccl | disk
     vllm_server_weight_dir: str | None = None  # disk sync: where the servers read the weights (null: /dev/shm)

@@ -43,6 +43,8 @@ class Rollout:
 
 
 class RolloutEngine(Protocol):
+    reads_policy: bool  # samples from the trainer's policy module itself (else from its own copy of the weights)
+
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Rollout]:
         """Returns ``len(prompts) * params.n`` rollouts, prompt-major (prompt 0's n first)."""
         ...
@@ -91,45 +93,133 @@ def merged_state_items(model: torch.nn.Module, dtype: torch.dtype | None = None)
     tensors skipped and each adapted weight sent as ``W + scaling * B @ A`` (peft's own
     ``get_delta_weight``), so vLLM receives the merged model without merging the policy itself.
     Tensors are detached, made contiguous and cast to ``dtype`` lazily, one at a time.
+
+    A DeepSpeed ZeRO-3 model (partitioned parameters) is read one bucket at a time
+    (:func:`weight_buckets`: a decoder layer, the embedding, the head), each gathered only while its
+    tensors are yielded, so a push holds at most one bucket in full, never the whole model (as
+    TRL's and verl's ZeRO-3 weight syncs do). The gathers are collectives: every process must
+    iterate to the end, in the same order (a process that pushes nothing drains the iterator).
     """
     check_unsharded(model)  # before the iterator starts: vLLM must never see half a push
-    return _merged_items(model, dtype)
-
-
-def _merged_items(model: torch.nn.Module, dtype: torch.dtype | None) -> Iterator[tuple[str, torch.Tensor]]:
+    if is_partitioned(model):
+        return _gathered_items(model, dtype)
     base = model.get_base_model() if hasattr(model, "peft_config") else model
-    deltas: dict[str, list[str]] = {}  # merged weight name -> its active adapters
-    if base is not model:
-        for name, module in base.named_modules():
-            if hasattr(module, "get_delta_weight") and hasattr(module, "lora_A") and not getattr(module, "merged", False):
-                adapters = [a for a in module.active_adapters if a in module.lora_A]
-                if adapters:
-                    deltas[f"{name}.weight"] = adapters  # computed lazily below
+    return _merged_items(base, base.state_dict(), dtype)
+
+
+def adapter_only(name: str) -> bool:
+    """A peft tensor that is not part of the merged model (the LoRA factors, the saved original)."""
+    return "lora_" in name or ".original_module." in name
+
+
+def plain_name(name: str) -> str:
+    """A peft state-dict name as the base model's: ``.base_layer`` and ``.modules_to_save.default`` dropped."""
+    return name.replace(".base_layer", "").replace(".modules_to_save.default", "")
+
+
+def _merged_items(module: torch.nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype | None,
+                  prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """``state`` (``module``'s, names relative to it) under plain names, ``module`` being at
+    ``prefix`` in the model; the LoRA deltas of its adapted layers merged in."""
+    def plain(name: str) -> str:
+        return plain_name(prefix + name)
+
+    deltas: dict[str, tuple[torch.nn.Module, list[str]]] = {}  # merged weight name -> (layer, active adapters)
+    for name, sub in module.named_modules():
+        if hasattr(sub, "get_delta_weight") and hasattr(sub, "lora_A") and not getattr(sub, "merged", False):
+            adapters = [a for a in sub.active_adapters if a in sub.lora_A]
+            if adapters:
+                deltas[plain(f"{name}.weight" if name else "weight")] = (sub, adapters)  # computed lazily below
     with torch.no_grad():
-        for name, t in base.state_dict().items():
-            if "lora_" in name or ".original_module." in name:
+        for name, t in state.items():
+            if adapter_only(name):
                 continue
-            name = name.replace(".base_layer", "").replace(".modules_to_save.default", "")
+            name = plain(name)
             if name in deltas:
-                module = base.get_submodule(name.rsplit(".", 1)[0])
-                t = t + sum(module.get_delta_weight(a) for a in deltas[name]).to(t.dtype)
+                sub, adapters = deltas[name]
+                t = t + sum(sub.get_delta_weight(a) for a in adapters).to(t.dtype)
             t = t.detach()
             if dtype is not None and t.is_floating_point():
                 t = t.to(dtype)
             yield name, t.contiguous()
 
 
+def merged_state_meta(model: torch.nn.Module, dtype: torch.dtype | None = None) -> list[tuple[str, torch.dtype, tuple]]:
+    """``(name, dtype, shape)`` of each pair :func:`merged_state_items` yields, in its order, read
+    without gathering anything (ZeRO-3: the parameters' ``ds_shape``): what a receiver sizes its
+    buffers from before the tensors come (vLLM's NCCL ``WeightSource.metadata``)."""
+    check_unsharded(model)
+    base = model.get_base_model() if hasattr(model, "peft_config") else model
+    buckets = weight_buckets(base) if is_partitioned(model) else [("", base, True)]
+    out = []
+    for prefix, module, whole in buckets:
+        state = module.state_dict(keep_vars=True) if whole else {}
+        if not whole:
+            module._save_to_state_dict(state, "", keep_vars=True)
+        for name, t in state.items():
+            if adapter_only(name):
+                continue
+            name = plain_name(prefix + name)
+            shape = tuple(getattr(t, "ds_shape", t.shape))
+            out.append((name, dtype if dtype is not None and t.is_floating_point() else t.dtype, shape))
+    return out
+
+
+def is_partitioned(model: torch.nn.Module) -> bool:
+    """DeepSpeed ZeRO-3 parameters (``ds_id``), whether or not they are gathered right now."""
+    return any(hasattr(p, "ds_id") for p in model.parameters())
+
+
+def weight_buckets(module: torch.nn.Module, limit: int | None = None,
+                   prefix: str = "") -> Iterator[tuple[str, torch.nn.Module, bool]]:
+    """``(prefix, module, whole)`` covering every parameter once: a module whose parameters number at
+    most ``limit`` (default: the largest single parameter, e.g. the embedding) is one bucket
+    (``whole``); a larger one is split into its children, plus its own parameters (``whole`` False).
+    For a decoder-only transformer: the embedding, each decoder layer, the final norm, the head.
+
+    >>> import torch.nn as nn
+    >>> m = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 2)))
+    >>> [(p, whole) for p, _, whole in weight_buckets(m)]
+    [('', False), ('0.', True), ('1.', True)]
+    """
+    if limit is None:
+        limit = max((_numel(p) for p in module.parameters()), default=0)
+    if sum(_numel(p) for p in module.parameters()) <= limit or not any(True for _ in module.children()):
+        yield prefix, module, True
+        return
+    yield prefix, module, False
+    for name, child in module.named_children():
+        yield from weight_buckets(child, limit, f"{prefix}{name}.")
+
+
+def _numel(p: torch.Tensor) -> int:
+    return int(getattr(p, "ds_numel", p.numel()))  # ZeRO-3: the full size, not the local shard
+
+
+def _gathered_items(model: torch.nn.Module, dtype: torch.dtype | None) -> Iterator[tuple[str, torch.Tensor]]:
+    import deepspeed
+
+    base = model.get_base_model() if hasattr(model, "peft_config") else model
+    for prefix, module, whole in weight_buckets(base):
+        params = list(module.parameters(recurse=whole))
+        with deepspeed.zero.GatheredParameters(params):
+            if whole:
+                state = module.state_dict()
+            else:  # the module's own parameters and buffers, not its children's
+                state = {}
+                module._save_to_state_dict(state, "", keep_vars=False)
+            for name, t in _merged_items(module, state, dtype, prefix):
+                yield name, t.clone()  # the gathered storage is released when the bucket closes
+
+
 def check_unsharded(model: torch.nn.Module) -> None:
-    """Weight pushes read the full state dict: sharded parameters (DeepSpeed ZeRO-3 outside the
-    trainer's gathered context, FSDP) would arrive empty or partial, so refuse them with a clear
-    message instead of corrupting vLLM."""
+    """Weight pushes read full tensors: FSDP's shards would arrive partial, so refuse them with a clear
+    message instead of corrupting vLLM (ZeRO-3 is read bucket by bucket, :func:`merged_state_items`)."""
     p = next(model.parameters(), None)
-    partitioned = any(hasattr(q, "ds_id") and q.numel() == 0 for q in model.parameters())  # ZeRO-3, not gathered
-    sharded = p is not None and (partitioned or type(p).__name__ == "DTensor")
+    sharded = p is not None and type(p).__name__ == "DTensor"
     if sharded or any("_fsdp_wrapped_module" in n for n, _ in model.named_modules()):
-        raise NotImplementedError("the vllm / vllm-server rollout engines push the full state dict and do not "
-                                  "gather sharded parameters (FSDP; ZeRO-3 only inside "
-                                  "rl.run.distributed.full_weights): use DDP or ZeRO, or rollout.engine=transformers")
+        raise NotImplementedError("the vllm / vllm-server rollout engines do not gather FSDP's sharded parameters: "
+                                  "use DDP or DeepSpeed ZeRO (recipes/accelerate/), or rollout.engine=transformers")
 
 
 def cut_rollout(r: Rollout, t: int, tokenizer) -> Rollout:

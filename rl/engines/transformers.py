@@ -22,6 +22,8 @@ class TransformersEngine:
       pass until the longest completion ends (bit-exact with runs made before the loop existed).
     """
 
+    reads_policy = True  # ZeRO-3: generation needs the policy's weights gathered (rl.run.distributed.rollout_weights)
+
     def __init__(self, model: torch.nn.Module, tokenizer, batch_size: int = 256, drop_finished: bool = True):
         self.model = model
         self.tokenizer = tokenizer

@@ -83,6 +83,8 @@ class VLLMEngine:
     activation peak.
     """
 
+    reads_policy = False  # its own copy of the weights, pushed by sync_weights
+
     def __init__(self, model_path: str, tokenizer, *, dtype: str | torch.dtype = "float32",
                  kv_cache_gb: float | None = None, gpu_memory_utilization: float | None = None, seed: int = 0,
                  max_model_len: int | None = None, max_num_batched_tokens: int | None = None,

@@ -10,8 +10,22 @@ temperature and top-p, what the trainer's ``logits / T`` forward computes).
 Generation: one ``POST /v1/completions`` per prompt (a whole group: ``n`` = G), token ids in and
 out, with a per-prompt seed drawn from torch's RNG, so a resumed run (RNG restored from the
 checkpoint) sends the same seeds. Prompts are spread round-robin over ``urls`` (data parallel) and
-all requests run concurrently (a thread pool over one ``httpx.Client``): no server waits for
-another, and vLLM batches what reaches it.
+all requests run concurrently (asyncio tasks over one ``httpx.AsyncClient``, a fresh one per
+:meth:`VLLMServerEngine.generate`): no server waits for another, and vLLM batches what reaches it.
+
+Timeouts and failures. A completion's reply comes only once its whole group is generated, after
+it waited in vLLM's queue behind the others, so completions have no read limit (and none on
+waiting for one of the client's 256 connections); connecting and sending are limited to
+``timeout`` (``rollout.vllm_server_timeout``). Every other route (``/pause``, ``/resume``,
+``/collective_rpc`` ``reload_weights``, ``/server_info``, ...) keeps ``timeout`` as its whole limit.
+A server that dies is noticed at once: its connections are refused or dropped (retried
+``retries`` times, then an error). One that stays connected but stops answering is caught by a
+liveness probe: while completions are pending, ``GET /health`` of each server that holds some, every
+``health_interval`` s (10), with ``timeout`` as its limit; an error, a non-200 reply or no reply
+ends the call with "vLLM server URL stopped answering /health". The first failure of any request
+or probe cancels everything else of that call (a cancelled request closes its connection, and
+vLLM aborts a request whose client is gone) and is raised as one :class:`ServerError` naming the
+URL (and route): nothing is left in flight, so a failed process exits at once.
 
 Weight sync after every update (only trainer rank 0 talks to the servers; all ranks then meet at a
 barrier): ``/pause`` -> push -> ``/reset_prefix_cache`` -> ``/resume`` on every server, where push
@@ -34,6 +48,7 @@ above answer anyone who reaches the port, which is why ``laconic serve`` binds t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import tempfile
@@ -43,13 +58,20 @@ from urllib.parse import urlsplit
 
 import torch
 
-from rl.engines.base import Rollout, SamplingParams, eos_ids_of, merged_state_items
+from rl.engines.base import (Rollout, SamplingParams, eos_ids_of, is_partitioned, merged_state_items,
+                             merged_state_meta)
 
 SYNC_MODES = ("auto", "nccl", "disk")
 
 
 class ServerError(RuntimeError):
     """A vLLM server failed or could not be reached; the message names its URL."""
+
+
+def _retried():
+    import httpx
+
+    return (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
 
 
 class Server:
@@ -75,15 +97,41 @@ class Server:
                 r = self.client.request(method, self.url + route, json=json, params=params, headers=self.headers,
                                         timeout=timeout or self.timeout)
                 break
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as e:
+            except _retried() as e:
                 if attempt == self.retries:
-                    raise ServerError(f"vLLM server {self.url} is unreachable ({type(e).__name__}: {e}); the "
-                                      "checkpoints written so far are intact: restart the server and continue "
-                                      "with train.resume=latest") from None
+                    raise self._unreachable(route, e) from None
                 time.sleep(2.0**attempt)
-            except httpx.TimeoutException:
-                raise ServerError(f"vLLM server {self.url} did not answer {route} within {timeout or self.timeout:.0f} s "
-                                  "(rollout.vllm_server_timeout)") from None
+            except httpx.TimeoutException as e:
+                raise self._timed_out(route, e, timeout or self.timeout) from None
+        return self._reply(route, r)
+
+    async def arequest(self, client, method: str, route: str, *, json=None, timeout=None):
+        """:meth:`request` over an ``httpx.AsyncClient`` (``timeout``: a float or an ``httpx.Timeout``)."""
+        import httpx
+
+        for attempt in range(self.retries + 1):
+            try:
+                r = await client.request(method, self.url + route, json=json, headers=self.headers,
+                                         timeout=timeout or self.timeout)
+                break
+            except _retried() as e:
+                if attempt == self.retries:
+                    raise self._unreachable(route, e) from None
+                await asyncio.sleep(2.0**attempt)
+            except httpx.TimeoutException as e:
+                raise self._timed_out(route, e, self.timeout) from None
+        return self._reply(route, r)
+
+    def _unreachable(self, route: str, e: Exception) -> ServerError:
+        return ServerError(f"vLLM server {self.url} is unreachable ({route}: {type(e).__name__}: {e}); the "
+                           "checkpoints written so far are intact: restart the server and continue with "
+                           "train.resume=latest")
+
+    def _timed_out(self, route: str, e: Exception, seconds: float) -> ServerError:
+        return ServerError(f"vLLM server {self.url} did not answer {route} within {seconds:.0f} s "
+                           f"({type(e).__name__}; rollout.vllm_server_timeout)")
+
+    def _reply(self, route: str, r):
         if r.status_code == 401:
             raise ServerError(f"vLLM server {self.url} refused the API key: set VLLM_API_KEY to the server's "
                               "--api-key (`laconic serve` prints it)")
@@ -118,27 +166,53 @@ class Server:
                               "--logprobs-mode processed_logprobs (`laconic serve` does)")
         self.dtype = str(config["dtype"]).removeprefix("torch.")
 
-    def complete(self, prompt: list[int], params: SamplingParams, seed: int, stop: list[int]) -> list[dict]:
+    async def complete(self, client, prompt: list[int], params: SamplingParams, seed: int,
+                       stop: list[int]) -> list[dict]:
+        """One group; no read limit (module docstring: "Timeouts and failures")."""
+        import httpx
+
         body = dict(model=self.model, prompt=list(prompt), n=params.n, max_tokens=params.max_new_tokens,
                     temperature=0.0 if params.greedy else params.temperature,
                     top_p=1.0 if params.greedy else params.top_p, seed=seed, logprobs=0, return_token_ids=True,
                     stop_token_ids=stop, top_k=0, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0,
                     frequency_penalty=0.0)  # explicit: a model's generation_config defaults must not apply
-        return sorted(self.request("POST", "/v1/completions", json=body)["choices"], key=lambda c: c["index"])
+        reply = await self.arequest(client, "POST", "/v1/completions", json=body,
+                                    timeout=httpx.Timeout(self.timeout, read=None, pool=None))
+        return sorted(reply["choices"], key=lambda c: c["index"])
+
+    async def probe(self, client, pending: int) -> None:
+        """``GET /health`` within ``timeout`` s, or a :class:`ServerError`."""
+        import httpx
+
+        try:
+            r = await client.get(self.url + "/health", headers=self.headers, timeout=self.timeout)
+            problem = None if r.status_code == 200 else f"HTTP {r.status_code} {r.text[:200]}"
+        except httpx.TimeoutException:
+            problem = f"no answer within {self.timeout:.0f} s, rollout.vllm_server_timeout"
+        except httpx.HTTPError as e:
+            problem = f"{type(e).__name__}: {e}"
+        if problem is not None:
+            raise ServerError(f"vLLM server {self.url} stopped answering /health while {pending} completion "
+                              f"request(s) were pending ({problem}); the checkpoints written so far are intact: "
+                              "restart the server and continue with train.resume=latest")
 
 
 class VLLMServerEngine:
     """The :class:`~rl.engines.base.RolloutEngine` over one or more ``vllm serve`` processes.
 
     ``weight_sync``: ``auto`` (``nccl`` where CUDA is available, else ``disk``), ``nccl`` or
-    ``disk`` (module docstring). ``timeout``: seconds per request; ``retries``: extra attempts
-    when a server cannot be reached.
+    ``disk`` (module docstring). ``timeout``: seconds a server may take to answer a request, except
+    a completion's reply (module docstring, "Timeouts and failures"); ``retries``: extra attempts
+    when a server cannot be reached; ``health_interval``: seconds between ``/health`` probes of a
+    server while completions are pending there.
     """
+
+    reads_policy = False  # the servers hold their own copy of the weights, pushed by sync_weights
 
     def __init__(self, urls: list[str] | str, tokenizer, *, api_key: str | None = None, timeout: float = 600.0,
                  connect_timeout: float = 0.0, retries: int = 2, eos_ids: set[int] | None = None,
                  dtype: str | torch.dtype | None = None, weight_sync: str = "auto", weight_dir: str | None = None,
-                 process_index: int = 0):
+                 process_index: int = 0, health_interval: float = 10.0):
         import httpx
 
         urls = [urls] if isinstance(urls, str) else list(urls)
@@ -151,6 +225,7 @@ class VLLMServerEngine:
         self.eos_ids = set(eos_ids) if eos_ids else eos_ids_of(None, tokenizer)
         self.dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
         self.process_index = process_index
+        self.health_interval = health_interval
         self.client = httpx.Client(limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
         api_key = api_key if api_key is not None else os.environ.get("VLLM_API_KEY")
         self.servers = [Server(u, self.client, api_key=api_key, timeout=timeout, retries=retries) for u in urls]
@@ -177,12 +252,49 @@ class VLLMServerEngine:
         servers = [self.servers[(first + i) % len(self.servers)] for i in range(len(prompts))]
         for s in servers:
             self.requests_per_server[s.url] += 1
-        futures = [self.pool.submit(s.complete, p, params, seed, stop) for s, p, seed in zip(servers, prompts, seeds)]
+        replies = asyncio.run(self._complete_all(servers, prompts, params, seeds, stop))
         rollouts = []
-        for i, (prompt, server, fut) in enumerate(zip(prompts, servers, futures)):
-            for c in fut.result():
+        for i, (prompt, server, choices) in enumerate(zip(prompts, servers, replies)):
+            for c in choices:
                 rollouts.append(self._rollout(i, prompt, c, server.url))
         return rollouts
+
+    async def _complete_all(self, servers: list[Server], prompts, params, seeds, stop) -> list[list[dict]]:
+        """Every group's request at once, and :meth:`_watch`; the first failure cancels the rest."""
+        import httpx
+
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(limits=limits) as client, httpx.AsyncClient() as probes:
+            tasks = [asyncio.ensure_future(s.complete(client, p, params, seed, stop))
+                     for s, p, seed in zip(servers, prompts, seeds)]
+            everything = [*tasks, asyncio.ensure_future(self._watch(probes, servers, tasks))]
+            try:  # the watch returns once every request is done: FIRST_EXCEPTION = first failure or all done
+                await asyncio.wait(everything, return_when=asyncio.FIRST_EXCEPTION)
+                for t in everything:
+                    if t.done() and not t.cancelled() and t.exception() is not None:
+                        raise t.exception()
+                return [t.result() for t in tasks]
+            finally:
+                for t in everything:
+                    t.cancel()
+                await asyncio.gather(*everything, return_exceptions=True)
+
+    async def _watch(self, client, servers: list[Server], tasks: list[asyncio.Future]) -> None:
+        """Every ``health_interval`` s, probe each server with requests still pending, until none are."""
+        while True:
+            await asyncio.wait(tasks, timeout=self.health_interval)  # early once all are done
+            pending: dict[Server, int] = {}
+            for s, t in zip(servers, tasks):
+                if not t.done():
+                    pending[s] = pending.get(s, 0) + 1
+            if not pending:
+                return
+            probes = [asyncio.ensure_future(s.probe(client, n)) for s, n in pending.items()]
+            try:
+                await asyncio.gather(*probes)
+            finally:
+                for p in probes:
+                    p.cancel()
 
     def _rollout(self, index: int, prompt: list[int], c: dict, url: str) -> Rollout:
         ids = list(c["token_ids"])
@@ -194,7 +306,8 @@ class VLLMServerEngine:
                        c["finish_reason"], [float(x) for x in logprobs] if logprobs is not None else None)
 
     def sync_weights(self, model: torch.nn.Module) -> None:
-        """Push ``model``'s weights to every server (rank 0), then a barrier for all ranks."""
+        """Push ``model``'s weights to every server (rank 0), then a barrier for all ranks. Under ZeRO-3
+        every rank reads the weights as often as rank 0 does (each bucket's gather is a collective)."""
         t0 = time.perf_counter()
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         if not dist or torch.distributed.get_rank() == 0:
@@ -208,6 +321,10 @@ class VLLMServerEngine:
                     "method": "reload_weights", "kwargs": {"weights_path": path}}))
             self._each(lambda s: s.request("POST", "/reset_prefix_cache"))
             self.resume()
+        elif is_partitioned(model):  # ZeRO-3: reading the weights gathers them, a collective: replay rank 0's passes
+            for _ in range(len(self.servers) if self.weight_sync == "nccl" else 1):
+                for _ in merged_state_items(model, self.dtype):
+                    pass
         if dist:
             torch.distributed.barrier()  # nobody samples before the new weights are in
         self.last_push_seconds = time.perf_counter() - t0
@@ -300,7 +417,8 @@ class _SyncClient:
 
 class _MergedSource:
     """A vLLM ``WeightSource``: the policy's merged state (:func:`merged_state_items`), re-read
-    on every push; ``metadata()`` from the first pass (names, dtypes and shapes never change)."""
+    on every push; ``metadata()`` once, from the parameters' shapes (names, dtypes and shapes never
+    change)."""
 
     def __init__(self, model: torch.nn.Module, dtype: torch.dtype | None):
         self.model, self.dtype, self._meta = model, dtype, None
@@ -308,8 +426,8 @@ class _MergedSource:
     def metadata(self):
         from vllm.distributed.weight_transfer.base import ParamMeta
 
-        if self._meta is None:
-            self._meta = [ParamMeta(n, t.dtype, tuple(t.shape)) for n, t in self]
+        if self._meta is None:  # without gathering anything (ZeRO-3)
+            self._meta = [ParamMeta(n, dtype, shape) for n, dtype, shape in merged_state_meta(self.model, self.dtype)]
         return self._meta
 
     def __iter__(self):

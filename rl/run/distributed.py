@@ -134,6 +134,16 @@ def full_weights(acc, model) -> Iterator[torch.nn.Module]:
         yield unwrapped
 
 
+def rollout_weights(acc, model, engine) -> contextlib.AbstractContextManager:
+    """What generation needs around it: :func:`full_weights` for an engine that samples from the
+    policy itself (``engine.reads_policy``, the transformers engine), nothing for the vLLM engines,
+    which sample from their own copy (pushed bucket by bucket, :func:`rl.engines.base.merged_state_items`):
+    under ZeRO-3 a rollout then never holds the whole model gathered next to vLLM's KV cache."""
+    if getattr(engine, "reads_policy", True):
+        return full_weights(acc, model)
+    return contextlib.nullcontext(acc.unwrap_model(model))
+
+
 @contextlib.contextmanager
 def _zero3_gathered(engine) -> Iterator[None]:
     """Every ZeRO-3 parameter gathered, and ZeRO-3's module hooks lifted while the context is open.
@@ -146,6 +156,7 @@ def _zero3_gathered(engine) -> Iterator[None]:
     ``deepspeed.zero.unwrap_model_for_generation`` (0.19) leaves that start-of-forward hook in place.
     """
     import deepspeed
+    from deepspeed.runtime.zero import parameter_offload
 
     offload = getattr(engine.optimizer, "parameter_offload", engine.optimizer)
     with deepspeed.zero.GatheredParameters(list(engine.module.parameters())):
@@ -154,7 +165,9 @@ def _zero3_gathered(engine) -> Iterator[None]:
         try:
             yield
         finally:
-            offload.setup_zero_stage3_hooks()  # registers all three again
+            depth = len(parameter_offload.FWD_MODULE_STACK)
+            offload.setup_zero_stage3_hooks()  # registers all three again ...
+            del parameter_offload.FWD_MODULE_STACK[depth:]  # ... and would push the root module once more each time
 
 
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -237,3 +250,9 @@ def agree_max(acc):
     if acc.num_processes == 1:
         return None
     return lambda n: int(acc.gather(torch.tensor([n], device=acc.device)).max())
+
+
+def sharded_agree(acc):
+    """:func:`agree_max` where every forward gathers parameters (ZeRO-3, FSDP), so the processes must
+    make the same number of forwards and head calls; None where weights are whole (DDP, ZeRO-2)."""
+    return agree_max(acc) if is_sharded(acc) else None

@@ -32,8 +32,8 @@ from rl.eval.metrics import percentile
 from rl.facts import make_samples
 from rl.models.load import load_policy, load_tokenizer, resolve_model_path, save_pretrained
 from rl.run.checkpoint import atomic_save_dir, atomic_write_text, load_checkpoint, save_checkpoint
-from rl.run.distributed import (full_weights, gather, is_sharded, make_accelerator, make_reference,
-                                model_state_for_saving, prepare_engine)
+from rl.run.distributed import (gather, is_sharded, make_accelerator, make_reference, model_state_for_saving,
+                                prepare_engine, rollout_weights)
 from rl.run.plan import check_run
 from rl.run.preflight import preflight
 from rl.run.rng import seeded
@@ -111,10 +111,9 @@ def setup(cfg: Config) -> Run:
         ref.to(acc.device)
     acc.print(f"rollout engine: {resolve_engine(cfg.rollout.engine)}"
               + (" (rollout.engine=auto)" if cfg.rollout.engine == "auto" else ""))
-    with full_weights(acc, policy) as unwrapped:  # the vLLM engines push the weights once at start
-        engine = build_engine(cfg.rollout.engine, unwrapped, tokenizer, cfg.rollout.generation_batch_size,
-                              model_path=path, rollout=cfg.rollout, seed=cfg.train.seed,
-                              process_index=acc.process_index, num_processes=acc.num_processes)
+    engine = build_engine(cfg.rollout.engine, acc.unwrap_model(policy), tokenizer, cfg.rollout.generation_batch_size,
+                          model_path=path, rollout=cfg.rollout, seed=cfg.train.seed,  # vLLM: the first push
+                          process_index=acc.process_index, num_processes=acc.num_processes)
     prepare_engine(acc, engine)
     ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
                   total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template))
@@ -125,7 +124,7 @@ def setup(cfg: Config) -> Run:
 def run_eval(run: Run) -> dict[str, Any]:
     e = run.cfg.eval
     params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples)
-    with full_weights(run.acc, run.policy):  # ZeRO-3: gathered once for the whole evaluation
+    with rollout_weights(run.acc, run.policy, run.engine):  # ZeRO-3 + transformers engine: gathered once
         return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
 
 
@@ -136,7 +135,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     run_monitor(run, step)
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)
-    with full_weights(acc, run.policy):  # ZeRO-3: weights gathered for the rollouts (rl/run/distributed.py)
+    with rollout_weights(acc, run.policy, run.engine):  # ZeRO-3 + transformers engine: weights gathered
         batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
     t_gen = time.perf_counter()
     table, samples = batch.table, batch.samples
@@ -179,9 +178,9 @@ def warn_no_signal(acc, step: int, adv: torch.Tensor, zero_std_fraction: float) 
 
 
 def sync_weights(run: Run) -> None:
-    """Make the rollout engine sample from the current policy (ZeRO-3: from gathered weights)."""
-    with full_weights(run.acc, run.policy) as unwrapped:
-        run.engine.sync_weights(unwrapped)
+    """Make the rollout engine sample from the current policy (ZeRO-3: pushed one gathered bucket at a
+    time, :func:`rl.engines.base.merged_state_items`; every process takes part)."""
+    run.engine.sync_weights(run.acc.unwrap_model(run.policy))
 
 
 def current_limit(cfg: Config, step: int) -> int:
@@ -283,7 +282,7 @@ def run_monitor(run: Run, step: int) -> None:
     mine = monitor[acc.process_index * k : (acc.process_index + 1) * k]
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=run.cfg.rollout.temperature,
                             top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size)
-    with seeded(t.seed * 1_000_003 + step * 7 + acc.process_index), full_weights(acc, run.policy):
+    with seeded(t.seed * 1_000_003 + step * 7 + acc.process_index), rollout_weights(acc, run.policy, run.engine):
         rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
     table = gather(acc, make_samples(rollouts, mine, acc.process_index * k, run.tokenizer, run.cfg.data.delimiter))
     for w in watchers:

@@ -27,7 +27,7 @@ from rl.config import ConfigError
 from rl.engines.base import SamplingParams
 from rl.facts import make_samples
 from rl.run.checkpoint import atomic_write_text
-from rl.run.distributed import full_weights, gather
+from rl.run.distributed import gather, rollout_weights
 from rl.run.rng import seeded
 
 FILE = "reference_accuracy.json"
@@ -63,7 +63,7 @@ def compute(run, k: int) -> dict[str, float]:
     mine = prompts[acc.process_index * per : (acc.process_index + 1) * per]
     params = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=k)
-    with seeded(cfg.train.seed * 1_000_003 + 17 + acc.process_index), full_weights(acc, run.policy):
+    with seeded(cfg.train.seed * 1_000_003 + 17 + acc.process_index), rollout_weights(acc, run.policy, run.engine):
         rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
     samples = make_samples(rollouts, mine, 0, run.tokenizer, cfg.data.delimiter)
     merged: dict[str, float] = {}

@@ -43,7 +43,7 @@ from rl.algo.outliers import outliers, oversample_factor
 from rl.data import draw_budgets
 from rl.engines.base import Rollout, SamplingParams, cut_rollout
 from rl.facts import make_samples
-from rl.run.distributed import gather
+from rl.run.distributed import gather, sharded_agree
 from rl.train.update import FIRST_FORCED_LOGP, score_pass
 
 
@@ -113,7 +113,8 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     need_entropy = "entropy" in needs
     if need_entropy or need_old:  # one no-grad pass serves both
         rnd.old_logps, ents = score_pass(run.policy, rnd.rollouts, run.engine.pad_id, cfg.rollout.temperature,
-                                         cfg.train.micro_batch_size, need_entropy, cfg.train.micro_batch_tokens)
+                                         cfg.train.micro_batch_size, need_entropy, cfg.train.micro_batch_tokens,
+                                         agree=sharded_agree(acc))
         if need_entropy:
             attach_entropy(rnd.samples, ents)
     return rnd
@@ -254,7 +255,7 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
     old = None
     if need_old and rollouts:
         old, _ = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
-                            cfg.train.micro_batch_size, False, cfg.train.micro_batch_tokens)
+                            cfg.train.micro_batch_size, False, cfg.train.micro_batch_tokens, agree=sharded_agree(acc))
     stats = {"sampling/rounds": float(rounds), "sampling/kept_fraction": 1 - n_dead / max(n_groups, 1),
              "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep),
              "sampling/first_round_prompts": float(first)}

@@ -124,21 +124,25 @@ def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
 
 @torch.no_grad()
 def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
-               with_entropy: bool, max_tokens: int | None = None
+               with_entropy: bool, max_tokens: int | None = None, agree=None
                ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order.
 
-    Each process runs its own number of micro-batches and head chunks: the trainer calls this inside
-    :func:`rl.run.distributed.full_weights` (ZeRO-3's weights gathered, its hooks lifted), and DDP
-    broadcasts buffers only in the first forward after a backward, so no collective depends on the
-    counts (tests/run/test_deepspeed.py::test_unequal_micro_batch_counts_in_the_no_grad_pass)."""
+    ``agree`` (:func:`rl.run.distributed.agree_max`, for sharded weights: ZeRO-3, FSDP): every process
+    runs the same number of micro-batches and head chunks, as in the update, because each forward
+    gathers parameters. Without it each process runs its own counts; that is safe with whole weights
+    (DDP broadcasts buffers only in the first forward after a backward:
+    tests/run/test_deepspeed.py::test_unequal_micro_batch_counts_in_the_no_grad_pass)."""
     logps: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
     ents: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
     was_training = model.training
     model.eval()
-    for mb_idx in micro_batches(rollouts, list(range(len(rollouts))), micro, max_tokens):
+    micro_idx = micro_batches(rollouts, list(range(len(rollouts))), micro, max_tokens)
+    if agree is not None:
+        micro_idx = split_to(micro_idx, agree(len(micro_idx)))
+    for mb_idx in micro_idx:
         batch = make_batch([rollouts[i] for i in mb_idx], pad_id)
-        logp, ent = completion_logprobs(model, batch, temperature, with_entropy)
+        logp, ent = completion_logprobs(model, batch, temperature, with_entropy, agree=agree)
         for row, i in enumerate(mb_idx):
             logps[i] = logp[row, : rollouts[i].length].cpu()
             if with_entropy:

@@ -51,7 +51,7 @@ def test_lora_state_is_pushed_merged_under_plain_names(untrained_toy):
     import torch
 
     from rl.config import ModelConfig
-    from rl.engines.base import merged_state_items
+    from rl.engines.base import merged_state_items, merged_state_meta
     from rl.models.load import load_policy
 
     cfg = ModelConfig(name_or_path=str(untrained_toy), lora_r=4, lora_target_modules=["q_proj", "down_proj"])
@@ -70,20 +70,24 @@ def test_lora_state_is_pushed_merged_under_plain_names(untrained_toy):
     q = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(pushed[q], policy.get_base_model().state_dict()[q.replace(".weight", ".base_layer.weight")])
     assert pushed[q].dtype == torch.float32 and dict(merged_state_items(policy, torch.bfloat16))[q].dtype == torch.bfloat16
+    # what vLLM's NCCL receiver is told before the tensors come: the same names, dtypes and shapes, in order
+    assert merged_state_meta(policy, torch.bfloat16) == [
+        (n, torch.bfloat16, tuple(t.shape)) for n, t in merged_state_items(policy, torch.bfloat16)]
 
 
-def test_sharded_parameters_are_refused(untrained_toy):
+def test_fsdp_shards_are_refused(untrained_toy):
+    """FSDP's shards would reach vLLM partial: refused with one line (ZeRO-3 is pushed bucket by bucket:
+    tests/run/test_deepspeed.py::test_zero3_weight_push_gathers_one_bucket_at_a_time)."""
     from transformers import AutoModelForCausalLM
 
-    from rl.engines.base import merged_state_items
+    from rl.engines.base import is_partitioned, merged_state_items
 
     model = AutoModelForCausalLM.from_pretrained(untrained_toy)
-    p = next(model.parameters())
-    p.ds_id = 0  # what DeepSpeed ZeRO-3 marks its parameters with; gathered, they keep their data
-    assert len(dict(merged_state_items(model))) == len(model.state_dict())
-    p.data = torch.empty(0)  # partitioned (outside rl.run.distributed.full_weights): refused
-    with pytest.raises(NotImplementedError, match="ZeRO-3"):
-        merged_state_items(model)
+    assert not is_partitioned(model) and len(dict(merged_state_items(model))) == len(model.state_dict())
+    wrapper = torch.nn.Module()
+    wrapper._fsdp_wrapped_module = model  # how FSDP version 1 wraps a module
+    with pytest.raises(NotImplementedError, match="FSDP"):
+        merged_state_items(wrapper)
 
 
 def test_auto_engine_is_vllm_exactly_when_vllm_is_installed(monkeypatch, untrained_toy):

@@ -11,6 +11,7 @@ Killing B between steps stops the trainer with an error naming B's URL; after B 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -334,3 +335,20 @@ def test_nccl_push_drives_vllms_trainer_engine_in_order(untrained_toy):
     assert info["names"] == [n for n, _ in sent] == names
     assert set(info["dtype_names"]) == {"float32"}
     assert info["shapes"] == [list(t.shape) for t in policy.state_dict().values()]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed")
+def test_two_trainer_processes_under_ddp_and_zero3_agree(servers, untrained_toy, tmp_path):
+    """Server mode with 2 trainer processes (rank 0 pushes, both generate), unequal work per process,
+    2 updates per rollout, KL, entropies: DDP and ZeRO-3 (every parameter partitioned) end with the same
+    numbers, and under ZeRO-3 no process holds the policy gathered while it generates (the push reads it
+    one bucket at a time, on every process: each bucket's gather is a collective)."""
+    from tests.run.test_deepspeed import assert_twins, launch_unequal
+
+    extra = ["rollout.engine=vllm-server", f"rollout.vllm_server_urls=[{servers[0].url}]"]
+    a = launch_unequal("ddp", untrained_toy, tmp_path / "ddp", *extra, env={"VLLM_API_KEY": KEY})
+    b = launch_unequal(3, untrained_toy, tmp_path / "zero3", *extra, env={"VLLM_API_KEY": KEY})
+    assert_twins(a, b)
+    for rank in (0, 1):
+        seen = json.loads((tmp_path / "zero3" / f"gathered-rank{rank}.json").read_text())
+        assert len(seen["generate"]) >= 2 and not any(seen["generate"]), seen

@@ -2,8 +2,16 @@
 
 The config patching is tested without DeepSpeed. The end-to-end runs need ``pip install deepspeed``
 (skipped otherwise) and run on CPU: DeepSpeed's CPU accelerator with gloo, 2 processes, launched
-with the repository's own recipes/accelerate/zero{2,3}.yaml. They train 2 steps next to a DDP run
-of the same settings and compare metrics and final weights.
+with the repository's own recipes/accelerate/zero{2,3}.yaml, or with tests/run/zero3_partitioned.yaml
+(ZeRO-3 with every parameter partitioned: the toy's parameters are all under DeepSpeed's persistence
+threshold, so the recipe's ZeRO-3 would keep them whole). They train 2 steps next to a DDP run of the
+same settings and compare metrics and final weights.
+
+The multi-process matrix (issue 23): DDP, ZeRO-2 and ZeRO-3 with the transformers and the colocated
+vLLM engine, 2 updates per rollout with entropies, KL to a reference, unequal micro-batch and head-chunk
+counts per process (``train.micro_batch_tokens`` and 4-token chunks, tests/run/instrumented.py), and
+tensorboard with the evaluations before and after; the server engine with 2 trainer processes is in
+tests/engines/test_vllm_server.py.
 """
 
 import importlib.util
@@ -19,6 +27,8 @@ from tests.conftest import ROOT
 from tests.train.test_trainer import laconic, overrides, strip_timing
 
 HAS_DS = importlib.util.find_spec("deepspeed") is not None
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+PARTITIONED = ROOT / "tests" / "run" / "zero3_partitioned.yaml"
 
 
 def test_patch_fills_what_accelerate_cannot_infer():
@@ -113,49 +123,88 @@ def test_zero3_reference_is_sharded(untrained_toy, tmp_path):
     assert p.returncode == 0 and p.stdout.count("ok") == 2, (p.stdout + p.stderr)[-4000:]
 
 
-@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
-def test_zero3_with_a_chunked_head_and_unequal_work_per_process(ddp_run, untrained_toy, tmp_path):
-    """4-token chunks (tests/run/small_chunks.py): each process calls the head once per chunk, and
-    ZeRO-3 gathers the head's weights on each call, a collective. The processes' completions differ in
-    length, so their chunk counts differ (and so do their micro-batch counts in the old-log-prob pass,
-    with 2 updates per rollout); the run must still end, with DDP's numbers."""
-    out = tmp_path / "zero3_chunks"
-    config = ROOT / "recipes" / "accelerate" / "zero3.yaml"
-    launcher = LAUNCH[:3] + ["--config_file", str(config)] + LAUNCH[3:] + [str(ROOT / "tests" / "run" / "small_chunks.py")]
-    p = laconic(overrides(untrained_toy, out, *EXTRA), env={"DS_ACCELERATOR": "cpu"}, launcher=launcher, timeout=300)
-    assert p.returncode == 0, p.stderr[-4000:]
-    a = strip_timing([json.loads(l) for l in (ddp_run / "metrics.jsonl").read_text().splitlines()])
-    b = strip_timing([json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()])
-    assert [r["step"] for r in b] == [1, 2] and b[1]["grad_norm"] > 0
-    for ra, rb in zip(a, b):
-        for k in ra:
-            assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-6), (ra["step"], k)
-
-
 UNEQUAL = [*EXTRA, "train.micro_batch_tokens=48", "algo.entropy_coef=0.01"]
 
 
-def launch_unequal(strategy, untrained_toy, out):
+def launch_unequal(strategy, untrained_toy, out, *extra, env=None):
     """``train.micro_batch_tokens`` small enough that the micro-batch count of the old-log-prob pass
     (2 updates per rollout) follows each process's completion lengths (seen: 8 and 6 at step 2), and
-    4-token head chunks (tests/run/small_chunks.py)."""
-    head = (LAUNCH[:3] + ["--multi_gpu"] if strategy == "ddp" else
-            LAUNCH[:3] + ["--config_file", str(ROOT / "recipes" / "accelerate" / "zero3.yaml")])
-    launcher = head + LAUNCH[3:] + [str(ROOT / "tests" / "run" / "small_chunks.py")]
-    p = laconic(overrides(untrained_toy, out, *UNEQUAL), env={"DS_ACCELERATOR": "cpu"}, launcher=launcher, timeout=300)
+    4-token head chunks (tests/run/instrumented.py). ``strategy``: "ddp", 2, or 3 (every parameter
+    partitioned)."""
+    config = {2: ROOT / "recipes" / "accelerate" / "zero2.yaml", 3: PARTITIONED}.get(strategy)
+    head = LAUNCH[:3] + (["--multi_gpu"] if strategy == "ddp" else ["--config_file", str(config)])
+    launcher = head + LAUNCH[3:] + [str(ROOT / "tests" / "run" / "instrumented.py")]
+    p = laconic(overrides(untrained_toy, out, *UNEQUAL, *extra), env={"DS_ACCELERATOR": "cpu", **(env or {})},
+                launcher=launcher, timeout=300)
     assert p.returncode == 0, p.stderr[-4000:]
     return strip_timing([json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()])
 
 
-@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
-def test_unequal_micro_batch_counts_in_the_no_grad_pass(untrained_toy, tmp_path):
-    """The old-log-prob pass runs each process's own micro-batch count (8 and 6 here). That is safe only
-    because no collective depends on it: ZeRO-3 scores inside ``full_weights`` (weights gathered, hooks
-    lifted) and DDP broadcasts buffers in the first forward after a backward only. The run must end on
-    every process, with its DDP twin's numbers (mismatched collectives can also end with wrong ones)."""
-    a = launch_unequal("ddp", untrained_toy, tmp_path / "ddp")
-    b = launch_unequal(3, untrained_toy, tmp_path / "zero3")
-    assert [r["step"] for r in b] == [1, 2] and b[1]["grad_norm"] > 0
+def assert_twins(a, b):
+    """Two runs' metrics, step by step: the same keys and values to 1e-5 (relative) / 1e-6."""
+    assert [r["step"] for r in b] == [r["step"] for r in a] == [1, 2] and b[1]["grad_norm"] > 0 and b[1]["kl"] > 0
     for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
         for k in ra:
             assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-6), (ra["step"], k)
+
+
+@pytest.fixture(scope="module")
+def ddp_unequal_run(untrained_toy, tmp_path_factory):
+    return launch_unequal("ddp", untrained_toy, tmp_path_factory.mktemp("ddp_unequal") / "run")
+
+
+@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
+@pytest.mark.parametrize("stage", [2, 3])
+def test_unequal_work_per_process_matches_ddp(stage, ddp_unequal_run, untrained_toy, tmp_path):
+    """Completions of different lengths per process: different micro-batch counts in the old-log-prob
+    pass (8 and 6 at step 2) and different head-chunk counts (4-token chunks). Under ZeRO-3 every forward
+    and every head call gathers parameters, a collective, so the processes agree on both counts
+    (``agree_max``; before, the 4-token-chunk run hung at step 1 with a load of 0.00 until killed). DDP
+    broadcasts buffers in the first forward after a backward only, so its own counts are safe
+    (issue 23, claim 1 refuted). Each run must end, with its DDP twin's numbers (mismatched collectives
+    can also end with wrong ones)."""
+    assert_twins(ddp_unequal_run, launch_unequal(stage, untrained_toy, tmp_path / f"zero{stage}"))
+
+
+@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
+def test_zero3_weight_push_gathers_one_bucket_at_a_time(untrained_toy, tmp_path):
+    """A weight push under ZeRO-3 yields exactly the model's weights while holding at most one bucket
+    gathered, and generation for a vLLM engine gathers nothing (tests/run/zero3_push_check.py)."""
+    import os
+    import subprocess
+
+    cmd = LAUNCH[:3] + ["--config_file", str(PARTITIONED)] + LAUNCH[3:] + [
+        str(ROOT / "tests" / "run" / "zero3_push_check.py"), str(untrained_toy), str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.count("ok") == 2, (p.stdout + p.stderr)[-4000:]
+
+
+VLLM = ["rollout.engine=vllm", "train.report_to=[tensorboard]", "train.reference_samples=2"]
+
+
+@pytest.fixture(scope="module")
+def ddp_vllm_run(untrained_toy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp_vllm") / "run"
+    return out, launch_unequal("ddp", untrained_toy, out, *VLLM)
+
+
+@pytest.mark.skipif(not (HAS_DS and HAS_VLLM), reason="needs deepspeed and vllm")
+@pytest.mark.parametrize("stage", [2, 3])
+def test_colocated_vllm_under_zero_matches_ddp(stage, ddp_vllm_run, untrained_toy, tmp_path):
+    """The colocated vLLM engine on 2 processes (one engine each, vLLM's external launcher), with the
+    reference pass, tensorboard, evaluations and unequal work per process: ZeRO-2/3 end with DDP's
+    numbers. Under ZeRO-3 (every parameter partitioned) no generation holds the policy gathered: vLLM
+    samples from its own copy, pushed one bucket at a time."""
+    ddp_out, a = ddp_vllm_run
+    out = tmp_path / f"zero{stage}"
+    b = launch_unequal(stage, untrained_toy, out, *VLLM)
+    assert_twins(a, b)
+    assert list(out.rglob("events.out.tfevents.*")) and "after" in json.loads((out / "summary.json").read_text())
+    for rank in (0, 1):
+        seen = json.loads((out / f"gathered-rank{rank}.json").read_text())
+        # the reference pass and 2 steps, plus the evaluations before and after where the process has a prompt
+        assert len(seen["generate"]) >= 3, seen
+        if stage == 3:
+            assert not any(seen["generate"]), seen
