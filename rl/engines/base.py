@@ -25,6 +25,7 @@ class SamplingParams:
     top_p: float = 1.0
     n: int = 1  # completions per prompt
     greedy: bool = False
+    logprobs: bool = True  # the sampled tokens' log-probs (off where only the text counts: vLLM keeps none then)
 
 
 @dataclass

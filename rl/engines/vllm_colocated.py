@@ -38,7 +38,8 @@ GiB = 1 << 30
 
 def vllm_sampling_params(params: SamplingParams, eos_ids: set[int] | None = None):
     """Our :class:`~rl.engines.base.SamplingParams` as vLLM's: n, temperature (0 when greedy), top_p,
-    max_tokens = the current length limit, the sampled token's log-prob (``logprobs=0``).
+    max_tokens = the current length limit, the sampled token's log-prob (``logprobs=0``; None when
+    ``params.logprobs`` is off).
     Token ids only (``detokenize=False``): the engine decodes with the training tokenizer, exactly
     as the transformers engine does."""
     from vllm import SamplingParams as VSP
@@ -48,7 +49,7 @@ def vllm_sampling_params(params: SamplingParams, eos_ids: set[int] | None = None
         temperature=0.0 if params.greedy else params.temperature,
         top_p=1.0 if params.greedy else params.top_p,
         max_tokens=params.max_new_tokens,
-        logprobs=0,
+        logprobs=0 if params.logprobs else None,
         stop_token_ids=sorted(eos_ids or ()),
         detokenize=False,
     )

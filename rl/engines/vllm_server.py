@@ -173,7 +173,7 @@ class Server:
 
         body = dict(model=self.model, prompt=list(prompt), n=params.n, max_tokens=params.max_new_tokens,
                     temperature=0.0 if params.greedy else params.temperature,
-                    top_p=1.0 if params.greedy else params.top_p, seed=seed, logprobs=0, return_token_ids=True,
+                    top_p=1.0 if params.greedy else params.top_p, seed=seed, logprobs=0 if params.logprobs else None, return_token_ids=True,
                     stop_token_ids=stop, top_k=0, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0,
                     frequency_penalty=0.0)  # explicit: a model's generation_config defaults must not apply
         reply = await self.arequest(client, "POST", "/v1/completions", json=body,

@@ -239,7 +239,7 @@ def _generate(engine, prompts, args: argparse.Namespace, greedy: bool):
 
     n = 1 if greedy else args.samples
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature or 1.0,
-                            top_p=args.top_p, n=n, greedy=greedy)
+                            top_p=args.top_p, n=n, greedy=greedy, logprobs=False)
     per_call = max(1, args.batch_size // n)
     torch.manual_seed(args.seed)
     rollouts = []

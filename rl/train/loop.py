@@ -123,7 +123,8 @@ def setup(cfg: Config) -> Run:
 
 def run_eval(run: Run) -> dict[str, Any]:
     e = run.cfg.eval
-    params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples)
+    params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples,
+                            logprobs=False)
     with rollout_weights(run.acc, run.policy, run.engine):  # ZeRO-3 + transformers engine: gathered once
         return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
 
@@ -281,7 +282,7 @@ def run_monitor(run: Run, step: int) -> None:
     k = -(-len(monitor) // acc.num_processes)
     mine = monitor[acc.process_index * k : (acc.process_index + 1) * k]
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=run.cfg.rollout.temperature,
-                            top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size)
+                            top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size, logprobs=False)
     with seeded(t.seed * 1_000_003 + step * 7 + acc.process_index), rollout_weights(acc, run.policy, run.engine):
         rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
     table = gather(acc, make_samples(rollouts, mine, acc.process_index * k, run.tokenizer, run.cfg.data.delimiter))

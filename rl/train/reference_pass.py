@@ -56,18 +56,30 @@ def load(path: Path, k: int, ids: list[str]) -> dict[str, float] | None:
 
 
 def compute(run, k: int) -> dict[str, float]:
-    """K samples per training prompt from the current (initial) policy, this process's share."""
+    """K samples per training prompt from the current (initial) policy, this process's share.
+
+    Generated a bounded slice at a time, as many prompts a call as a training step gives a process
+    (``rollout.prompts_per_step / processes``), without sampler log-probs (only correctness is kept):
+    a share of thousands of prompts x K x 16k tokens in one call would hold every completion and its
+    per-token log-prob objects at once. Each slice's samples are reduced to per-prompt accuracies."""
+    from tqdm.auto import tqdm
+
     cfg, acc = run.cfg, run.acc
     prompts = run.train_prompts
     per = -(-len(prompts) // acc.num_processes)
     mine = prompts[acc.process_index * per : (acc.process_index + 1) * per]
     params = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
-                            top_p=cfg.rollout.top_p, n=k)
+                            top_p=cfg.rollout.top_p, n=k, logprobs=False)
+    size = max(cfg.rollout.prompts_per_step // acc.num_processes, 1)
+    mean: dict[str, float] = {}
     with seeded(cfg.train.seed * 1_000_003 + 17 + acc.process_index), rollout_weights(acc, run.policy, run.engine):
-        rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
-    samples = make_samples(rollouts, mine, 0, run.tokenizer, cfg.data.delimiter)
+        for start in tqdm(range(0, len(mine), size), desc=f"reference pass ({k} samples a prompt)", unit="slice",
+                          disable=not acc.is_main_process):
+            part = mine[start : start + size]
+            rollouts = run.engine.generate([p.ids for p in part], params)
+            mean.update(accuracy_by_prompt(make_samples(rollouts, part, 0, run.tokenizer, cfg.data.delimiter)))
     merged: dict[str, float] = {}
-    for part in gather(acc, [accuracy_by_prompt(samples)]):
+    for part in gather(acc, [mean]):
         merged.update(part)
     return merged
 

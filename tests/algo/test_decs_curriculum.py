@@ -18,7 +18,7 @@ from rl.config import ConfigError, load_config
 from rl.train.sampling import collect
 
 from tests.conftest import ROOT
-from tests.train.test_sampling import ScriptedEngine, make_run, params
+from tests.train.test_sampling import make_run, params
 
 CUR = ["algo.dynamic_sampling=correctness"]
 

@@ -10,7 +10,6 @@ import string
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rl.config import ModelConfig, load_config

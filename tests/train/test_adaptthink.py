@@ -225,6 +225,7 @@ def test_reference_pass_measures_once_caches_and_reloads(tmp_path, monkeypatch):
                           train_prompts=prompts)
     assert rp.reference_pass(run) == {"p0": 0.75, "p1": 0.0}
     assert [(c[1].n, c[1].max_new_tokens) for c in eng.calls] == [(4, cfg.rollout.max_new_tokens)]  # no prefixes
+    assert not eng.calls[0][1].logprobs  # only correctness is kept: no sampler log-probs
     assert [p.meta["ref_accuracy"] for p in prompts] == [0.75, 0.0]
     saved = json.loads((tmp_path / "reference_accuracy.json").read_text())
     assert saved == {"samples": 4, "accuracy": {"p0": 0.75, "p1": 0.0}}
@@ -240,6 +241,23 @@ def test_reference_pass_measures_once_caches_and_reloads(tmp_path, monkeypatch):
     assert [c[1].n for c in eng.calls] == [8]
     run.cfg = _cfg(tmp_path, "train.reference_samples=0", "rewards=[{name: correctness}]")
     assert rp.reference_pass(run) is None
+
+
+def test_reference_pass_generates_a_training_steps_worth_of_prompts_a_call(tmp_path, monkeypatch):
+    """A process's share is generated in slices of ``rollout.prompts_per_step / processes`` prompts (issue 23:
+    thousands of prompts x K x 16k tokens in one call would hold every completion at once)."""
+    import rl.train.reference_pass as rp
+    from rl.data import Prompt
+
+    prompts = [Prompt(f"p{i}", "q", "a", "Q:", [i + 1]) for i in range(5)]
+    monkeypatch.setattr(rp, "make_samples", lambda rollouts, mine, offset, tok, delim: [
+        Sample(mine[r.prompt_index].id, r.prompt_index, correct=mine[r.prompt_index].id in ("p1", "p4"))
+        for r in rollouts])
+    eng = Engine()
+    run = SimpleNamespace(cfg=_cfg(tmp_path, "train.reference_samples=2", "rollout.prompts_per_step=2"), acc=Acc(),
+                          engine=eng, policy=torch.nn.Linear(1, 1), tokenizer=Tok(), train_prompts=prompts)
+    assert rp.reference_pass(run) == {"p0": 0.0, "p1": 1.0, "p2": 0.0, "p3": 0.0, "p4": 1.0}
+    assert [c[0] for c in eng.calls] == [[[1], [2]], [[3], [4]], [[5]]]
 
 
 def test_reference_from_reuses_another_runs_pass_and_refuses_a_mismatch(tmp_path):
