@@ -121,6 +121,9 @@ class TrainConfig:
     warmup_steps: int = 0
     micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
     micro_batch_tokens: int | None = None  # also cap padded tokens per forward/backward (null: no cap)
+    # MiB of one float32 [tokens, vocab] buffer of the chunked head (rl/algo/logprobs.py), which sets the
+    # tokens a head call takes (64 MiB: 110 at a 152k vocabulary; 1 GiB: 1,766); null: 64 on CPU, 1024 on GPU
+    logits_chunk_mib: int | None = None
     max_grad_norm: float = 1.0
     seed: int = 0
     save_every: int = 0  # checkpoint every N steps (0: only at the end)

@@ -22,6 +22,7 @@ def validate(cfg: Config) -> None:
         "rollout.max_new_tokens": r.max_new_tokens,
         "train.micro_batch_size": t.micro_batch_size,
         "train.micro_batch_tokens": t.micro_batch_tokens or 1,
+        "train.logits_chunk_mib": t.logits_chunk_mib or 1,
         "algo.updates_per_rollout": a.updates_per_rollout,
         "train.max_steps": t.max_steps,
     }

@@ -213,14 +213,15 @@ def reference_forward_bytes(s: Shape, prec: Precision, tokens: int, width: int, 
     return {"layer": tokens * per_token, "gathered": max(tokens // width, 1) * completion * r * s.hidden}
 
 
-def logits_bytes(s: Shape, prec: Precision) -> int:
-    """The chunked log-probs (rl/algo/logprobs.py): ``n = chunk_tokens(V)`` (64 MiB // 4V) tokens at
-    a time, whatever the rows and the completion length. At the peak (the backward recompute)
+def logits_bytes(s: Shape, prec: Precision, budget: int | None = None) -> int:
+    """The chunked log-probs (rl/algo/logprobs.py): ``n = chunk_tokens(V, budget)`` (``budget // 4V``,
+    ``train.logits_chunk_mib``: 64 MiB on CPU, 1 GiB on GPU by default) tokens at a time, whatever the
+    rows and the completion length. At the peak (the backward recompute)
     one chunk holds the head's output ``[n, V]`` in the compute dtype, the float32 log-probs
     turned into the gradient, and the float32 probabilities: ``n V (c + 8)``."""
     from rl.algo.logprobs import chunk_tokens
 
-    return chunk_tokens(s.vocab) * s.vocab * (prec.compute + 8)
+    return chunk_tokens(s.vocab, budget) * s.vocab * (prec.compute + 8)
 
 
 def micro_batch_count(rows: int, size: int, width: int, max_tokens: int | None = None) -> int:

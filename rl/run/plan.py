@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from rl.algo.logprobs import chunk_budget
 from rl.config import Config, ConfigError
 from rl.run.memory import (CUDA_OVERHEAD, USABLE_FRACTION, VLLM_MAX_NUM_SEQS, GiB, Precision, Shape, activation_bytes,
                            kv_bytes_per_token, logits_bytes, lora_params, micro_batch_count, model_shape,
@@ -188,7 +189,7 @@ def make_plan(cfg: Config, *, gpus: int, gpu_memory_gib: float, zero: int, promp
                 total=gpu_memory_gib * GiB, prec=prec, width=width, completion=completion, tokens=tokens,
                 engine=r.engine, micro_batch_size=rows, step_rows=step_rows, checkpointing=m.gradient_checkpointing, kl=kl,
                 states=states, reference=reference_bytes(n, kl, lora, prec.compute, zero, gpus),
-                logits=logits_bytes(s, prec), head_grad=0 if lora else grad_bytes * s.vocab * s.hidden,
+                logits=logits_bytes(s, prec, chunk_budget(t.logits_chunk_mib, "cuda" if device == "gpu" else "cpu")), head_grad=0 if lora else grad_bytes * s.vocab * s.hidden,
                 overhead=CUDA_OVERHEAD if device == "gpu" else 0)
     if device == "gpu" and r.engine in ("vllm", "auto"):
         plan.vllm = plan_vllm(plan, cfg, prompt_tokens)

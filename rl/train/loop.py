@@ -40,7 +40,7 @@ from rl.run.rng import seeded
 from rl.run.rundir import Start, apply_start
 from rl.run.tracking import Tracker
 from rl.train.reference_pass import reference_pass
-from rl.train.sampling import by_difficulty, collect, group_zero_std_fraction
+from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction
 from rl.train.update import update_policy
 
 
@@ -152,7 +152,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                               micro_batch_size=cfg.train.micro_batch_size, micro_batch_tokens=cfg.train.micro_batch_tokens,
                               max_grad_norm=cfg.train.max_grad_norm,
                               norm_len=cfg.rollout.max_new_tokens, old_logps=batch.old_logps,
-                              entropy_mask=entropy_mask(run, samples))
+                              entropy_mask=entropy_mask(run, samples), chunk_bytes=chunk_bytes(run))
     run.rewards.update(batch.generated, run.ctx)
     t_sync = time.perf_counter()
     sync_weights(run)  # vLLM engines: push the new weights

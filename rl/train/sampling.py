@@ -39,6 +39,7 @@ import torch
 
 from rl.algo.curriculum import Curriculum
 from rl.algo.estimators import advantage_needs
+from rl.algo.logprobs import chunk_budget
 from rl.algo.outliers import outliers, oversample_factor
 from rl.data import draw_budgets
 from rl.engines.base import Rollout, SamplingParams, cut_rollout
@@ -55,6 +56,11 @@ class StepBatch:
     generated: list[Any]  # every Sample rolled out this step (all rounds, kept or not)
     old_logps: list[torch.Tensor] | None = None  # behaviour log-probs when updates_per_rollout > 1
     stats: dict[str, float] = field(default_factory=dict)
+
+
+def chunk_bytes(run) -> int:
+    """The chunked head's budget on this run's device (``train.logits_chunk_mib``)."""
+    return chunk_budget(run.cfg.train.logits_chunk_mib, run.acc.device.type)
 
 
 def attach_entropy(samples, entropies: list[torch.Tensor]) -> None:
@@ -114,7 +120,7 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     if need_entropy or need_old:  # one no-grad pass serves both
         rnd.old_logps, ents = score_pass(run.policy, rnd.rollouts, run.engine.pad_id, cfg.rollout.temperature,
                                          cfg.train.micro_batch_size, need_entropy, cfg.train.micro_batch_tokens,
-                                         agree=sharded_agree(acc))
+                                         agree=sharded_agree(acc), chunk_bytes=chunk_bytes(run))
         if need_entropy:
             attach_entropy(rnd.samples, ents)
     return rnd
@@ -255,7 +261,8 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
     old = None
     if need_old and rollouts:
         old, _ = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
-                            cfg.train.micro_batch_size, False, cfg.train.micro_batch_tokens, agree=sharded_agree(acc))
+                            cfg.train.micro_batch_size, False, cfg.train.micro_batch_tokens, agree=sharded_agree(acc),
+                            chunk_bytes=chunk_bytes(run))
     stats = {"sampling/rounds": float(rounds), "sampling/kept_fraction": 1 - n_dead / max(n_groups, 1),
              "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep),
              "sampling/first_round_prompts": float(first)}

@@ -51,18 +51,19 @@ def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
 
 
 def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False,
-                        entropy_grad: bool = True, agree=None):
+                        entropy_grad: bool = True, agree=None, chunk_bytes: int | None = None):
     """Per-token log-probs of the completion under ``model`` (logits / temperature), and
     optionally per-token entropies. Both ``[B, C]`` float32, 0 where ``completion_mask`` is 0.
     Computed in chunks from the final hidden states, never holding the ``[B, C, V]`` logits
     (:mod:`rl.algo.logprobs`). With ``entropy_grad=False`` the entropies are a statistic only,
     outside the autograd graph. ``agree`` (:func:`rl.run.distributed.agree_max`): the processes
-    make the same number of head calls (ZeRO-3 gathers the head's weights on each)."""
+    make the same number of head calls (ZeRO-3 gathers the head's weights on each); ``chunk_bytes``: the
+    chunk budget (:func:`rl.algo.logprobs.chunk_budget`)."""
     device = next(model.parameters()).device
     return sequence_logprobs(model, batch.input_ids.to(device), batch.attention_mask.to(device),
                              batch.position_ids.to(device), batch.completion_ids.to(device),
                              batch.completion_mask.to(device), temperature, with_entropy=with_entropy,
-                             entropy_grad=entropy_grad, agree=agree)
+                             entropy_grad=entropy_grad, agree=agree, budget=chunk_bytes)
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -124,7 +125,7 @@ def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
 
 @torch.no_grad()
 def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
-               with_entropy: bool, max_tokens: int | None = None, agree=None
+               with_entropy: bool, max_tokens: int | None = None, agree=None, chunk_bytes: int | None = None
                ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order.
 
@@ -142,7 +143,7 @@ def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, 
         micro_idx = split_to(micro_idx, agree(len(micro_idx)))
     for mb_idx in micro_idx:
         batch = make_batch([rollouts[i] for i in mb_idx], pad_id)
-        logp, ent = completion_logprobs(model, batch, temperature, with_entropy, agree=agree)
+        logp, ent = completion_logprobs(model, batch, temperature, with_entropy, agree=agree, chunk_bytes=chunk_bytes)
         for row, i in enumerate(mb_idx):
             logps[i] = logp[row, : rollouts[i].length].cpu()
             if with_entropy:
@@ -207,7 +208,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                   advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
                   micro_batch_size: int, max_grad_norm: float, norm_len: int,
                   micro_batch_tokens: int | None = None, old_logps: list[torch.Tensor] | None = None,
-                  entropy_mask: torch.Tensor | None = None) -> dict[str, float]:
+                  entropy_mask: torch.Tensor | None = None, chunk_bytes: int | None = None) -> dict[str, float]:
     """``algo.updates_per_rollout`` optimizer steps over this process's rollouts.
 
     ``old_logps`` (behaviour policy) are needed when there is more than one update per rollout;
@@ -261,7 +262,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
             sync = accelerator.no_sync(policy) if k < len(micro) - 1 else contextlib.nullcontext()
             with sync:
                 logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True,
-                                                entropy_grad=bool(algo.entropy_coef), agree=agree)
+                                                entropy_grad=bool(algo.entropy_coef), agree=agree,
+                                                chunk_bytes=chunk_bytes)
                 old = logp.detach() if on_policy else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
                 old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in mb])
                 is_weight = None
@@ -276,7 +278,8 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                     with torch.no_grad(), accelerator.autocast():
                         ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
                         with ctx:
-                            ref_logp, _ = completion_logprobs(ref_model, batch, temperature, agree=agree)
+                            ref_logp, _ = completion_logprobs(ref_model, batch, temperature, agree=agree,
+                                                              chunk_bytes=chunk_bytes)
                 cov_mask = None  # KL-Cov: the step's chosen tokens (none on the on-policy first step)
                 if kl_cov:
                     cov_mask = (torch.zeros_like(logp) if chosen is None

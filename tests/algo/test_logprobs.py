@@ -167,7 +167,7 @@ def _update(model, ref, rollouts, agg, kl, ent, monkeypatch, reference: bool):
 
     if reference:
         monkeypatch.setattr(rl.train.update, "completion_logprobs",
-                            lambda mdl, b, T, with_entropy=False, entropy_grad=True, agree=None:
+                            lambda mdl, b, T, with_entropy=False, entropy_grad=True, agree=None, chunk_bytes=None:
                             full_logits_reference(mdl, b, T, with_entropy, entropy_grad))
     else:
         monkeypatch.setattr("rl.algo.logprobs.CHUNK_BYTES", 4 * 7 * model.config.vocab_size)  # 7-token chunks
@@ -222,3 +222,27 @@ def test_the_chunks_run_under_the_models_autocast(untrained_toy):
     hook.remove()
     assert len(dtypes) > 3 and set(dtypes) == {torch.bfloat16}
     assert torch.allclose(lp, ref_lp, atol=2e-2)
+
+
+def test_the_chunk_budget_sets_the_head_calls_not_the_values():
+    """``budget`` bytes of one float32 ``[n, V]`` buffer: n = budget // 4V tokens a head call
+    (``train.logits_chunk_mib``; 1 GiB on GPU: 1,766 tokens at V = 151,936 instead of 110). The 17
+    completion tokens of the batch take ceil(17 / n) head calls, plus two one-position ones (the model's own
+    forward and the head check)."""
+    from rl.algo.logprobs import chunk_budget, chunk_tokens
+
+    assert chunk_tokens(151936, chunk_budget(None, "cuda")) == 1766 and chunk_tokens(151936, chunk_budget(None, "cpu")) == 110
+    assert chunk_budget(8, "cuda") == 8 << 20
+    model = _qwen2_like()
+    batch = _batch(model.config.vocab_size)
+    calls = []
+    model.get_output_embeddings().register_forward_hook(lambda m, a, out: calls.append(a[0].shape[0]))
+    results = {}
+    for tokens in (3, 17):
+        calls.clear()
+        with torch.no_grad():
+            results[tokens] = sequence_logprobs(model, batch.input_ids, batch.attention_mask, batch.position_ids,
+                                                batch.completion_ids, batch.completion_mask, 0.7,
+                                                budget=tokens * 4 * model.config.vocab_size)[0]
+        assert len(calls) == 2 + math.ceil(17 / tokens), calls
+    assert torch.allclose(results[3], results[17], atol=1e-6)

@@ -59,6 +59,8 @@ def test_bad_choice_names_options():
 def test_cross_field_checks():
     with pytest.raises(ConfigError, match="rollout.group_size must be >= 1"):
         load_config(None, ["rollout.group_size=0"])
+    with pytest.raises(ConfigError, match="train.logits_chunk_mib must be >= 1, got -1"):
+        load_config(None, ["train.logits_chunk_mib=-1"])
     with pytest.raises(ConfigError, match="needs rollout.group_size >= 2"):
         load_config(None, ["rollout.group_size=1"])
     with pytest.raises(ConfigError, match="needs a 'name'"):
