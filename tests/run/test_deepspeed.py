@@ -11,7 +11,8 @@ The multi-process matrix (issue 23): DDP, ZeRO-2 and ZeRO-3 with the transformer
 vLLM engine, 2 updates per rollout with entropies, KL to a reference, unequal micro-batch and head-chunk
 counts per process (``train.micro_batch_tokens`` and 4-token chunks, tests/run/instrumented.py), and
 tensorboard with the evaluations before and after; the server engine with 2 trainer processes is in
-tests/engines/test_vllm_server.py.
+tests/engines/test_vllm_server.py; and the update alone, on fixed rollouts split over 2 processes, against
+one process with all of them (tests/run/update_check.py).
 """
 
 import importlib.util
@@ -208,3 +209,47 @@ def test_colocated_vllm_under_zero_matches_ddp(stage, ddp_vllm_run, untrained_to
         assert len(seen["generate"]) >= 3, seen
         if stage == 3:
             assert not any(seen["generate"]), seen
+
+
+@pytest.fixture(scope="module")
+def one_process_update(untrained_toy, tmp_path_factory):
+    import os
+    import subprocess
+
+    out = tmp_path_factory.mktemp("update")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, str(ROOT / "tests" / "run" / "update_check.py"), str(untrained_toy), str(out), "one"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "ok" in p.stdout, (p.stdout + p.stderr)[-4000:]
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["ddp", 2, 3])
+def test_two_process_update_matches_one_process_on_fixed_rollouts(strategy, one_process_update, untrained_toy):
+    """The update on 8 fixed rollouts of unequal lengths (old-log-prob pass, 2 optimizer steps, KL,
+    entropy bonus: tests/run/update_check.py), split over 2 processes under DDP, ZeRO-2 or ZeRO-3 (every
+    parameter partitioned), leaves the weights a single process leaves with all 8: the loss is normalised
+    by the step's global counts, and gradients are averaged over processes."""
+    import os
+    import subprocess
+
+    if strategy != "ddp" and not HAS_DS:
+        pytest.skip("deepspeed is not installed")
+    config = {2: ROOT / "recipes" / "accelerate" / "zero2.yaml", 3: PARTITIONED}.get(strategy)
+    head = LAUNCH[:3] + (["--multi_gpu"] if strategy == "ddp" else ["--config_file", str(config)])
+    cmd = head + LAUNCH[3:] + [str(ROOT / "tests" / "run" / "update_check.py"), str(untrained_toy),
+                               str(one_process_update), str(strategy)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.count("ok") == 2, (p.stdout + p.stderr)[-4000:]
+    import torch
+    from safetensors.torch import load_file
+
+    one = torch.load(one_process_update / "weights-one.pt")
+    two = torch.load(one_process_update / f"weights-{strategy}.pt")
+    start = load_file(untrained_toy / "model.safetensors")
+    assert one.keys() == two.keys()
+    # moved by ~2e-3 (lr 1e-3, Adam, 2 steps); the split agrees to ~1e-5 (Adam normalises tiny gradients)
+    assert max((one[k] - start[k]).abs().max() for k in start) > 1e-3
+    for k in one:
+        assert (one[k] - two[k]).abs().max() < 5e-5, k
