@@ -69,12 +69,18 @@ advantages[N]``; the keyword-only part is optional (see "Facts and options" belo
                 keys are all equal has no split and gets Dr.GRPO's r_i - mean_g.
                 ``lambda_schedule`` (``constant`` | ``cosine_restart`` | ``accuracy``) replaces
                 ``lam`` by a value per step (the code's ``*_cosine_restart[_r]`` and ``*_annel``):
-                    cosine_restart (fact ``step``): w = (step+1)/W while step < W (warm-up), then
+                    cosine_restart (fact ``step``): after the warm-up (step >= W)
                         w = (1 + cos(pi e / C)) / 2, e = (step - W) mod C, C = (T - W) // K;
-                        lam = lambda_base + (lambda_peak - lambda_base) w.
+                        lam = lambda_base + (lambda_peak - lambda_base) w. During it (step < W)
+                        lam = s + (lambda_peak - s) (step+1)/W, rising from s =
+                        ``lambda_warmup_from``; by default the code's: 1 when the schedule falls
+                        (peak < base), 0 when it rises (its ``cosine_annealing_with_restart``
+                        warms up from 0, whatever its floor), so (step+1)/W for "cosine_restart_r".
                         W = ``lambda_warmup`` (30), T = ``lambda_steps`` (150), K = ``lambda_cycles``
                         (3). base 1, peak 0.4 is the code's "cosine_restart" (lam = 1 - 0.6 w);
                         base 0.4, peak 1 its "cosine_restart_r" (lam = 0.4 + 0.6 w).
+                        ``lambda_warmup_from: 0.4`` (= base) gives "cosine_restart_r" a floor in the
+                        warm-up (laconic's schedule before issue 24: 0.42 at step 0, not 1/30).
                     accuracy: lam = the batch's mean reward, clipped to [0, 1] (the code's "annel",
                         for 0/1 rewards; the clip is ours).
 
@@ -287,8 +293,12 @@ def _exact_mean(x: torch.Tensor) -> torch.Tensor:
 
 
 def canon_lambda(schedule: str, lam: float, step: int | None, rewards: torch.Tensor, base: float, peak: float,
-                 warmup: int, steps: int, cycles: int) -> float:
-    """CANON's lambda for this step (see the module docstring, ``canon``)."""
+                 warmup: int, steps: int, cycles: int, warmup_from: float | None = None) -> float:
+    """CANON's lambda for this step (see the module docstring, ``canon``).
+
+    >>> [round(canon_lambda("cosine_restart", 1.0, s, torch.zeros(1), 0.4, 1.0, 30, 150, 3), 4) for s in (0, 1, 29, 50)]
+    [0.0333, 0.0667, 1.0, 0.7]
+    """
     if schedule == "constant":
         return lam
     if schedule == "accuracy":
@@ -300,8 +310,9 @@ def canon_lambda(schedule: str, lam: float, step: int | None, rewards: torch.Ten
     if warmup < 0 or cycles < 1 or steps <= warmup:
         raise ValueError("advantage estimator 'canon': cosine_restart needs lambda_warmup >= 0, "
                          f"lambda_cycles >= 1 and lambda_steps > lambda_warmup (got {warmup}, {cycles}, {steps})")
-    if step < warmup:
-        w = (step + 1) / warmup
+    if step < warmup:  # the code's warm-up: from 1 (falling schedule) or 0 (rising), not from base
+        start = warmup_from if warmup_from is not None else base if peak == base else 1.0 if peak < base else 0.0
+        return start + (peak - start) * (step + 1) / warmup
     else:
         period = max(1, (steps - warmup) // cycles)
         w = 0.5 * (1.0 + math.cos(math.pi * ((step - warmup) % period) / period))
@@ -352,6 +363,7 @@ def canon(
     lambda_warmup: int = 30,
     lambda_steps: int = 150,
     lambda_cycles: int = 3,
+    lambda_warmup_from: float | None = None,
 ) -> torch.Tensor:
     if split not in CANON_SPLITS:
         raise ValueError(f"advantage estimator 'canon': split must be one of {CANON_SPLITS}, got {split!r}")
@@ -360,7 +372,7 @@ def canon(
         fact = "lengths" if split == "length" else "entropies"
         raise ValueError(f"advantage estimator 'canon' with split={split} needs {fact}")
     lam = canon_lambda(lambda_schedule, lam, step, rewards, lambda_base, lambda_peak, lambda_warmup,
-                       lambda_steps, lambda_cycles)
+                       lambda_steps, lambda_cycles, lambda_warmup_from)
     return _canon(rewards, groups, key, alpha, beta, lam, alpha_on_upper=split == "length")
 
 

@@ -105,9 +105,16 @@ def test_cosine_restart_schedule():
         got = compute_advantages("canon", R, [0] * 4, lengths=L, step=step,
                                  options={"lambda_schedule": "cosine_restart"}).tolist()
         assert 1 - 2 * got[3] == pytest.approx(lam, abs=1e-6), step
-    # cosine_restart_r: lam = 0.4 + 0.6 w
+    # cosine_restart_r: lam = 0.4 + 0.6 w after the warm-up; in it the code's cosine_annealing_with_restart
+    # (max 1, min 0.4, warm-up 30) rises from 0 with no floor: (step + 1) / 30, 1/15 at step 1 (issue 24)
     assert canon_lambda("cosine_restart", 1.0, 50, torch.zeros(1), 0.4, 1.0, 30, 150, 3) == pytest.approx(0.7)
-    assert canon_lambda("cosine_restart", 1.0, 0, torch.zeros(1), 0.4, 1.0, 30, 150, 3) == pytest.approx(0.42)
+    assert canon_lambda("cosine_restart", 1.0, 1, torch.zeros(1), 0.4, 1.0, 30, 150, 3) == pytest.approx(1 / 15)
+    assert canon_lambda("cosine_restart", 1.0, 29, torch.zeros(1), 0.4, 1.0, 30, 150, 3) == pytest.approx(1.0)
+    # laconic's earlier warm-up, from the base, as a named option: 0.4 + 0.6 (step + 1) / 30
+    assert canon_lambda("cosine_restart", 1.0, 0, torch.zeros(1), 0.4, 1.0, 30, 150, 3, 0.4) == pytest.approx(0.42)
+    got = compute_advantages("canon", R, [0] * 4, lengths=L, step=0, options={
+        "lambda_schedule": "cosine_restart", "lambda_base": 0.4, "lambda_peak": 1.0, "lambda_warmup_from": 0.4})
+    assert 1 - 2 * got[3] == pytest.approx(0.42, abs=1e-6)
     with pytest.raises(ValueError, match="needs step"):
         canon(R, L, lambda_schedule="cosine_restart")
 
