@@ -7,7 +7,9 @@ code in our sources). The prompt states an effort r (a fraction); the reward is:
 
 T_avg(x) is the *current* mean chain-of-thought length on the prompt: here the mean over the
 sample's group (its G completions of the same prompt and effort, this step). The comparison is
-written as a product, so T_avg = 0 needs no division (l = 0 passes). l_i is the think length (tokens
+exact, in rationals: ``l * G <= r * sum(l)`` with r read as the decimal it is written as (0.6 = 3/5),
+so l = 14 passes at r = 0.6 and T_avg = 70/3, where floats give 0.6 * 70/3 = 13.999999999999998;
+and T_avg = 0 needs no division (l = 0 passes). l_i is the think length (tokens
 before the delimiter) when the completion has one and ``think_only`` is set, else the completion
 length; T_avg uses the same measure.
 
@@ -26,6 +28,8 @@ effort per prompt per step, as the paper trains, needs data-side support (as L1'
 [0.0, 0.0, 0.0, 0.0]
 >>> E1Effort()([*g[:3], Sample("p", 0, correct=True, length=20, meta={"effort": 0.5})], Context())  # T_avg 50
 [0.0, 0.0, 0.0, 1.0]
+>>> E1Effort(effort=0.6)([Sample("q", 1, correct=True, length=n) for n in (14, 26, 30)], Context())  # the boundary
+[1.0, 0.0, 0.0]
 >>> effort_prompt("What is 2+2?", 0.25)
 'What is 2+2?\n\nReasoning effort: 0.25'
 """
@@ -33,6 +37,7 @@ effort per prompt per step, as the paper trains, needs data-side support (as L1'
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 from typing import Any
 
 from ._util import check_number, correct_flags
@@ -102,8 +107,8 @@ class E1Effort(Reward):
         lengths = [self.measure(s) for s in samples]
         out = [self.wrong_reward] * len(samples)
         for idx in groups_of(samples).values():
-            t_avg = sum(lengths[i] for i in idx) / len(idx)
+            total = sum(lengths[i] for i in idx)  # l <= r * total / G, exactly: l * G <= r * total
             for i in idx:
-                if flags[i] and lengths[i] <= efforts[i] * t_avg:
+                if flags[i] and lengths[i] * len(idx) <= Fraction(str(efforts[i])) * total:
                     out[i] = self.correct_reward
         return out

@@ -77,3 +77,15 @@ def test_properties(rows, e1, e2):
     assert all(x == 0.0 for (c, _), x in zip(rows, a) if not c)       # wrong -> 0
     mean = sum(n for _, n in rows) / len(rows)
     assert all((x == 1.0) == (c and n <= lo * mean) for (c, n), x in zip(rows, a))
+
+
+def test_the_boundary_is_exact():
+    """issue 24 (A5): effort 0.6 and a mean of 70/3 allow exactly 14 tokens; in floats 0.6 * (70/3) is
+    13.999999999999998 and 14 was rejected. The comparison is now in rationals, the effort read as written."""
+    from rewards.base import Context, Sample
+    from rewards.e1 import E1Effort
+
+    group = [Sample("q", 1, correct=True, length=n) for n in (14, 26, 30)]
+    assert 0.6 * (70 / 3) < 14  # the float trap
+    assert E1Effort(effort=0.6)(group, Context()) == [1.0, 0.0, 0.0]
+    assert E1Effort(effort=0.59)(group, Context()) == [0.0, 0.0, 0.0]
