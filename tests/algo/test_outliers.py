@@ -33,6 +33,24 @@ def test_equal_lengths_and_the_margin():
     assert outliers(group([50, 50, 50, 90]), alpha=0.5, min_excess=20) == {3: 70}
 
 
+def test_settings_read_as_the_release_reads_them():
+    """issue 24 (A4), U-rara/DOT projects/dot/length_truncation.py: each case failed before."""
+    # a margin between 0 and 1 is relative: max(floor(L * m), 16); T = 1434 here, L - T = 566
+    tail = group([100] * 20 + [2000])
+    assert outliers(tail, min_excess=0.2) == {20: 1434} and outliers(tail, min_excess=0.5) == {}
+    # min_excess 0: only what is longer than T is cut (before: L == T was "cut" and marked truncated)
+    assert outliers(group([50, 50, 50, 50]), alpha=0.0, min_excess=0) == {}
+    # success_threshold 0: a group with no correct completion is still never cut (before: it was)
+    assert outliers(group([100, 100, 100, 400], correct=False), alpha=0.5, min_excess=32, success_threshold=0) == {}
+    assert outliers(group([100, 100, 100, 400], correct=[False] * 3 + [True]), alpha=0.5, min_excess=32,
+                    success_threshold=0) == {3: 250}
+    # the share of correct completions in floats, as the release: 7 of 25 qualifies at 0.28 (7 < 0.28 * 25 in floats)
+    assert 7 < 0.28 * 25 and 7 / 25 >= 0.28
+    lengths = [100] * 24 + [400]
+    flags = [True] * 6 + [False] * 18 + [True]
+    assert outliers(group(lengths, correct=flags), alpha=0.5, min_excess=32, success_threshold=0.28) != {}
+
+
 def test_a_cut_that_removes_the_answer_is_rescored_wrong(toy_tokenizer):
     from rl.data import Prompt
     from rl.facts import make_samples
