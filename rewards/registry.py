@@ -133,7 +133,7 @@ def _closest(word: str, candidates: Any) -> str | None:
     if not candidates:
         return None
     lowered = {c.lower(): c for c in candidates}
-    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.0)
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1)  # close names only: a far guess misleads
     return lowered[match[0]] if match else None
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from rl.config.schema import CHOICES, Config, ConfigError, closest
+from rl.config.aliases import alias_hint
+from rl.config.schema import CHOICES, Config, ConfigError, all_keys, closest
 from rl.config.validate import validate
 
 
@@ -74,9 +75,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in hints:
-            raise ConfigError(
-                f"unknown key '{full}'" + closest(full, [f"{prefix}{n}" for n in names])
-            )
+            raise ConfigError(f"unknown key '{full}'" + unknown_key_hint(full, [f"{prefix}{n}" for n in names]))
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value or {}, f"{full}.")
@@ -88,6 +87,18 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
                     + closest(str(kwargs[key]), list(CHOICES[full]))
                 )
     return cls(**kwargs)
+
+
+def unknown_key_hint(full: str, siblings: list[str]) -> str:
+    """What an unknown key most likely means: TRL's or verl's name for a laconic key
+    (:mod:`rl.config.aliases`), the same name in another section, or a close name in this one."""
+    leaf = full.rsplit(".", 1)[-1]
+    elsewhere = [k for k in all_keys() if k.rsplit(".", 1)[-1] == leaf and k != full]
+    if alias_hint(full):
+        return alias_hint(full)
+    if elsewhere:
+        return f"; it is '{elsewhere[0]}'"
+    return closest(full, siblings)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -204,8 +204,30 @@ def eval_data_config(cfg: Config) -> DataConfig:
 
 
 def closest(key: str, options: list[str]) -> str:
-    """"; did you mean X?" for the option nearest to ``key``, for error messages."""
-    match = difflib.get_close_matches(key, options, n=1, cutoff=0.0)
-    return f"; did you mean '{match[0]}'?" if match else ""
+    """"; did you mean X?" for an option close to ``key`` (compared by their last dotted part, with
+    difflib's default cutoff of 0.6), for error messages; "" when none is close: a guess at any
+    distance misleads (``algo.epsilon`` is not ``algo.adv_eps``).
+
+    >>> closest("algo.clip_hgh", ["algo.clip_high", "algo.clip_low"]), closest("algo.epsilon", ["algo.adv_eps"])
+    ("; did you mean 'algo.clip_high'?", '')
+    """
+    by_leaf = {o.rsplit(".", 1)[-1]: o for o in options}
+    match = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_leaf), n=1)
+    return f"; did you mean '{by_leaf[match[0]]}'?" if match else ""
+
+
+def all_keys(cls: type | None = None, prefix: str = "") -> list[str]:
+    """Every dotted key of the config (``rollout.group_size``, ...), sections recursed into."""
+    import typing
+
+    cls = cls or Config
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += all_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
 
 

@@ -47,7 +47,7 @@ def build_engine(name: str, model, tokenizer, batch_size: int = 256, *, model_pa
     if name not in ENGINES:
         import difflib
 
-        close = difflib.get_close_matches(name, ENGINES, n=1, cutoff=0.0)
+        close = difflib.get_close_matches(name, ENGINES, n=1)
         raise ValueError(f"unknown rollout engine '{name}' (available: {', '.join(ENGINES)})"
                          + (f"; did you mean '{close[0]}'?" if close else ""))
     from rl.config import RolloutConfig
