@@ -119,11 +119,13 @@ def validate(cfg: Config) -> None:
     for i, spec in enumerate(cfg.rewards):
         if "name" not in spec:
             raise ConfigError(f"rewards[{i}]: every reward needs a 'name' ({spec!r})")
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    trackers = sorted(LOGGER_TYPE_TO_CLASS)  # every tracker accelerate logs to
     for rep in t.report_to:
-        if rep not in ("wandb", "tensorboard"):
-            raise ConfigError(
-                f"train.report_to: unknown '{rep}'" + closest(rep, ["wandb", "tensorboard"])
-            )
+        if rep not in trackers:
+            raise ConfigError(f"train.report_to: unknown '{rep}' (accelerate's trackers: {', '.join(trackers)})"
+                              + closest(rep, trackers))
 
 
 def kl_cov_options(a: AlgoConfig) -> tuple[float, float]:

@@ -1,6 +1,7 @@
 """Checks that run before any model is loaded (a 7B load takes minutes; a typo should take seconds).
 
-In order: the output directory (:func:`rl.run.rundir.plan_start`), the process count, the rewards
+In order: the output directory (:func:`rl.run.rundir.plan_start`), the trackers of ``train.report_to``
+(installed), the process count, the rewards
 (built, then scored once on made-up samples of the real data, so a user reward that raises, returns
 NaN or the wrong count is named now and not at step 1), and every row of the training and
 evaluation data (:func:`rl.data.parse_rows`). Each failure is one line (``ConfigError`` or
@@ -21,6 +22,7 @@ from rl.algo.advantages import table_advantages
 from rl.config import Config, ConfigError, eval_data_config
 from rl.data import Row, load_rows_checked
 from rl.run.rundir import Start, plan_start
+from rl.run.tracking import check_trackers
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Checked:
 
 def preflight(cfg: Config, num_processes: int) -> Checked:
     start = plan_start(cfg.train)
+    check_trackers(cfg.train.report_to)
     if cfg.rollout.prompts_per_step % num_processes:
         raise ConfigError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible by the number "
                           f"of processes ({num_processes}): a group never straddles processes")

@@ -10,6 +10,20 @@ from typing import Any
 from tqdm.auto import tqdm
 
 
+def check_trackers(report_to: list[str]) -> None:
+    """Each of ``train.report_to`` installed, or one line before the model loads (accelerate would
+    warn and log nothing to it)."""
+    import accelerate.utils
+
+    from rl.config import ConfigError
+
+    for name in report_to:
+        if not getattr(accelerate.utils, f"is_{name}_available")():
+            package = {"comet_ml": "comet_ml"}.get(name, name)
+            raise ConfigError(f"train.report_to: {name} is not installed (pip install {package}); the run would "
+                              f"log nothing to it")
+
+
 class Tracker:
     def __init__(self, accelerator, output_dir: str | Path, total_steps: int, start_step: int,
                  report_to: list[str], run_name: str | None, config: dict[str, Any]):
@@ -17,9 +31,9 @@ class Tracker:
         self.main = accelerator.is_main_process
         self.path = Path(output_dir) / "metrics.jsonl"
         self.report_to = list(report_to)
-        if self.report_to:
-            accelerator.init_trackers(run_name or "laconic", config=_flat(config),
-                                      init_kwargs={"wandb": {"name": run_name}} if run_name else {})
+        if self.report_to:  # wandb's files (offline runs too) go into the run directory, next to metrics.jsonl
+            wandb = {"dir": str(output_dir), **({"name": run_name} if run_name else {})}
+            accelerator.init_trackers(run_name or "laconic", config=_flat(config), init_kwargs={"wandb": wandb})
         self.bar = tqdm(total=total_steps, initial=start_step, disable=not self.main,
                         desc="train", dynamic_ncols=True)
 
