@@ -130,6 +130,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     resume: str | None = None  # "latest" or a checkpoint directory (rl/run/rundir.py)
     overwrite: bool = False  # true: delete a previous run in output_dir and start over (else it is refused)
+    # a resume whose max_steps / warmup_steps / lr_scheduler differ from the run's (config.json): "extend"
+    # the schedule to the new horizon (its lr from there on), or "keep" the run's (a finished cosine stays 0)
+    resume_schedule: str | None = None
     report_to: list[str] = field(default_factory=list)  # wandb, tensorboard
     run_name: str | None = None
     log_completions: int = 0  # every N steps, each process appends its samples to completions/rank<r>.jsonl
@@ -190,6 +193,7 @@ CHOICES = {
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "algo.ratio_level": ("token", "sequence"),
     "algo.policy_loss": ("clip", "kl_cov"),
+    "train.resume_schedule": ("extend", "keep"),
 }
 
 

@@ -30,6 +30,7 @@ class Start:
     checkpoint: Path | None = None  # resume from it; None: step 0
     wipe: bool = False  # delete the directory's contents first (overwrite, or a run with no checkpoint)
     notes: list[str] = field(default_factory=list)  # what the user is told
+    schedule: dict = field(default_factory=dict)  # resume_schedule=keep: the run's max_steps, warmup_steps, lr_scheduler
 
 
 def _contents(out: Path) -> list[Path]:
@@ -61,7 +62,7 @@ def plan_start(t: TrainConfig) -> Start:
         problem = verify(t.resume) if Path(t.resume).is_dir() else "no such directory"
         if problem:
             raise ConfigError(f"train.resume={t.resume} cannot be resumed: {problem}")
-        return Start(out, Path(t.resume))
+        return schedule_choice(Start(out, Path(t.resume)), t)
     if not contents:
         note = f"train.resume=latest: nothing to resume in {out}, starting a fresh run" if t.resume else None
         return Start(out, notes=[note] if note else [])
@@ -75,7 +76,7 @@ def plan_start(t: TrainConfig) -> Start:
         skipped: list[str] = []
         ckpt = latest_valid_checkpoint(out, warn=skipped.append)
         if ckpt is not None:
-            return Start(out, ckpt, notes=skipped)
+            return schedule_choice(Start(out, ckpt, notes=skipped), t)
         if checkpoint_dirs(out):
             raise ConfigError(f"train.resume=latest: no checkpoint in {out} verifies ("
                               + "; ".join(s.split(": ", 1)[1] for s in skipped)
@@ -84,6 +85,40 @@ def plan_start(t: TrainConfig) -> Start:
                                             "restarts from step 0"])
     raise ConfigError(f"train.output_dir {out} already holds a run ({names}): continue it with "
                       "train.resume=latest, or delete it and start over with train.overwrite=true")
+
+
+SCHEDULE_KEYS = ("max_steps", "warmup_steps", "lr_scheduler")
+
+
+def schedule_choice(start: Start, t: TrainConfig) -> Start:
+    """A resume whose learning-rate schedule differs from the run's (its ``config.json``): a longer
+    ``train.max_steps`` after a cosine that ended at lr 0 would restart the cosine from the middle (lr
+    jumping back up), or, kept, train on at lr 0 and leave the weights as they were. Neither is
+    guessed: ``train.resume_schedule`` says which (``extend``: the schedule over the new settings, from
+    the resumed step on; ``keep``: the run's horizon), else the run stops with one line."""
+    import json
+
+    saved = start.output_dir / "config.json"
+    if not saved.is_file() or t.lr_scheduler == "constant":
+        return start
+    run = json.loads(saved.read_text())
+    before = run.get("lr_schedule") or run.get("train", {})  # the schedule in force (a kept one), else the config's
+    changed = [f"{k} {before[k]} -> {getattr(t, k)}" for k in SCHEDULE_KEYS if k in before and before[k] != getattr(t, k)]
+    if not changed:
+        return start
+    if t.resume_schedule is None:
+        raise ConfigError(f"resuming with a different learning-rate schedule ({', '.join(changed)}; "
+                          f"{t.lr_scheduler}): set train.resume_schedule=extend to run the schedule over the new "
+                          "settings from the resumed step (the lr changes at once), or train.resume_schedule=keep "
+                          f"to keep the run's (over its {before.get('max_steps')} steps; past them the lr stays "
+                          "where the schedule ended, 0 for cosine and linear)")
+    if t.resume_schedule == "keep":
+        start.schedule = {k: before[k] for k in SCHEDULE_KEYS if k in before}
+        start.notes.append(f"train.resume_schedule=keep: the lr schedule stays the run's ({', '.join(changed)} ignored "
+                           "for it)")
+    else:
+        start.notes.append(f"train.resume_schedule=extend: the lr schedule now runs over {', '.join(changed)}")
+    return start
 
 
 def apply_start(start: Start) -> None:

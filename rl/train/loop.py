@@ -6,6 +6,7 @@ sample prompts -> roll out G per prompt -> facts -> all-gather -> score -> advan
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -37,7 +38,7 @@ from rl.run.distributed import (gather, is_sharded, make_accelerator, make_refer
 from rl.run.plan import check_run
 from rl.run.preflight import preflight
 from rl.run.rng import seeded
-from rl.run.rundir import Start, apply_start
+from rl.run.rundir import SCHEDULE_KEYS, Start, apply_start
 from rl.run.tracking import Tracker
 from rl.train.reference_pass import reference_pass
 from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction
@@ -103,8 +104,10 @@ def setup(cfg: Config) -> Run:
     ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.train.learning_rate,
                                   betas=(cfg.train.adam_beta1, cfg.train.adam_beta2), weight_decay=cfg.train.weight_decay)
-    scheduler = get_scheduler(cfg.train.lr_scheduler, optimizer, num_warmup_steps=cfg.train.warmup_steps,
-                              num_training_steps=cfg.train.max_steps * cfg.algo.updates_per_rollout)
+    sched = {k: getattr(cfg.train, k) for k in SCHEDULE_KEYS} | checked.start.schedule  # resume_schedule=keep: the run's
+    scheduler = get_scheduler(sched["lr_scheduler"], optimizer, num_warmup_steps=sched["warmup_steps"],
+                              num_training_steps=sched["max_steps"] * cfg.algo.updates_per_rollout)
+    hold_at_end(scheduler, sched["max_steps"] * cfg.algo.updates_per_rollout)
     policy, optimizer = acc.prepare(policy, optimizer)
     acc.register_for_checkpointing(scheduler)
     if ref is not None:
@@ -119,6 +122,17 @@ def setup(cfg: Config) -> Run:
                   total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template))
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
                eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start)
+
+
+def hold_at_end(scheduler, horizon: int) -> None:
+    """Past its horizon (a resume with ``train.resume_schedule=keep`` and more steps) the lr stays where
+    the schedule ended: transformers' cosine would rise again (cos(pi x) for x > 1)."""
+    for i, fn in enumerate(getattr(scheduler, "lr_lambdas", [])):
+        scheduler.lr_lambdas[i] = functools.partial(_held, fn, horizon)
+
+
+def _held(fn, horizon: int, step: int) -> float:
+    return fn(min(step, horizon))
 
 
 def run_eval(run: Run) -> dict[str, Any]:
@@ -205,8 +219,9 @@ def train(cfg: Config) -> dict[str, Any]:
             for log in [out / "metrics.jsonl", *sorted((out / "completions").glob("rank*.jsonl"))]:
                 keep_steps_upto(log, start)
         acc.print(f"resumed from {run.start.checkpoint} at step {start}")
-    elif acc.is_main_process:
-        atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    if acc.is_main_process:  # the settings in force, and the lr schedule as it runs (resume_schedule=keep: the run's)
+        schedule = {k: getattr(cfg.train, k) for k in SCHEDULE_KEYS} | run.start.schedule
+        atomic_write_text(out / "config.json", json.dumps({**cfg.to_dict(), "lr_schedule": schedule}, indent=1))
     acc.wait_for_everyone()
     reference_pass(run)  # train.reference_samples: the initial policy's accuracy per prompt (cached)
     if cfg.eval.before and "before" not in state["evals"]:
