@@ -222,6 +222,6 @@ def test_state_survives_a_resume(untrained_toy, tmp_path, monkeypatch):
     run(tmp_path / "split", "train.max_steps=2")
     state = json.loads((tmp_path / "split" / "checkpoint-000002" / "trainer_state.json").read_text())["ctx"]
     assert state[KAPPA] == pytest.approx(0.2 * (0.5 - 0.1)) and state[LAST] == pytest.approx(0.1)
-    resumed = run(tmp_path / "split", "train.max_steps=3", "train.resume=latest")
+    resumed = run(tmp_path / "split", "train.max_steps=3", "train.resume=latest", "train.resume_schedule=extend")
     assert [r["curriculum/kappa"] for r in full] == pytest.approx([0.0, 0.04, 0.08])
     assert resumed[-1]["step"] == 3 and resumed[-1]["curriculum/kappa"] == pytest.approx(0.08)
