@@ -70,6 +70,7 @@ class Reward:
 
     name: str = "reward"
     needs: frozenset[str] = frozenset()
+    reads_truncation: bool = False  # reads ``s.truncated``: an adapter must know it (rewards/trl.py)
 
     def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
         raise NotImplementedError

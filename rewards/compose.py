@@ -58,6 +58,7 @@ class ComposedReward(Reward):
             self.rewards.append(reward)
             self.weights.append(_check_weight(str(name), weight))
         self.needs = frozenset().union(*(r.needs for r in self.rewards))
+        self.reads_truncation = any(getattr(r, "reads_truncation", False) for r in self.rewards)
 
     def _unique(self, name: str) -> str:
         """``len``, ``len_1``, ``len_2``... for repeated display names."""

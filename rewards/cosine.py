@@ -42,6 +42,7 @@ class CosineScaled(Reward):
     """Cosine-scaled correctness reward with an exceed-length penalty."""
 
     name = "cosine"
+    reads_truncation = True
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ class DADLER(Reward):
     """``correct_reward * 1[correct and L <= limit(group) and not truncated]``."""
 
     name = "da_dler"
+    reads_truncation = True
 
     def __init__(
         self,

@@ -14,8 +14,15 @@ completion:
 * ``group``: completions with identical prompts form a group, numbered in order of first
   appearance (``group_size=G`` instead cuts the list into consecutive chunks of G, TRL's order);
 * ``prompt_id``: the ``prompt_id`` column when present, else a stable hash of the prompt;
-* ``answer`` = ``kwargs[answer_key][i]``; ``truncated`` from a ``truncated`` column, else False;
-  the other list columns go to ``s.meta`` (e.g. ``budget`` for L1); ``completion_ids`` are kept.
+* ``answer`` = ``kwargs[answer_key][i]``; the other list columns go to ``s.meta`` (e.g. ``budget``
+  for L1); ``completion_ids`` are kept;
+* ``truncated``: a ``truncated`` column when present, else TRL's own rule (its ``clipped_ratio``
+  and ``mask_truncated_completions``): the ids TRL passes end with the EOS token when generation
+  stopped, so a completion whose last id is not an EOS or pad id was cut (with ``max_length``, only
+  when it is that long). The stop ids come from ``eos_token_ids`` or the tokenizer. A reward that
+  reads truncation (``reads_truncation``: ``dler``, ``truncation_penalty``, ``cosine``, ``da_dler``)
+  is refused at construction without them: scored as finished, a cut completion with no final
+  answer would still earn the correctness reward through the last-number fallback.
 
 Conversational prompts/completions (lists of ``{"role", "content"}`` messages) are reduced to the
 text of their contents (and ``ctx.chat`` is set). The returned function scores, then calls the
@@ -66,7 +73,7 @@ from .base import Context, FunctionReward, Reward, Sample
 from .compose import ComposedReward, _validate, build_rewards
 from .registry import RewardConfigError, _import_object, _is_reward_function, build_reward, register_reward
 
-__all__ = ["TRLFunction", "as_trl_reward", "from_trl", "samples_from_trl", "trainer_state"]
+__all__ = ["TRLFunction", "as_trl_reward", "from_trl", "samples_from_trl", "stop_ids_of", "trainer_state"]
 
 #: dataset columns that are not copied into ``meta``
 _RESERVED = ("trainer_state", "truncated")
@@ -109,6 +116,8 @@ def samples_from_trl(
     answer_key: str = "answer",
     group_size: int | None = None,
     prompt_id_key: str = "prompt_id",
+    stop_ids: frozenset[int] = frozenset(),
+    max_length: int | None = None,
     **columns: Any,
 ) -> list[Sample]:
     """The laconic sample table of one TRL reward call (see the module docstring)."""
@@ -149,11 +158,31 @@ def samples_from_trl(
             completion=text,
             answer=None if answers is None or answers[i] is None else str(answers[i]),
             length=len(ids) if ids is not None else _count_tokens(tokenizer, text),
-            truncated=bool(truncated[i]) if truncated is not None else False,
+            truncated=bool(truncated[i]) if truncated is not None else _cut(ids, stop_ids, max_length),
             meta=meta,
             completion_ids=ids,
         ))
     return samples
+
+
+def _cut(ids: list[int] | None, stop_ids: frozenset[int], max_length: int | None) -> bool:
+    """TRL's truncation rule: the ids do not end with a stop id (and reach ``max_length`` when given)."""
+    if ids is None or not stop_ids:
+        return False
+    return (not ids or ids[-1] not in stop_ids) and (max_length is None or len(ids) >= max_length)
+
+
+def stop_ids_of(tokenizer: Any, eos_token_ids: Any = None) -> frozenset[int]:
+    """The ids that end a finished completion: ``eos_token_ids``, else the tokenizer's EOS and pad
+    ids (TRL's ``eos_and_pad``)."""
+    if eos_token_ids is not None:
+        ids = [eos_token_ids] if isinstance(eos_token_ids, int) else list(eos_token_ids)
+    else:
+        ids = []
+        for attr in ("eos_token_id", "pad_token_id"):
+            v = getattr(tokenizer, attr, None)
+            ids += v if isinstance(v, (list, tuple)) else [v]
+    return frozenset(int(i) for i in ids if i is not None)
 
 
 def _resolve(reward_or_spec: Any, name: str | None) -> tuple[Reward, str]:
@@ -185,20 +214,32 @@ def as_trl_reward(
     max_length: int | None = None,
     name: str | None = None,
     prompt_id_key: str = "prompt_id",
+    eos_token_ids: int | Sequence[int] | None = None,
 ) -> Callable[..., list[float]]:
-    """A TRL reward function ``fn(prompts, completions, completion_ids=None, **kwargs) -> list[float]``."""
+    """A TRL reward function ``fn(prompts, completions, completion_ids=None, **kwargs) -> list[float]``.
+
+    ``max_length``: TRL's ``max_completion_length`` (``ctx.max_length`` for the reward, and the length a
+    cut completion has); ``eos_token_ids`` or the ``tokenizer``: the stop ids that tell a finished
+    completion from a cut one (see the module docstring)."""
     reward, display = _resolve(reward_or_spec, name)
     if reward.needs:
         raise ValueError(
             f"reward '{display}' needs {sorted(reward.needs)}, facts that a TRL reward function does not "
             "receive; use it with laconic's trainer"
         )
+    stop_ids = stop_ids_of(tokenizer, eos_token_ids)
+    if getattr(reward, "reads_truncation", False) and not stop_ids:
+        raise ValueError(
+            f"reward '{display}' reads whether a completion was truncated, which TRL does not pass: give "
+            "as_trl_reward the tokenizer (or eos_token_ids=[...]) so that a completion whose ids do not end "
+            "with EOS counts as cut, as TRL's clipped_ratio counts it"
+        )
 
     def trl_reward(prompts, completions, completion_ids=None, **kwargs) -> list[float]:
         state = kwargs.get("trainer_state")
         samples = samples_from_trl(prompts, completions, completion_ids, tokenizer=tokenizer,
                                    answer_key=answer_key, group_size=group_size, prompt_id_key=prompt_id_key,
-                                   **kwargs)
+                                   stop_ids=stop_ids, max_length=max_length, **kwargs)
         sizes = {}
         for s in samples:
             sizes[s.group] = sizes.get(s.group, 0) + 1
@@ -260,7 +301,8 @@ class TRLFunction(Reward):
                              "(the trainer attaches them for rewards that declare needs={'completion_ids'})")
         prompts: list[Any] = [s.prompt for s in samples]
         completions: list[Any] = [s.completion for s in samples]
-        if self.conversational if self.conversational is not None else bool(ctx.chat):
+        chat = self.conversational if self.conversational is not None else bool(ctx.chat)
+        if chat:
             prompts = [[{"role": "user", "content": p}] for p in prompts]
             completions = [[{"role": "assistant", "content": c}] for c in completions]
         gold = [s.answer for s in samples]
@@ -269,8 +311,15 @@ class TRLFunction(Reward):
             columns[key] = [s.meta.get(key) for s in samples]
         columns.update(trainer_state=trainer_state(ctx), log_extra=_noop, log_metric=_noop)
         columns.update(self.fixed_kwargs)
-        out = self.fn(prompts=prompts, completions=completions,
-                      completion_ids=None if any(x is None for x in ids) else ids, **columns)
+        try:
+            out = self.fn(prompts=prompts, completions=completions,
+                          completion_ids=None if any(x is None for x in ids) else ids, **columns)
+        except (TypeError, KeyError, IndexError) as e:
+            if chat:
+                raise
+            # TRL's built-ins read completion[0]["content"]: plain text fails inside them with no hint
+            raise type(e)(f"{e} (the completions were plain text; if '{self.name}' reads chat messages "
+                          "(completion[0]['content']), set conversational: true)") from e
         return [0.0 if v is None else v for v in out]
 
 
@@ -290,3 +339,6 @@ def trl_function(function: str, conversational: bool | None = None, **kwargs: An
     if not callable(fn):
         raise RewardConfigError(f"reward 'trl': '{function}' is not callable")
     return TRLFunction(fn, kwargs, name=function.rpartition(":")[2], conversational=conversational)
+
+
+trl_function.names_itself = True  # logged as reward/<function name>, not reward/trl, reward/trl_1

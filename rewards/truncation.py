@@ -50,6 +50,7 @@ class DLER(Reward):
     """DLER truncation reward: ``correct_reward * 1[correct and not truncated]``."""
 
     name = "dler"
+    reads_truncation = True
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class TruncationPenalty(Reward):
     """``-penalty`` for a truncated completion, ``0`` otherwise."""
 
     name = "truncation_penalty"
+    reads_truncation = True
 
     def __init__(self, penalty: float = 1.0, max_length: int | None = None):
         self.penalty = float(penalty)

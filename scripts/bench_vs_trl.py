@@ -308,19 +308,11 @@ def with_delimiter(spec, delimiter):
 
 
 def trl_reward(cfg, eos_ids: set[int]):
-    """The recipe's rewards as one TRL reward function, told which completions were truncated."""
+    """The recipe's rewards as one TRL reward function; a completion whose ids end without EOS was cut."""
     from rewards.trl import as_trl_reward
 
-    max_new = cfg.rollout.max_new_tokens
-    inner = as_trl_reward([with_delimiter(s, cfg.data.delimiter) for s in cfg.rewards],
-                          group_size=cfg.rollout.group_size, max_length=max_new)
-
-    def reward(prompts, completions, completion_ids=None, **kwargs):
-        kwargs["truncated"] = [len(ids) >= max_new and (not ids or ids[-1] not in eos_ids) for ids in completion_ids]
-        return inner(prompts, completions, completion_ids=completion_ids, **kwargs)
-
-    reward.__name__ = inner.__name__
-    return reward
+    return as_trl_reward([with_delimiter(s, cfg.data.delimiter) for s in cfg.rewards], group_size=cfg.rollout.group_size,
+                         max_length=cfg.rollout.max_new_tokens, eos_token_ids=sorted(eos_ids))
 
 
 def trl_worker(conn, settings: dict) -> None:

@@ -64,6 +64,27 @@ def test_lengths_from_tokenizer_and_columns():
         fn(["p", "p"], ["a", "b"], budget=[1])
 
 
+def test_truncation_follows_trls_eos_rule():
+    """Issue 24, B1. Before: TRL passes no truncation flag and the adapter assumed none, so DLER scored a
+    completion cut at the limit with no final answer 1.0 through the last-number fallback."""
+    cut_then_finished = (["q", "q"], ["so far 2 + 2 = 4", "The answer is 4"])
+    ids = [[5, 6, 7, 8], [5, 6, 0]]  # 0 = EOS: the second ended, the first was cut at max_length 4
+    with pytest.raises(ValueError, match=r"reward 'dler' reads whether a completion was truncated.*tokenizer"):
+        as_trl_reward("dler")
+    with pytest.raises(ValueError, match=r"reward 'kimi_length\+dler' reads"):  # inside a composition too
+        as_trl_reward([{"name": "kimi_length"}, {"name": "dler"}])
+    fn = as_trl_reward("dler", eos_token_ids=[0], max_length=4)
+    assert fn(*cut_then_finished, completion_ids=ids, answer=["4", "4"]) == [0.0, 1.0]
+    tok = SimpleNamespace(eos_token_id=0, pad_token_id=1)  # a tokenizer's EOS and pad, TRL's eos_and_pad
+    assert as_trl_reward("dler", tokenizer=tok)(*cut_then_finished, completion_ids=ids, answer=["4", "4"]) == [0.0, 1.0]
+    assert as_trl_reward("dler", tokenizer=tok)(["q"], ["4"], completion_ids=[[5, 1]], answer=["4"]) == [1.0]  # pad
+    # with max_length, a shorter completion without EOS (a stop string) is not cut
+    assert as_trl_reward("dler", eos_token_ids=0, max_length=8)(*cut_then_finished, completion_ids=ids,
+                                                               answer=["4", "4"]) == [1.0, 1.0]
+    # a truncated column, when the caller has one, wins
+    assert fn(*cut_then_finished, completion_ids=ids, answer=["4", "4"], truncated=[False, True]) == [1.0, 0.0]
+
+
 def test_l1_budget_through_trl_columns_and_weights():
     fn = as_trl_reward("l1_exact")
     # budget 10, 4 ids -> 1 - 3e-4 * 6 = 0.9982
@@ -124,7 +145,7 @@ def test_from_trl_passes_columns_and_maps_none():
 
 def test_registry_trl_spec():
     name, r, _ = build_reward({"name": "trl", "function": "tests.rewards.test_rewards_trl:trl_len_fn", "scale": 2.0})
-    assert name == "trl" and r([Sample("p", 0, completion="abc")], Context()) == [6.0]
+    assert name == "trl_len_fn" and r([Sample("p", 0, completion="abc")], Context()) == [6.0]
     composed = build_rewards([{"name": "trl", "function": "tests.rewards.test_rewards_trl:trl_len_fn", "as": "chars"}])
     assert composed.score([Sample("p", 0, completion="ab")], Context())[1] == {"chars": [2.0]}
     with pytest.raises(RewardConfigError, match="function"):
@@ -144,3 +165,20 @@ def test_importing_rewards_does_not_import_trl():
     code = "import sys, rewards, rewards.trl; print('trl' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_trl_functions_log_under_their_own_names_and_plain_text_gets_a_hint():
+    """Issue 24, B9. Before: two TRL functions logged as reward/trl and reward/trl_1, and TRL's
+    accuracy_reward on plain completions failed inside TRL with "string indices must be integers"."""
+    pytest.importorskip("trl")
+    from rewards.base import Context, Sample
+
+    composed = build_rewards([{"name": "trl", "function": "trl.rewards:accuracy_reward"},
+                              {"name": "trl", "function": "trl.rewards:think_format_reward"},
+                              {"name": "trl", "function": "trl.rewards:think_format_reward", "as": "fmt"}])
+    assert composed.names == ["accuracy_reward", "think_format_reward", "fmt"]
+    samples = [Sample("p", 0, prompt="1+1=", completion="\\boxed{2}", answer="2")]
+    with pytest.raises(TypeError, match="plain text.*set conversational: true"):
+        composed.rewards[0](samples, Context(chat=False))
+    _, accuracy, _ = build_reward({"name": "trl", "function": "trl.rewards:accuracy_reward", "conversational": True})
+    assert accuracy(samples, Context()) == [1.0]
