@@ -5,7 +5,8 @@ A recipe lists rewards as data::
     rewards:
       - {name: dler}                                    # a registered name
       - {name: truncation_penalty, weight: 0.5, penalty: 2.0, as: trunc}
-      - {name: "my_pkg.my_rewards:brevity", scale: 0.1} # your own code
+      - {name: "my_pkg.my_rewards:brevity", scale: 0.1} # your own code (found from the working directory)
+      - {name: "path/to/my_rewards.py:brevity"}         # or a file
 
 ``name`` and ``weight`` (default 1.0) are reserved, ``as`` is an optional display name for
 logging (default: ``name``); every other key is a keyword argument of the factory.
@@ -29,8 +30,10 @@ import importlib
 import inspect
 import math
 import numbers
+import os
 import pkgutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from .base import FunctionReward, Reward
@@ -117,7 +120,10 @@ def build_reward(spec: Mapping[str, Any] | str) -> tuple[str, Reward, float]:
     if bad_keys:
         raise RewardConfigError(f"reward '{name}': parameter names must be strings, got {bad_keys!r}")
     target = _import_object(name) if ":" in name else _lookup(name)
-    return display.strip(), _instantiate(target, kwargs, name, display.strip()), weight
+    reward = _instantiate(target, kwargs, name, display.strip())
+    if "as" not in spec and getattr(target, "names_itself", False):  # a wrapper: logged by what it wraps
+        display = reward.name
+    return display.strip(), reward, weight
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,16 +185,15 @@ def _lookup(name: str) -> Callable[..., Any]:
 
 
 def _import_object(path: str) -> Any:
-    module_name, _, attr_path = path.partition(":")
+    """``package.module:attr`` (the working directory on the import path, as ``python -m`` puts it)
+    or ``path/to/file.py:attr`` (a file loaded as its own module, as verl's
+    ``custom_reward_function.path``)."""
+    module_name, _, attr_path = path.rpartition(":")
     module_name, attr_path = module_name.strip(), attr_path.strip()
     if not module_name or not attr_path:
-        raise RewardConfigError(f"reward '{path}': an import path must look like 'package.module:function'")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as e:
-        raise RewardConfigError(
-            f"reward '{path}': cannot import module '{module_name}': {type(e).__name__}: {e}"
-        ) from e
+        raise RewardConfigError(f"reward '{path}': an import path must look like 'package.module:function' "
+                                "or 'path/to/file.py:function'")
+    obj: Any = _import_file(path, module_name) if _is_file_path(module_name) else _import_module(path, module_name)
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             closest = _closest(part, [n for n in dir(obj) if not n.startswith("_")])
@@ -196,6 +201,59 @@ def _import_object(path: str) -> Any:
             raise RewardConfigError(f"reward '{path}': '{module_name}' has no attribute '{attr_path}'{hint}")
         obj = getattr(obj, part)
     return obj
+
+
+def _is_file_path(module_name: str) -> bool:
+    return module_name.endswith(".py") or "/" in module_name or os.sep in module_name
+
+
+def _import_file(path: str, file_name: str) -> Any:
+    import hashlib
+    import importlib.util
+    import sys
+
+    file = Path(file_name).expanduser().resolve()
+    if not file.is_file():
+        raise RewardConfigError(f"reward '{path}': no such file {file}")
+    name = f"laconic_user_reward_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, file)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module  # pickling and dataclasses look the module up by name
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except Exception as e:
+            del sys.modules[name]
+            raise RewardConfigError(f"reward '{path}': importing {file} failed: {type(e).__name__}: {e}") from e
+    return sys.modules[name]
+
+
+#: laconic's own top-level packages: a user module of the same name cannot be imported by that name
+OWN_PACKAGES = ("rewards", "rl")
+
+
+def _import_module(path: str, module_name: str) -> Any:
+    import sys
+
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.append(cwd)  # after laconic's own packages, so a user module never shadows them
+    top = module_name.split(".")[0]
+    if top in OWN_PACKAGES:
+        theirs = [p for p in (Path(cwd) / f"{top}.py", Path(cwd) / top) if p.exists()]
+        ours = Path(__file__).resolve().parent.parent / top
+        if theirs and theirs[0].resolve() != ours:
+            raise RewardConfigError(
+                f"reward '{path}': your {theirs[0]} has the name of laconic's package {ours}, which is the one "
+                f"imported; rename your module, or name the file: '{theirs[0].name}"
+                f"{'/__init__.py' if theirs[0].is_dir() else ''}:{path.partition(':')[2]}'")
+    try:
+        return importlib.import_module(module_name)
+    except Exception as e:
+        raise RewardConfigError(
+            f"reward '{path}': cannot import module '{module_name}' (from {cwd} or the installed packages): "
+            f"{type(e).__name__}: {e}"
+        ) from e
 
 
 def _signature(obj: Any) -> inspect.Signature | None:
