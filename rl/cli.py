@@ -7,10 +7,43 @@ import os
 import sys
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("laconic-rl")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
+
+def shadowed() -> str | None:
+    """A user's ``rewards.py`` (or ``rewards/``) ahead of laconic's ``rewards`` package on the import
+    path (``PYTHONPATH=.``, or ``python -m`` from its directory): laconic would import it and fail
+    with "'rewards' is not a package"."""
+    import importlib.util
+    from pathlib import Path
+
+    ours = Path(__file__).resolve().parent.parent / "rewards"
+    spec = importlib.util.find_spec("rewards")
+    origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+    if origin is not None and origin != ours / "__init__.py":
+        return (f"{origin} is imported as 'rewards', the name of laconic's package {ours}: it comes first on the "
+                "import path (PYTHONPATH or the working directory); rename it and name it in a recipe as "
+                "'new_name:function' or 'path/to/file.py:function'")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="laconic", description="RL fine-tuning toward concise reasoning")
+    parser.add_argument("--version", action="version", version=f"laconic {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a YAML recipe; overrides as section.key=value")
+    c = sub.add_parser("config", help="print every recipe field with its value and comment (a recipe's, or the defaults)",
+                       description="Every field of a recipe (with overrides) or of the defaults, with the schema's "
+                                   "comment, as YAML that can be saved as a recipe.")
+    c.add_argument("recipe", nargs="?", default=None)
+    c.add_argument("overrides", nargs="*", help="e.g. algo.clip_high=0.28")
+    t = sub.add_parser("train", help="train a YAML recipe; overrides as section.key=value",
+                       epilog="every field, its default and its meaning: laconic config [RECIPE]")
     t.add_argument("recipe")
     t.add_argument("overrides", nargs="*", help="e.g. algo.clip_high=0.28 train.max_steps=10")
     m = sub.add_parser("toy-model", help="build and SFT the overthinking toy model into OUT")
@@ -21,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                    choices=("plain", "tagged", "budget", "think", "think-tagged", "think-budget"),
                    help="plain (builtin:toy), tagged ([Easy]/[Hard], AdaCtrl), budget (B<N>Q:..., L1), "
                         "think (builtin:toy-think: re-checks pay on hard problems) and its tagged/budget forms")
+    if problem := shadowed():
+        return fail(problem)
     from rl.engines import serve
     from rl.eval import cli as eval_cli, compare
     from rl.run import plan_cli
@@ -42,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             from rl.train.loop import train
 
             train(load_config(args.recipe, args.overrides))
+        elif args.command == "config":
+            from rl.config import Config, load_config
+            from rl.config.describe import describe
+
+            print(describe(load_config(args.recipe, args.overrides) if args.recipe else Config()), end="")
         elif args.command == "eval":
             return eval_cli.run(args)
         elif args.command == "compare":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from rewards.verify import parse_gold
 
-from rl.config import ConfigError, DataConfig
+from rl.config import Config, ConfigError, DataConfig, eval_data_config
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -47,27 +48,110 @@ def load_rows(name: str, split: str, subset: str | None = None, num_examples: in
         if task not in TASKS:
             raise ConfigError(f"unknown built-in task '{task}' (available: {sorted(TASKS)})")
         return make_task_dataset(task, n=num_examples or 1000, split=split, seed=seed, **(task_kwargs or {}))
-    import datasets
 
     path = Path(name)
     if path.suffix in LOCAL_FORMATS:
-        if not path.exists():
-            raise ConfigError(f"data file not found: {path}")
-        if path.suffix == ".jsonl":
-            check_jsonl(path)
-        datasets.disable_progress_bars()  # a local file loads in moments; its bars only add noise
-        try:
-            ds = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
-        except Exception as e:  # datasets' own errors are walls: one line naming the file
-            first = (str(e).strip().splitlines() or [""])[0][:300]
-            raise ConfigError(f"{path}: could not be read as {path.suffix[1:]} ({type(e).__name__}: {first})") from None
-        finally:
-            datasets.enable_progress_bars()
+        ds = _local_file(path, split)
+    elif path.is_dir():
+        ds = _saved(path, split)
     else:
-        ds = datasets.load_dataset(name, subset, split=split)
+        ds = _hub(name, subset, split)
     if num_examples is not None:
         ds = ds.select(range(min(num_examples, len(ds))))
     return [dict(r) for r in ds]
+
+
+def is_local(name: str) -> bool:
+    """A local file or a ``save_to_disk`` directory (not ``builtin:`` nor a hub id)."""
+    return not name.startswith("builtin:") and (Path(name).suffix in LOCAL_FORMATS or Path(name).is_dir())
+
+
+def file_split(split: str) -> str:
+    """A single file has one split, ``train`` (datasets' name for it): ``train[:90%]`` is kept, any
+    other base (``test``, the eval default) reads the whole file with its slice."""
+    base, bracket, rest = split.partition("[")
+    return "train" + bracket + rest
+
+
+def _local_file(path: Path, split: str):
+    import datasets
+
+    if not path.exists():
+        raise ConfigError(f"data file not found: {path}")
+    if path.suffix == ".jsonl":
+        check_jsonl(path)
+    datasets.disable_progress_bars()  # a local file loads in moments; its bars only add noise
+    try:
+        return datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split=file_split(split))
+    except Exception as e:  # datasets' own errors are walls: one line naming the file
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ConfigError(f"{path}: could not be read as {path.suffix[1:]} with split {file_split(split)!r} "
+                          f"({type(e).__name__}: {first})") from None
+    finally:
+        datasets.enable_progress_bars()
+
+
+def _saved(path: Path, split: str):
+    """A directory written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``; the split may
+    carry a slice (``train[:90%]``), read by datasets' own parser."""
+    import datasets
+    from datasets.arrow_reader import ReadInstruction
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ConfigError(f"{path}: not a dataset saved with save_to_disk ({type(e).__name__}: {first})") from None
+    base = split.partition("[")[0]
+    if isinstance(ds, datasets.DatasetDict):
+        if base not in ds:
+            raise ConfigError(f"{path}: no split {base!r} (splits: {sorted(ds)})")
+        ds = ds[base]
+    else:
+        split = file_split(split)  # a saved Dataset is one split, like a file
+        base = "train"
+    try:
+        (instr,) = ReadInstruction.from_spec(split).to_absolute({base: len(ds)})
+    except Exception as e:  # noqa: BLE001 - datasets' message names what is wrong with the slice
+        raise ConfigError(f"{path}: bad split {split!r}: {e}") from None
+    return ds.select(range(instr.from_, instr.to))
+
+
+def _hub(name: str, subset: str | None, split: str):
+    """A hub dataset. The hub is asked first (one request, 10 s): a name it does not know is one line at
+    once; when it cannot be reached (or ``HF_HUB_OFFLINE=1``) the dataset is read from the local cache
+    only, without datasets' five retries (33 s measured here), and a miss is one line."""
+    import datasets
+    from unittest import mock
+
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    where = f"dataset '{name}'{f' ({subset})' if subset else ''}, split {split!r}"
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    if not offline:
+        try:
+            HfApi().dataset_info(name, timeout=10)
+        except HfHubHTTPError as e:  # the hub answered: unknown, gated, private
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise ConfigError(f"{where}: not a local file or directory, and the Hugging Face hub does not give it "
+                              f"({type(e).__name__}: {first})") from None
+        except Exception as e:  # noqa: BLE001 - no answer (no network, DNS, timeout): the cache may still have it
+            offline = f"the Hugging Face hub cannot be reached ({type(e).__name__})"
+    try:
+        if offline:
+            with mock.patch.object(datasets.config, "HF_HUB_OFFLINE", True), \
+                    mock.patch.object(constants, "HF_HUB_OFFLINE", True):
+                return datasets.load_dataset(name, subset, split=split)
+        return datasets.load_dataset(name, subset, split=split)
+    except Exception as e:  # noqa: BLE001 - every way a hub load fails: one line that names the dataset
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        if not offline:
+            raise ConfigError(f"{where}: loading it from the Hugging Face hub failed ({type(e).__name__}: {first})") from None
+        why = offline if isinstance(offline, str) else "offline (HF_HUB_OFFLINE=1)"
+        raise ConfigError(f"{where}: not a local file or directory; {why} and it is not in the local cache "
+                          f"({type(e).__name__}: {first}); a local .jsonl/.parquet file or a save_to_disk "
+                          "directory works offline") from None
 
 
 def check_jsonl(path: Path) -> None:
@@ -196,6 +280,57 @@ def load_rows_checked(cfg: DataConfig, *, name: str | None = None, split: str | 
     rows = load_rows(name, split or cfg.split, subset if name != cfg.name else (subset or cfg.subset),
                      num_examples if num_examples is not None else cfg.num_examples, seed, cfg.task_kwargs)
     return parse_rows(rows, cfg, source=name)
+
+
+def train_and_eval_rows(cfg: Config) -> tuple[list[Row], list[Row], dict[str, Any]]:
+    """The training rows, the eval rows and what the eval set is (``summary.json``'s ``eval_set``).
+
+    A local training file (or a saved ``Dataset``) with no eval data of its own (``eval.name`` unset or
+    the same, and ``eval.split`` not picking rows of it: the default ``test``) would be evaluated on its
+    own training rows. Instead a seeded share (``eval.holdout``, 10 %) of its rows is held out: left out
+    of training and evaluated on. Slices pick rows explicitly (``data.split="train[:90%]"``,
+    ``eval.split="train[90%:]"``). Whatever the source, eval prompts that are also training prompts (by
+    prompt id) are counted: ``held_out`` is true only when there are none."""
+    d, e = cfg.data, cfg.eval
+    if not (e.before or e.after or e.every):
+        return load_rows_checked(d, seed=cfg.train.seed), [], {}
+    name = e.name or d.name
+    if holds_out(cfg):
+        rows = parse_rows(load_rows(d.name, d.split, d.subset, None, cfg.train.seed, d.task_kwargs), d, source=d.name)
+        if len(rows) < 2:
+            raise ConfigError(f"dataset '{d.name}' has {len(rows)} usable row: nothing to hold out for eval; "
+                              "give eval.name")
+        k = min(len(rows) - 1, max(1, round(e.holdout * len(rows))))
+        held = set(random.Random(cfg.train.seed).sample(range(len(rows)), k))
+        train = [r for i, r in enumerate(rows) if i not in held][:d.num_examples]
+        evals = [r for i, r in enumerate(rows) if i in held][:e.num_examples]
+        info = {"source": d.name, "split": d.split, "holdout": e.holdout, "seed": cfg.train.seed,
+                "note": f"eval: {len(evals)} rows held out of {d.name} ({k} of {len(rows)}, eval.holdout={e.holdout}, "
+                        f"seed {cfg.train.seed}); trained on the other {len(rows) - k}"}
+    else:
+        train = load_rows_checked(d, seed=cfg.train.seed)
+        evals = load_rows_checked(eval_data_config(cfg), name=name, split=e.split, subset=e.subset,
+                                  num_examples=e.num_examples, seed=e.seed)
+        info = {"source": name, "split": e.split}
+    ids = {r.id for r in train}
+    shared = sum(r.id in ids for r in evals)
+    info |= {"rows": len(evals), "overlap": shared, "held_out": shared == 0}
+    if shared:
+        info["note"] = (f"eval: {shared} of the {len(evals)} eval prompts ({name}, split {e.split}) are training prompts: "
+                        "the eval numbers are not held-out (summary.json eval_set.held_out=false)")
+    return train, evals, info
+
+
+def holds_out(cfg: Config) -> bool:
+    """Whether the eval set is carved out of the training data (see :func:`train_and_eval_rows`)."""
+    d, e = cfg.data, cfg.eval
+    if not is_local(d.name) or (e.name is not None and Path(e.name).resolve() != Path(d.name).resolve()):
+        return False
+    base = e.split.partition("[")[0]
+    saved = Path(d.name) / "dataset_dict.json"
+    if saved.is_file():  # a saved DatasetDict: its own eval split if it has one
+        return base not in json.loads(saved.read_text()).get("splits", [])
+    return base != "train"
 
 
 def load_prompts(cfg: DataConfig, tokenizer, *, name: str | None = None, split: str | None = None,

@@ -27,6 +27,7 @@ class ModelConfig:
     lora_r: int = 0  # > 0 enables LoRA (peft)
     lora_alpha: int = 16
     lora_dropout: float = 0.0
+    save_adapter: bool = False  # LoRA: final/ also holds the adapter alone (final/adapter/, peft's format)
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
@@ -134,6 +135,7 @@ class TrainConfig:
     # the schedule to the new horizon (its lr from there on), or "keep" the run's (a finished cosine stays 0)
     resume_schedule: str | None = None
     report_to: list[str] = field(default_factory=list)  # wandb, tensorboard
+    verbose: bool = False  # true: vLLM's INFO lines and accelerate's tied-weight note on every save
     run_name: str | None = None
     log_completions: int = 0  # every N steps, each process appends its samples to completions/rank<r>.jsonl
     torch_threads: int | None = None
@@ -164,6 +166,9 @@ class EvalConfig:
     every: int = 0  # also evaluate every N training steps (0: off)
     length_budget: int | None = None  # L1 recipes: the budget stated in every eval prompt
     seed: int = 1234
+    # a local training file (or saved Dataset) with no eval data of its own (eval.name unset, no 'test'
+    # split): this seeded share of its rows is held out of training and evaluated on (rl/data.py)
+    holdout: float = 0.1
 
 
 @dataclass

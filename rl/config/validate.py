@@ -41,6 +41,8 @@ def validate(cfg: Config) -> None:
     if t.lr_scheduler not in schedulers:
         raise ConfigError(f"train.lr_scheduler: '{t.lr_scheduler}' is not one of {schedulers}"
                           + closest(t.lr_scheduler, schedulers))
+    if not 0 < cfg.eval.holdout < 1:
+        raise ConfigError(f"eval.holdout must be in (0, 1), got {cfg.eval.holdout}")
     if t.ddp_timeout < 1:
         raise ConfigError(f"train.ddp_timeout must be >= 1 second, got {t.ddp_timeout}")
     if t.overwrite and t.resume:

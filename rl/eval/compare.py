@@ -13,6 +13,12 @@ evaluation output directory holding ``eval.json`` (from ``laconic eval``), or an
 * ``compare.md`` / ``compare.json``  one row per run, sorted by mean tokens; with the runs' summaries
   broken down by difficulty, accuracy and mean tokens per difficulty too.
 
+Evaluation sets: each run records what its numbers were measured on (``summary.json``'s ``eval_set``:
+data, split or held-out share, prompts; the eval section's sampling settings; ``eval.json``'s own).
+Runs measured on different sets are never on one frontier: each set gets its own (a letter in the
+table, a line style in the plot), and a run whose eval prompts are also training prompts is marked
+"not held-out".
+
 Seeds (:mod:`rl.eval.seeds`): runs in directories named ``seed<k>`` with the same label (by
 default the parent directory's name, e.g. ``runs/toy_pareto/dler/seed0``) are one method run with
 several seeds. Each is then one point at the mean over its seeds with ±1 sample-sd error bars in both
@@ -31,8 +37,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rl.eval.runs import CompareError, RunData, load_run, pareto_front, share_starts, unique_labels
-from rl.eval.seeds import plot_points
+from rl.eval.runs import (CompareError, RunData, describe_eval_set, eval_set_of, load_run, share_starts,
+                          unique_labels)
+from rl.eval.seeds import eval_sets, frontier, frontiers, plot_points
 
 
 def _fmt(v: Any, spec: str, suffix: str = "") -> str:
@@ -67,10 +74,16 @@ def markdown(runs: list[RunData], title: str) -> str:
 
     rows = table_rows(runs)
     pts = plot_points(runs)
-    front = pareto_front([(p.tokens, p.accuracy) for p in pts])
+    fronts = frontiers(runs, pts)
+    front = [k for f in fronts for k in f]
     groups = group_runs(runs)
     seeded = any(g.seeded for g in groups)
     lines = [f"# {title}", ""]
+    sets = eval_sets(runs)
+    if len(sets) > 1:
+        lines += [f"**The runs were evaluated on {len(sets)} different sets**: each has its own frontier, and "
+                  "numbers from different sets are not comparable.", ""]
+        lines += [f"- eval set {chr(65 + j)}: {describe_eval_set(key)}" for j, key in enumerate(sets)] + [""]
     if seeded:
         on_front = {i for k in front if pts[k].kind != "start" for i in pts[k].runs}
         lines += ["Mean ± sd over seeds (sample standard deviation, n − 1; a single seed shows its value alone); "
@@ -78,15 +91,20 @@ def markdown(runs: list[RunData], title: str) -> str:
         lines += group_table(runs, groups, on_front)
     else:
         lines += _run_table(rows)
-    lines += ["", "Pareto frontier (fewest tokens first): "
-              + (", ".join(f"{pts[k].name} ({pts[k].tokens:.1f} tokens, {pts[k].accuracy * 100:.1f}%)" for k in front)
-                 or "–")]
+    for j, f in enumerate(fronts):
+        lines += ["", ("Pareto frontier" if len(fronts) == 1 else f"Pareto frontier of eval set {chr(65 + j)}")
+                  + " (fewest tokens first): "
+                  + (", ".join(f"{pts[k].name} ({pts[k].tokens:.1f} tokens, {pts[k].accuracy * 100:.1f}%)" for k in f)
+                     or "–")]
     starts = [p for p in pts if p.kind == "start"]
     for p in starts:
         lines.append(f"Start ({', '.join(dict.fromkeys(runs[i].label for i in p.runs))}): {p.accuracy * 100:.1f}% at "
                      f"{p.tokens:.1f} tokens")
-    lines += ["", "Accuracy and tokens are held-out evaluation numbers (summary.json / eval.json); "
-              "Δ accuracy in percentage points, Δ tokens relative to the start.", ""]
+    shared = [r.name for r in runs if r.eval_set.get("held_out") is False]
+    lines += ["", "Accuracy and tokens are evaluation numbers (summary.json / eval.json), held-out unless a run's "
+              "note says otherwise; Δ accuracy in percentage points, Δ tokens relative to the start.", ""]
+    if shared:
+        lines += [f"Not held-out (the eval set shares prompts with the training data): {', '.join(shared)}.", ""]
     lines += difficulty_tables(runs, groups, [(p.name, runs[p.runs[0]].before) for p in starts])
     if seeded:
         lines += ["## Runs", ""] + _run_table(by_group(rows, runs, groups)) + [""]
@@ -126,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     pts = plot_points(runs)
-    front = pareto_front([(p.tokens, p.accuracy) for p in pts])
+    front = frontier(runs, pts)
     written = []
     if pts:
         written.append(plot_pareto(runs, out / "pareto.png", title=args.title))
@@ -150,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
                      for k in front],
         "starts": [{"runs": list(dict.fromkeys(runs[i].label for i in p.runs)), "mean_tokens": p.tokens,
                     "accuracy_pct": p.accuracy * 100} for p in pts if p.kind == "start"],
+        "eval_sets": [dict(key) for key in eval_sets(runs)],
     }
     (out / "compare.json").write_text(json.dumps(report, indent=1))
     written += [out / "compare.md", out / "compare.json"]
@@ -173,7 +192,8 @@ def table_rows(runs: list[RunData]) -> list[dict[str, Any]]:
     """One row per run (accuracy in %), sorted by mean tokens after; runs without a point last.
     A seed's ``frontier`` is its method's (the mean over seeds)."""
     pts = plot_points(runs)
-    front = set(pareto_front([(p.tokens, p.accuracy) for p in pts]))
+    front = set(frontier(runs, pts))
+    sets = eval_sets(runs)
     on_front = {i for k, p in enumerate(pts) if p.kind != "start" and k in front for i in p.runs}
     rows = []
     for i, r in enumerate(runs):
@@ -197,7 +217,11 @@ def table_rows(runs: list[RunData]) -> list[dict[str, Any]]:
             "trunc_before_pct": _pct(b.truncation_rate) if b and b.truncation_rate is not None else None,
             "trunc_after_pct": _pct(a.truncation_rate) if a and a.truncation_rate is not None else None,
             "frontier": (i in on_front) if a else None,
-            "note": "; ".join(r.notes),
+            "eval_set": (chr(65 + sets.index(eval_set_of(r))) if len(sets) > 1 and eval_set_of(r) in sets else None),
+            "note": "; ".join(r.notes + ([f"eval set {chr(65 + sets.index(eval_set_of(r)))}"]
+                                         if len(sets) > 1 and eval_set_of(r) in sets else [])
+                              + (["eval shares prompts with training: not held-out"]
+                                 if r.eval_set.get("held_out") is False else [])),
         }
         rows.append(row)
     rows.sort(key=lambda row: (row["tokens_after"] is None, row["tokens_after"] or 0.0))

@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from rl.eval.runs import Point, RunData, finite, pareto_front
-from rl.eval.seeds import group_runs, mean_trajectory, plot_points
+from rl.eval.runs import Point, RunData, finite
+from rl.eval.seeds import frontiers, group_runs, mean_trajectory, plot_points
 
 
 def _colors(n: int) -> list:
@@ -122,7 +122,8 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
 
     colors = _run_colors(runs)
     pts = plot_points(runs)
-    front = pareto_front([(p.tokens, p.accuracy) for p in pts])
+    fronts = [f for f in frontiers(runs, pts) if f]  # one per evaluation set: different data never compete
+    front = [k for f in fronts for k in f]
     fig = _figure(7, 5)
     ax = fig.add_subplot()
     xs_all, ys_all = [p.tokens for p in pts], [p.accuracy * 100 for p in pts]
@@ -168,10 +169,10 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
     xs_all += [x for x, _ in seed_dots]
     ys_all += [y for _, y in seed_dots]
 
-    if front:  # the frontier: the best accuracy reachable at a given token count
-        fx = [pts[k].tokens for k in front]
-        fy = [pts[k].accuracy * 100 for k in front]
-        ax.step(fx, fy, where="post", color="0.25", lw=1.1, ls="--", zorder=2)
+    styles = ["--", ":", "-.", (0, (5, 1, 1, 1))]
+    for j, f in enumerate(fronts):  # the frontier: the best accuracy reachable at a given token count
+        ax.step([pts[k].tokens for k in f], [pts[k].accuracy * 100 for k in f], where="post", color="0.25", lw=1.1,
+                ls=styles[j % len(styles)], zorder=2)
 
     for k, p in enumerate(pts):
         y = p.accuracy * 100
@@ -211,10 +212,13 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
     if has_traj:
         handles.append(Line2D([], [], marker=".", color="0.5", alpha=0.6,
                               label="evals during training" + (" (seed mean)" if seeds_drawn else "")))
-    if front:
-        names = ", ".join(pts[k].name for k in front)
-        lab = f"Pareto frontier: {names}" if len(names) <= 45 else f"Pareto frontier ({len(front)} points)"
-        handles.append(Line2D([], [], color="0.25", ls="--", marker="o", mfc="none", mec="black", ms=6, label=lab))
+    for j, f in enumerate(fronts):
+        names = ", ".join(pts[k].name for k in f)
+        lab = f"Pareto frontier: {names}" if len(names) <= 45 else f"Pareto frontier ({len(f)} points)"
+        if len(fronts) > 1:
+            lab = f"eval set {chr(65 + j)}: " + lab[0].lower() + lab[1:]
+        handles.append(Line2D([], [], color="0.25", ls=styles[j % len(styles)], marker="o", mfc="none", mec="black",
+                              ms=6, label=lab))
     if handles:  # below the axes: never on top of a point or a label
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize=7.5,
                    frameon=False)
@@ -224,7 +228,7 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
         style = {"color": "black", "fontweight": "bold"} if p.kind == "start" else {"color": "0.15"}
         items.append((p.name, p.tokens, p.accuracy * 100, style))
     extra = [(q.mean_tokens, q.accuracy * 100) for t in trajs for q in t] + seed_dots
-    for a, b in zip(front, front[1:]):  # keep labels off the frontier line too
+    for a, b in [ab for f in fronts for ab in zip(f, f[1:])]:  # keep labels off the frontier lines too
         (xa, ya), (xb, yb) = (pts[a].tokens, pts[a].accuracy * 100), (pts[b].tokens, pts[b].accuracy * 100)
         extra += [(xa + (xb - xa) * t / 12, ya) for t in range(1, 13)] + [(xb, ya + (yb - ya) * t / 12) for t in range(12)]
     _place_labels(fig, ax, items, extra)

@@ -47,6 +47,7 @@ class RunData:
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)  # the run's config.json
     seed: int | None = None  # k for a run directory named seed<k> (rl/eval/seeds.py)
+    eval_set: dict[str, Any] = field(default_factory=dict)  # what "after" was measured on (:func:`eval_set_of`)
 
     @property
     def name(self) -> str:
@@ -138,6 +139,7 @@ def _load_train(d: Path, label: str) -> RunData:
             run.after = _point(s["after"], d / "summary.json")
         run.steps = s.get("steps") if isinstance(s.get("steps"), int) else None
         run.model = s.get("model")
+        run.eval_set = s.get("eval_set") if isinstance(s.get("eval_set"), dict) else {}
         if run.after is None:
             run.notes.append("no 'after' evaluation in summary.json")
     else:
@@ -166,7 +168,9 @@ def _load_train(d: Path, label: str) -> RunData:
 def _load_eval(f: Path, label: str) -> RunData:
     d = _read_json(f)
     p = _point(d, f, acc_keys=("pass@1", "accuracy"))
-    return RunData(label=label, path=f, kind="eval", after=p, model=d.get("model"))
+    settings = d.get("settings") if isinstance(d.get("settings"), dict) else {}
+    return RunData(label=label, path=f, kind="eval", after=p, model=d.get("model"),
+                   eval_set={"source": d.get("data"), "split": d.get("split"), **{k: settings.get(k) for k in EVAL_SETTINGS}})
 
 
 def load_run(path: str | Path, label: str | None = None) -> RunData:
@@ -247,6 +251,32 @@ def unique_labels(runs: list[RunData]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- analysis
+
+#: the settings that make two evaluations comparable, besides the data (eval section / ``laconic eval``)
+EVAL_SETTINGS = ("max_new_tokens", "temperature", "top_p", "samples", "length_budget")
+
+
+def eval_set_of(run: RunData) -> tuple[tuple[str, Any], ...]:
+    """What a run's "after" numbers were measured on: the data (source, split or held-out share, number
+    of prompts) and the sampling settings. Two runs whose keys differ are not on one frontier; ``()``
+    when the data is not recorded."""
+    es, cfg = run.eval_set, run.config
+    e, d = cfg.get("eval") or {}, cfg.get("data") or {}
+    split = (f"{es['holdout']:g} held out (seed {es.get('seed')})" if "holdout" in es
+             else es.get("split") or e.get("split"))
+    data = es.get("source") or e.get("name") or d.get("name")
+    if data is None:
+        return ()  # not known (an old eval.json or summary): compared with every run, as before
+    key = {"data": data, "split": split,
+           "prompts": run.after.n if run.after is not None and run.after.n else es.get("rows")}
+    key |= {k: es[k] if k in es else e.get(k) for k in EVAL_SETTINGS}
+    if es.get("held_out") is False:
+        key["held_out"] = False
+    return tuple((k, v) for k, v in key.items() if v is not None)
+
+
+def describe_eval_set(key: tuple[tuple[str, Any], ...]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in key) or "unknown"
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from rl.eval.runs import Point, RunData
+from rl.eval.runs import Point, RunData, eval_set_of, pareto_front
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
@@ -287,6 +287,29 @@ def plot_points(runs: list[RunData]) -> list[PlotPoint]:
                                  [i for i in g.runs if runs[i].point is not None], g.tokens.sd,
                                  None if g.accuracy.sd is None else g.accuracy.sd / 100.0))
     return pts
+
+
+def eval_sets(runs: list[RunData]) -> list[tuple[tuple[str, Any], ...]]:
+    """The distinct evaluation sets among the runs (:func:`rl.eval.runs.eval_set_of`), in order of first
+    appearance; runs without an "after" point do not count."""
+    return list(dict.fromkeys(k for r in runs if r.point is not None and (k := eval_set_of(r))))
+
+
+def frontiers(runs: list[RunData], pts: list[PlotPoint]) -> list[list[int]]:
+    """One Pareto frontier per evaluation set: points measured on different data or settings are
+    never compared (a start belongs to the set of its first run; a run whose set is not recorded, to the
+    first set). Indices into ``pts``."""
+    sets = eval_sets(runs) or [()]
+    members: list[list[int]] = [[] for _ in sets]
+    for k, p in enumerate(pts):
+        key = eval_set_of(runs[p.runs[0]]) if p.runs else ()
+        members[sets.index(key) if key in sets else 0].append(k)
+    return [[m[j] for j in pareto_front([(pts[k].tokens, pts[k].accuracy) for k in m])] for m in members]
+
+
+def frontier(runs: list[RunData], pts: list[PlotPoint]) -> list[int]:
+    """The points on their evaluation set's frontier (:func:`frontiers`), set by set."""
+    return [k for f in frontiers(runs, pts) for k in f]
 
 
 if __name__ == "__main__":  # python -m rl.eval.seeds RECIPE... [-- OVERRIDE...]: start_evaluators

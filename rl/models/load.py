@@ -96,13 +96,18 @@ def reference_context(policy, ref):
     return policy, policy.disable_adapter()
 
 
-def save_pretrained(model, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> Path:
-    """Save a loadable model directory (LoRA merged into a copy, so vLLM/transformers load it).
+def save_pretrained(model, tokenizer, out_dir: str | Path, state_dict: dict | None = None,
+                    adapter: bool = False) -> Path:
+    """Save a loadable model directory (LoRA merged into a copy, so vLLM/transformers load it; with
+    ``adapter``, the LoRA adapter alone too, in peft's format under ``adapter/``: ``adapter_config.json``
+    and ``adapter_model.safetensors``, for ``PeftModel.from_pretrained(base, out / "adapter")``).
     ``state_dict``: the full weights where ``model`` holds only shards (ZeRO-3, FSDP)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     to_save = model
     if hasattr(model, "merge_and_unload"):
+        if adapter:
+            model.save_pretrained(out / "adapter")
         to_save = copy.deepcopy(model).merge_and_unload()
     if state_dict is not None:
         to_save.save_pretrained(out, state_dict=state_dict)

@@ -4,7 +4,8 @@ In order: the output directory (:func:`rl.run.rundir.plan_start`), the trackers 
 (installed), the process count, the rewards
 (built, then scored once on made-up samples of the real data, so a user reward that raises, returns
 NaN or the wrong count is named now and not at step 1), and every row of the training and
-evaluation data (:func:`rl.data.parse_rows`). Each failure is one line (``ConfigError`` or
+evaluation data (:func:`rl.data.parse_rows`; a local file's eval rows held out of training), and that
+the model is there to load (:func:`check_model`). Each failure is one line (``ConfigError`` or
 ``RewardError``) that the CLI prints with exit code 2.
 """
 
@@ -13,14 +14,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rewards import RewardError, build_rewards
 from rewards.base import Context, Sample
 
 from rl.algo.advantages import table_advantages
-from rl.config import Config, ConfigError, eval_data_config
-from rl.data import Row, load_rows_checked
+from rl.config import Config, ConfigError
+from rl.data import Row, train_and_eval_rows
 from rl.run.rundir import Start, plan_start
 from rl.run.tracking import check_trackers
 
@@ -31,6 +33,7 @@ class Checked:
     rewards: Any
     train_rows: list[Row]
     eval_rows: list[Row]
+    eval_set: dict[str, Any]  # what the eval numbers are measured on (rl.data.train_and_eval_rows)
 
 
 def preflight(cfg: Config, num_processes: int) -> Checked:
@@ -40,13 +43,39 @@ def preflight(cfg: Config, num_processes: int) -> Checked:
         raise ConfigError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible by the number "
                           f"of processes ({num_processes}): a group never straddles processes")
     rewards = build_rewards(cfg.rewards)
-    train_rows = load_rows_checked(cfg.data, seed=cfg.train.seed)
-    e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
-    eval_rows = (load_rows_checked(eval_data, name=e.name or cfg.data.name, split=e.split, subset=e.subset,
-                                   num_examples=e.num_examples, seed=e.seed)
-                 if (e.before or e.after or e.every) else [])
+    train_rows, eval_rows, eval_set = train_and_eval_rows(cfg)  # a local file: a held-out share for eval
     dry_run(rewards, train_rows, cfg)
-    return Checked(start, rewards, train_rows, eval_rows)
+    check_model(cfg.model.name_or_path)
+    return Checked(start, rewards, train_rows, eval_rows, eval_set)
+
+
+def check_model(name: str) -> None:
+    """The model is there to load: a built-in name, a local directory with a ``config.json``, or a hub
+    id that is in the Hugging Face cache or that the hub answers for. Offline, a missing one is one
+    line now, not transformers' traceback after its retries."""
+    if name.startswith("builtin:"):
+        return  # rl.models.load.resolve_model_path names the valid ones
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model.name_or_path={name}: {path} has no config.json (not a saved model)")
+        return
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise ConfigError(f"model.name_or_path={name}: no such directory")
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.constants import HF_HUB_OFFLINE
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    if HF_HUB_OFFLINE:
+        raise ConfigError(f"model.name_or_path={name}: not a local directory and not in the Hugging Face cache "
+                          "(HF_HUB_OFFLINE=1)")
+    try:
+        HfApi().model_info(name, timeout=10)
+    except Exception as e:  # noqa: BLE001 - unreachable, unknown, gated: one line that names the model
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"model.name_or_path={name}: not a local directory, not in the Hugging Face cache, and "
+                          f"the hub did not give it ({type(e).__name__}: {first})") from None
 
 
 def dry_run(rewards, rows: list[Row], cfg: Config) -> None:

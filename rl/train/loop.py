@@ -14,7 +14,7 @@ import shutil
 import statistics
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from rl.run.plan import check_run
 from rl.run.preflight import preflight
 from rl.run.rng import seeded
 from rl.run.rundir import SCHEDULE_KEYS, Start, apply_start
-from rl.run.tracking import Tracker
+from rl.run.tracking import Tracker, quiet_libraries
 from rl.train.reference_pass import reference_pass
 from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction
 from rl.train.update import update_policy
@@ -63,12 +63,14 @@ class Run:
     sampler: PromptSampler
     ctx: Context
     start: Start  # fresh, or the checkpoint to resume from (rl/run/rundir.py)
+    eval_set: dict[str, Any] = field(default_factory=dict)  # what eval measures on (rl/data.py)
 
 
 def setup(cfg: Config) -> Run:
     from accelerate.utils import set_seed
     from transformers import AutoConfig, get_scheduler
 
+    quiet_libraries(cfg.train.verbose)
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
     # No GPU: run on CPU, and under torchrun (`accelerate launch --multi_gpu`) across CPU processes
@@ -81,7 +83,7 @@ def setup(cfg: Config) -> Run:
     acc.wait_for_everyone()  # every process has read the output dir before the main one changes it
     if acc.is_main_process:
         apply_start(checked.start)
-    for note in checked.start.notes:
+    for note in checked.start.notes + ([checked.eval_set["note"]] if "note" in checked.eval_set else []):
         acc.print(note)
     if cfg.model.dtype != "float32" and acc.distributed_type.value in ("NO", "MULTI_GPU", "MULTI_CPU"):
         warnings.warn(f"model.dtype={cfg.model.dtype}: AdamW updates {cfg.model.dtype} weights directly (no fp32 "
@@ -121,7 +123,7 @@ def setup(cfg: Config) -> Run:
     ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
                   total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template))
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
-               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start)
+               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set)
 
 
 def hold_at_end(scheduler, horizon: int) -> None:
@@ -249,12 +251,14 @@ def train(cfg: Config) -> dict[str, Any]:
         toy_info = Path(resolve_model_path(cfg.model, progress=False)) / "toy_info.json"
 
         def write_final(tmp: Path) -> None:
-            save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, tmp, state_dict=full_state)
+            save_pretrained(acc.unwrap_model(run.policy), run.tokenizer, tmp, state_dict=full_state,
+                            adapter=cfg.model.save_adapter)
             if toy_info.is_file():  # `laconic eval runs/x/final` then knows the toy's prompt format
                 shutil.copyfile(toy_info, tmp / "toy_info.json")
 
         atomic_save_dir(out / "final", write_final)
-        summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path}
+        summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path,
+                   "eval_set": {k: v for k, v in run.eval_set.items() if k != "note"}}
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
         print_table(summary)
     acc.wait_for_everyone()

@@ -416,3 +416,43 @@ def test_toy_pareto_script_refuses_a_missing_toy_directory(tmp_path):
         assert p.returncode == 2 and p.stdout == ""
         assert len(p.stderr.strip().splitlines()) == 1 and msg in p.stderr
         assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ eval sets
+
+
+def with_eval_set(d, **eval_set):
+    s = json.loads((d / "summary.json").read_text())
+    (d / "summary.json").write_text(json.dumps({**s, "eval_set": eval_set}))
+    return d
+
+
+def test_runs_on_different_eval_sets_get_their_own_frontiers(tmp_path):
+    """Issue 24, B8. Before: a run evaluated on other data sat on one frontier with the rest, with no
+    note; a run evaluated on its own training rows was called held-out."""
+    a = with_eval_set(make_run(tmp_path, "a", {"accuracy": 0.80, "mean_tokens": 200.0}),
+                      source="gsm8k", split="test", rows=100, held_out=True, overlap=0)
+    b = with_eval_set(make_run(tmp_path, "b", {"accuracy": 0.70, "mean_tokens": 150.0}),
+                      source="gsm8k", split="test", rows=100, held_out=True, overlap=0)
+    # fewer tokens and more accurate than both, but on another eval set (its training file, held out)
+    c = with_eval_set(make_run(tmp_path, "c", {"accuracy": 0.95, "mean_tokens": 100.0}),
+                      source="mine.jsonl", split="train", rows=100, holdout=0.1, seed=0, held_out=True, overlap=0)
+    d = with_eval_set(make_run(tmp_path, "d", {"accuracy": 0.99, "mean_tokens": 90.0}),
+                      source="mine.jsonl", split="train", rows=100, held_out=False, overlap=100)
+    out = tmp_path / "cmp"
+    assert cli([str(a), str(b), str(c), str(d), "--out", str(out)]) == 0
+    md = (out / "compare.md").read_text()
+    assert "evaluated on 3 different sets" in md
+    assert "- eval set A: data gsm8k, split test, prompts 100" in md
+    assert "- eval set B: data mine.jsonl, split 0.1 held out (seed 0), prompts 100" in md
+    assert "held_out False" in md and "Not held-out (the eval set shares prompts with the training data): d." in md
+    rows = {r["label"]: r for r in json.loads((out / "compare.json").read_text())["runs"]}
+    assert rows["a"]["frontier"] and rows["b"]["frontier"]  # c does not dominate them: another set
+    assert rows["c"]["frontier"] and rows["d"]["frontier"]
+    assert [rows[x]["eval_set"] for x in "abcd"] == ["A", "A", "B", "C"]
+    assert "not held-out" in rows["d"]["note"]
+    assert "Pareto frontier of eval set A (fewest tokens first): b (150.0 tokens" in md
+    # one set: no letters, one frontier, as before
+    assert cli([str(a), str(b), "--out", str(tmp_path / "one")]) == 0
+    one = (tmp_path / "one" / "compare.md").read_text()
+    assert "different sets" not in one and "Pareto frontier (fewest tokens first): b" in one

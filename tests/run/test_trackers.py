@@ -85,3 +85,29 @@ def test_a_wandb_offline_run_records_the_step_metrics_in_the_run_directory(untra
             assert h[key] == pytest.approx(m[key]), key
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert run.display_name == "offline-check"
+
+
+def test_library_chatter_is_off_unless_verbose(tmp_path, monkeypatch, caplog):
+    """Issue 24, B9: accelerate's "Removed shared tensor" note on every save of a tied-embedding model
+    is dropped, and vLLM logs warnings and above; train.verbose=true keeps both."""
+    import logging
+    from collections import OrderedDict
+
+    import torch
+    from accelerate.utils import save
+
+    from rl.run.tracking import quiet_libraries
+
+    monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
+    w = torch.zeros(2, 2)
+    tied = {"embed.weight": w, "lm_head.weight": w}
+    quiet_libraries(verbose=True)
+    with caplog.at_level(logging.WARNING):
+        save(OrderedDict(tied), tmp_path / "a.safetensors", safe_serialization=True)
+    assert "Removed shared tensor" in caplog.text and "VLLM_LOGGING_LEVEL" not in __import__("os").environ
+    caplog.clear()
+    quiet_libraries(verbose=False)
+    with caplog.at_level(logging.WARNING):
+        save(OrderedDict(tied), tmp_path / "b.safetensors", safe_serialization=True)
+    assert "Removed shared tensor" not in caplog.text
+    assert __import__("os").environ["VLLM_LOGGING_LEVEL"] == "WARNING"

@@ -62,6 +62,8 @@ def test_run_writes_metrics_checkpoints_summary_and_model(untrained_toy, tmp_pat
     for when in ("before", "after"):
         assert set(summary[when]) >= {"accuracy", "mean_tokens", "truncation_rate", "n"}
         assert summary[when]["n"] == 8 * 4  # 8 prompts x eval.samples=4 (the quickstart's)
+    assert summary["eval_set"] == {"source": "builtin:arithmetic", "split": "test", "rows": 8, "overlap": 0,
+                                   "held_out": True}  # what the numbers were measured on
     assert "accuracy" in p.stdout and "mean tokens" in p.stdout  # the before/after table
     completions = [json.loads(l) for l in (out / "completions" / "rank0.jsonl").read_text().splitlines()]
     assert len(completions) == 2 * 16 and {c["step"] for c in completions} == {2, 4}
@@ -101,7 +103,8 @@ def test_lora_with_kl_and_tensorboard(untrained_toy, tmp_path):
     model is merged and loads as a plain model; tensorboard receives the metrics."""
     out = tmp_path / "lora"
     p = laconic(overrides(untrained_toy, out, "train.max_steps=2", "model.lora_r=4", "algo.kl_coef=0.1",
-                          "train.report_to=[tensorboard]", "eval.before=false", "eval.after=false"))
+                          "train.report_to=[tensorboard]", "eval.before=false", "eval.after=false",
+                          "model.save_adapter=true"))
     assert p.returncode == 0, p.stderr[-3000:]
     rows = read_metrics(out / "metrics.jsonl")
     assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # step 1: adapters start at zero (B = 0)
@@ -115,6 +118,11 @@ def test_lora_with_kl_and_tensorboard(untrained_toy, tmp_path):
     assert not any("lora" in n for n, _ in merged.named_parameters())
     diff = [n for (n, a), (_, b) in zip(merged.named_parameters(), base.named_parameters()) if not torch.equal(a, b)]
     assert diff and all("proj" in n for n in diff)  # only LoRA-targeted projections changed
+    from peft import PeftModel  # model.save_adapter: the adapter alone, which peft applies to the base
+
+    assert (out / "final" / "adapter" / "adapter_config.json").is_file()
+    applied = PeftModel.from_pretrained(base, out / "final" / "adapter").merge_and_unload()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(applied.parameters(), merged.parameters()))
 
 
 def test_a_step_without_learning_signal_says_so(untrained_toy, tmp_path):
