@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import torch
 
-from rl.algo.estimators import FACTS, get_estimator, keyword_params
+from rl.algo.estimators import FACTS, TOKEN_OPTIONS, check_token_option, get_estimator, keyword_params
 
 
 def _check_option(name: str, key: str, value: Any, default: Any) -> Any:
@@ -51,7 +51,9 @@ def compute_advantages(
 
     ``lengths``/``correct``/``max_length``/``entropies``/``step`` are the per-step facts; each is handed to the estimator
     only if it declares it (and it is an error to leave out one it requires). ``options`` are the
-    estimator's own settings (``algo.advantage_options``); unknown keys are an error.
+    estimator's own settings (``algo.advantage_options``); unknown keys are an error. The per-token
+    options (:data:`rl.algo.estimators.TOKEN_OPTIONS`, e.g. ``token_positions``) are accepted and
+    checked but do nothing here: :func:`table_advantages` reads them.
     """
     fn = get_estimator(name)
     r = torch.as_tensor(rewards, dtype=torch.float64)
@@ -103,11 +105,15 @@ def compute_advantages(
 
     valid = [k for k in params if k not in FACTS]
     for key, value in (options or {}).items():
+        if key in TOKEN_OPTIONS:
+            check_token_option(key, value)
+            continue
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
+            close = difflib.get_close_matches(key, valid + list(TOKEN_OPTIONS), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            known = f" (options: {sorted(valid)})" if valid else " (it takes no options)"
-            raise ValueError(f"advantage estimator '{name}' has no option '{key}'{hint}{known}")
+            known = f" (options: {sorted(valid)}" if valid else " (it takes no options of its own"
+            raise ValueError(f"advantage estimator '{name}' has no option '{key}'{hint}{known}; "
+                             f"per-token: {sorted(TOKEN_OPTIONS)})")
         kwargs[key] = _check_option(name, key, value, params[key].default)
 
     return fn(r, g, eps, **kwargs).to(torch.float32)
@@ -118,33 +124,58 @@ def table_advantages(algo, totals: list[float], table: list, max_length: int | N
     """:func:`compute_advantages` over the step's sample table with the facts the trainer has
     (``algo``: the recipe's ``algo`` section; entropies when the entropy pass ran): ``[N]``.
 
-    With per-token rewards (``token_totals``, a list of ``sample.length`` values per sample) the
-    advantages are ``[N, T_max]`` (0 past a sample's end): every (sample, token position t) is scored
-    as one sample of the group "(group, t)", so a group estimator normalizes each token position
-    within its group over the completions that reach it (DECS, arXiv 2509.25827), and a batch
-    statistic runs over all tokens. The other facts (length, correctness, entropy) are the sample's.
+    With per-token rewards (``token_totals``: per sample a list of ``sample.length`` values R[i, t])
+    the advantages are ``[N, T_max]``, 0 past each sample's end (positions the loss mask excludes).
+    Every (sample i, token position t) is scored as one pseudo-sample of the group "(group of i, t)",
+    so a group estimator normalizes each token position within its group, and a batch statistic runs
+    over the pseudo-samples (DECS, arXiv 2509.25827). ``algo.advantage_options.token_positions``
+    says which pseudo-samples there are (formulas: :mod:`rl.algo.estimators`, "Per-token rewards"):
+
+    - ``padded`` (default, as the DECS release pixas/DECS ``src_valid/valid_ray_trainer.py``,
+      ``compute_grpo_proc_length_advantage_return``): each row is padded past its end with its
+      first value R[i, 0] (DECS: r(1 + beta), or 0 for a wrong completion; the release's s(1 + beta))
+      up to its group's longest completion, and all G rows of the group count at every position:
+      ``grpo`` gives A[i, t] = (R[i, t] - mean_{g,t}) / (std_{g,t} + eps), mean and unbiased std
+      over the G padded values;
+    - ``reached``: only the completions that reach position t count (laconic before issue 24).
+
+    The two agree when each group's completions have equal lengths. The pads enter the statistics
+    only: their advantages are set to 0. The other facts (length, correctness, entropy) are the sample's.
     """
+    options = dict(algo.advantage_options or {})
+    positions = check_token_option("token_positions", options.get("token_positions", TOKEN_OPTIONS["token_positions"]))
     ents = [s.entropy_mean for s in table]
-    facts = dict(max_length=max_length, step=step, options=algo.advantage_options)
+    facts = dict(max_length=max_length, step=step, options=options)
     lengths = torch.tensor([s.length for s in table], dtype=torch.float64)
     correct = torch.tensor([bool(s.correct) for s in table])
     entropies = torch.tensor(ents, dtype=torch.float64) if ents and all(e is not None for e in ents) else None
-    groups = torch.unique(torch.tensor([s.group for s in table]), return_inverse=True)[1]
+    groups = torch.unique(torch.tensor([s.group for s in table], dtype=torch.long), return_inverse=True)[1]
     if token_totals is None:
         return compute_advantages(algo.advantage, totals, groups, algo.adv_eps, lengths=lengths, correct=correct,
                                   entropies=entropies, **facts)
-    T = max((len(row) for row in token_totals), default=0)
-    rewards = torch.zeros(len(table), T, dtype=torch.float64)
+    if len(token_totals) != len(table):
+        raise ValueError(f"table_advantages: {len(token_totals)} per-token rows for {len(table)} samples")
+    n_tok = torch.tensor([len(row) for row in token_totals], dtype=torch.long)  # [N] L_i
+    T = int(n_tok.max()) if len(table) else 0
+    pos = torch.arange(T)                                                          # [T]
+    own = pos.unsqueeze(0) < n_tok.unsqueeze(1)                                    # [N, T] the sample's tokens
+    if positions == "reached":
+        counted = own
+    else:  # every row of the group, up to the group's longest completion
+        longest = torch.zeros(int(groups.max()) + 1 if len(table) else 0, dtype=torch.long)
+        longest = longest.scatter_reduce(0, groups, n_tok, reduce="amax")         # [n_groups] T_g
+        counted = pos.unsqueeze(0) < longest[groups].unsqueeze(1)                  # [N, T]
+    pad = torch.tensor([row[0] if row else totals[i] for i, row in enumerate(token_totals)], dtype=torch.float64)
+    rewards = pad.unsqueeze(1).expand(-1, T).clone()                               # [N, T] p_i everywhere ...
     for i, row in enumerate(token_totals):
-        rewards[i, : len(row)] = torch.tensor(row, dtype=torch.float64)
-    mask = torch.arange(T).unsqueeze(0) < torch.tensor([len(row) for row in token_totals]).unsqueeze(1)
+        rewards[i, : len(row)] = torch.tensor(row, dtype=torch.float64)           # ... R[i, t] for t < L_i
 
     def spread(x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(1).expand(-1, T)[mask]
+        return x.unsqueeze(1).expand(-1, T)[counted]
 
-    flat = compute_advantages(algo.advantage, rewards[mask], (groups.unsqueeze(1) * T + torch.arange(T))[mask],
+    flat = compute_advantages(algo.advantage, rewards[counted], (groups.unsqueeze(1) * T + pos)[counted],
                               algo.adv_eps, lengths=spread(lengths), correct=spread(correct),
                               entropies=None if entropies is None else spread(entropies), **facts)
     out = torch.zeros(len(table), T, dtype=flat.dtype)
-    out[mask] = flat
-    return out
+    out[counted] = flat
+    return out.masked_fill(~own, 0.0)                                              # pads: never trained

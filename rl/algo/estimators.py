@@ -103,6 +103,47 @@ Keyword-only parameters of an estimator are of two kinds, told apart by name:
 - options: every other keyword-only parameter; it must have a default, and a recipe may override
   it through ``algo.advantage_options`` (the ``options`` dict). Unknown option keys are rejected
   with the closest valid name. :func:`advantage_option_names` lists them for the config validator.
+- per-token options (:data:`TOKEN_OPTIONS`): accepted by every estimator in the same dict, but read
+  by :func:`rl.algo.advantages.table_advantages`, never passed to the estimator; they only matter
+  when a reward is per-token (DECS). An estimator may not declare a parameter of the same name.
+
+Per-token rewards (DECS, arXiv 2509.25827)
+------------------------------------------
+With per-token rewards R[i, t] (sample i of length L_i, t < L_i) the estimator runs once over
+pseudo-samples (i, t) whose group is (group of i, t): ``grpo`` then normalizes each token position
+within its group. Option ``token_positions`` says which pseudo-samples there are:
+
+- ``padded`` (default; the release, pixas/DECS ``src_valid/valid_ray_trainer.py``,
+  ``compute_grpo_proc_length_advantage_return``, the estimator ``grpo_proc_length`` of its main
+  script ``scripts/train/local/train_rl_chunk_local.sh``): every row is padded with its own value
+  p_i past its end, and every position t < T_g (T_g = the group's longest completion) counts all
+  G rows of the group, padding included:
+      mean_{g,t} = (1/G) sum_{j in g} X[j, t]
+      std_{g,t}  = sqrt( sum_{j in g} (X[j, t] - mean_{g,t})^2 / (G - 1) )      (unbiased, torch.std)
+      A[i, t]    = (R[i, t] - mean_{g,t}) / (std_{g,t} + eps)       for t < L_i;  0 for t >= L_i
+  with X[j, t] = R[j, t] for t < L_j and p_j after. p_i = R[i, 0], the row's first value: for
+  DECS r(1 + beta) for a correct completion (its first token is never redundant) and 0 for a
+  wrong one. That is the release's padding: it fills every row, to the batch's full response
+  width, with s(1 + beta) (s: the sequence score, the row sum of the token-level rewards) and
+  overwrites only the redundant span, which lies inside the response; the loss then multiplies
+  by the response mask. ``grpo_proc_length`` always builds these full-width rows; the release's
+  other variant, ``rpp_proc_length`` (defined, not dispatched), builds them (padded with s) only
+  with ``no_zero_adv=True``, the setting of the main script, and with ``no_zero_adv=False`` takes
+  the mean over the completions that reach t only, as ``reached`` below. A sample of length 0 is
+  padded with its scalar total. Positions no completion of the group reaches (t >= T_g) are left
+  out: the release's rows go on to the batch width, but there they train nothing and change no
+  group statistic. eps is ``algo.adv_eps`` (default 1e-6, the release's fixed epsilon).
+- ``reached`` (laconic before issue 24): only the completions that reach position t count,
+  mean and std over {R[j, t] : j in g, L_j > t}; a position only one completion reaches is a
+  group of one (advantage 0).
+
+The two agree whenever the completions of each group have equal lengths. Either way the result is
+``[N, T_max]`` with 0 past each sample's end, and the loss masks those positions: the pads enter
+the statistics only, they are never trained. A batch statistic (``batch_std``,
+``reinforce_pp_baseline``) runs over the pseudo-samples too, so with ``padded`` it counts the
+pads within each group. Differences from the release: a group of one completion gets 0 (the
+release: mean 0, std 1, i.e. A = R/(1 + eps)); a group whose values at t are all equal gets
+exactly 0 (the release: 0 up to rounding).
 """
 
 from __future__ import annotations
@@ -117,6 +158,9 @@ import torch
 AdvantageFn = Callable[..., torch.Tensor]
 ADVANTAGES: dict[str, AdvantageFn] = {}
 FACTS: tuple[str, ...] = ("lengths", "correct", "max_length", "entropies", "step")
+TOKEN_POSITIONS: tuple[str, ...] = ("padded", "reached")
+#: Options of the per-token path (see "Per-token rewards" above), valid for every estimator, with defaults.
+TOKEN_OPTIONS: dict[str, Any] = {"token_positions": "padded"}
 
 
 def keyword_params(fn: AdvantageFn) -> list[inspect.Parameter]:
@@ -128,6 +172,8 @@ def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
         for p in keyword_params(fn):
             if p.name not in FACTS and p.default is inspect.Parameter.empty:
                 raise TypeError(f"advantage estimator '{name}': option '{p.name}' needs a default")
+            if p.name in TOKEN_OPTIONS:
+                raise TypeError(f"advantage estimator '{name}': '{p.name}' is a per-token option of every estimator")
         ADVANTAGES[name] = fn
         return fn
 
@@ -143,13 +189,23 @@ def get_estimator(name: str) -> AdvantageFn:
 
 
 def advantage_option_names(name: str) -> list[str]:
-    """The options (``algo.advantage_options`` keys) estimator ``name`` accepts, sorted."""
-    return sorted(p.name for p in keyword_params(get_estimator(name)) if p.name not in FACTS)
+    """The options (``algo.advantage_options`` keys) estimator ``name`` accepts, sorted: its own
+    and the per-token ones (:data:`TOKEN_OPTIONS`)."""
+    return sorted([p.name for p in keyword_params(get_estimator(name)) if p.name not in FACTS] + list(TOKEN_OPTIONS))
 
 
 def advantage_option_defaults(name: str) -> dict[str, Any]:
-    """The options of estimator ``name`` with their default values."""
-    return {p.name: p.default for p in keyword_params(get_estimator(name)) if p.name not in FACTS}
+    """The options of estimator ``name`` with their default values (the per-token ones included)."""
+    own = {p.name: p.default for p in keyword_params(get_estimator(name)) if p.name not in FACTS}
+    return {**own, **TOKEN_OPTIONS}
+
+
+def check_token_option(key: str, value: Any) -> Any:
+    """``value`` of per-token option ``key`` (:data:`TOKEN_OPTIONS`), checked."""
+    if key == "token_positions" and value not in TOKEN_POSITIONS:
+        raise ValueError(f"algo.advantage_options: token_positions must be one of {list(TOKEN_POSITIONS)}, "
+                         f"got {value!r}")
+    return value
 
 
 def advantage_facts(name: str) -> dict[str, bool]:

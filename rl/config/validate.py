@@ -60,6 +60,13 @@ def validate(cfg: Config) -> None:
         if key not in names:
             raise ConfigError(f"algo.advantage_options: '{a.advantage}' has no option '{key}'"
                               + (closest(key, names) if names else " (it takes none)"))
+    from rl.algo.estimators import TOKEN_OPTIONS, check_token_option
+
+    for key in set(a.advantage_options) & set(TOKEN_OPTIONS):
+        try:
+            check_token_option(key, a.advantage_options[key])
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if a.dynamic_sampling not in (None, "reward", "correctness"):
         raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
                           f"'correctness']" + closest(str(a.dynamic_sampling), ["reward", "correctness"]))

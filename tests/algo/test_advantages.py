@@ -104,8 +104,8 @@ def test_bad_option_value_and_bad_facts():
 def test_option_names_helper():
     from rl.algo.estimators import ADVANTAGES, advantage_facts, advantage_option_names
 
-    assert advantage_option_names("drpo") == ["temperature"]
-    assert advantage_option_names("grpo") == []
+    assert advantage_option_names("drpo") == ["temperature", "token_positions"]
+    assert advantage_option_names("grpo") == ["token_positions"]  # the per-token option of every estimator
     assert advantage_facts("drpo") == {"lengths": True, "max_length": False}
     assert advantage_facts("reinforce_pp_baseline") == {"lengths": True}
     assert {"grpo", "batch_std", "none", "rloo", "reinforce_pp_baseline", "drpo"} <= set(ADVANTAGES)

@@ -37,15 +37,104 @@ def test_a_per_token_reward_of_the_wrong_length_is_named():
             [Sample("p", 0, length=3)], Context())
 
 
+def positions(mode, name="grpo"):
+    return AlgoConfig(advantage=name, advantage_options={"token_positions": mode})
+
+
 def test_token_advantages_by_hand():
     """grpo per token position within the group: position 0 {1, 3}, 1 {2, 4}: -/+0.7071 (std of
-    two values, unbiased: sqrt 2); position 2 has only the longer sample: a group of one, 0."""
+    two values, unbiased: sqrt 2). Position 2: only the longer sample reaches it. ``reached``: a
+    group of one, 0. ``padded`` (the default): the shorter row is padded with its first value 1, so
+    {1, 5}: mean 3, std 4/sqrt 2, the longer sample gets 2 / (2 sqrt 2) = 0.7071 and the pad 0."""
     table = [Sample("a", 0, length=2), Sample("a", 0, length=3), Sample("b", 1, length=1)]
-    adv = table_advantages(AlgoConfig(advantage="grpo"), [0.0] * 3, table, 8, 1,
-                           token_totals=[[1.0, 2.0], [3.0, 4.0, 5.0], [7.0]])
+    tokens = [[1.0, 2.0], [3.0, 4.0, 5.0], [7.0]]
     s = 2 ** -0.5
-    want = torch.tensor([[-s, -s, 0.0], [s, s, 0.0], [0.0, 0.0, 0.0]], dtype=adv.dtype)
-    assert adv.shape == (3, 3) and torch.allclose(adv, want, atol=1e-5)
+    reached = table_advantages(positions("reached"), [0.0] * 3, table, 8, 1, token_totals=tokens)
+    padded = table_advantages(AlgoConfig(advantage="grpo"), [0.0] * 3, table, 8, 1, token_totals=tokens)
+    want = torch.tensor([[-s, -s, 0.0], [s, s, 0.0], [0.0, 0.0, 0.0]])
+    assert reached.shape == (3, 3) and torch.allclose(reached, want, atol=1e-5)
+    want[1, 2] = s
+    assert padded.shape == (3, 3) and torch.allclose(padded, want, atol=1e-5)
+    assert torch.equal(padded, table_advantages(positions("padded"), [0.0] * 3, table, 8, 1, token_totals=tokens))
+
+
+def test_decs_advantages_by_hand_padded_as_the_release_or_reached():
+    """DECS values (beta 0.1, L_max 8), G = 3, lengths 2, 4, 3: A correct without a redundant span
+    (1.1, 1.1), B correct with tokens 2-3 redundant (1.1, 1.1, 1.05, 1.05; 1.05 = 1 + 0.1 (1 - 4/8)),
+    C wrong (0, 0, 0). Positions 0 and 1 (all reach them): {1.1, 1.1, 0}, mean 2.2/3, deviations
+    1.1/3, 1.1/3, -2.2/3, unbiased std 1.1/sqrt 3: A, B get 1/sqrt 3 = 0.57735, C -2/sqrt 3 = -1.15470.
+
+    ``padded`` (the release: pixas/DECS src_valid/valid_ray_trainer.py, grpo_proc_length): A's row
+    goes on at 1.1 = r(1 + beta), C's at 0. Positions 2 and 3: {1.1, 1.05, 0}, mean 2.15/3,
+    deviations 1.15/3, 1/3, -2.15/3, std^2 = (1.15^2 + 1 + 2.15^2) / 9 / 2 = 6.945/18, std 0.621155:
+    B 1/3 / 0.621155 = 0.536634, C at 2: -2.15/3 / 0.621155 = -1.153763 (B's redundant tail earns
+    less than A's tokens, 0.57735). ``reached``: position 2 {1.05, 0}: B +0.707107, C -0.707107;
+    position 3 only B: a group of one, 0 (the tail of the longest completion gets no signal)."""
+    table = [Sample("p", 0, length=2, correct=True), Sample("p", 0, length=4, correct=True),
+             Sample("p", 0, length=3, correct=False)]
+    tokens = [[1.1, 1.1], [1.1, 1.1, 1.05, 1.05], [0.0, 0.0, 0.0]]
+    totals = [1.1, 1.075, 0.0]  # the token means (what the trainer logs); only an empty row would use them
+    a, c = 3 ** -0.5, -2 * 3 ** -0.5
+    padded = table_advantages(AlgoConfig(advantage="grpo"), totals, table, 8, 1, token_totals=tokens)
+    reached = table_advantages(positions("reached"), totals, table, 8, 1, token_totals=tokens)
+    assert padded.shape == reached.shape == (3, 4) and padded.dtype == torch.float32
+    assert torch.allclose(padded, torch.tensor([[a, a, 0.0, 0.0],
+                                                [a, a, 0.536634, 0.536634],
+                                                [c, c, -1.153763, 0.0]]), atol=1e-5)
+    assert torch.allclose(reached, torch.tensor([[a, a, 0.0, 0.0],
+                                                 [a, a, 0.707107, 0.0],
+                                                 [c, c, -0.707107, 0.0]]), atol=1e-5)
+    # G = 2 (A and B only): positions 2, 3 {1.1 (pad), 1.05}: B -0.707107 (padded), 0 (reached)
+    two = table_advantages(AlgoConfig(advantage="grpo"), totals[:2], table[:2], 8, 1, token_totals=tokens[:2])
+    assert torch.allclose(two, torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, -0.707107, -0.707107]]), atol=1e-4)
+    assert not table_advantages(positions("reached"), totals[:2], table[:2], 8, 1, token_totals=tokens[:2]).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(-2, 2), min_size=1, max_size=5), min_size=2, max_size=8),
+       st.integers(2, 4), st.sampled_from(["grpo", "batch_std", "none", "rloo", "reinforce_pp_baseline", "drpo",
+                                           "identity", "canon"]), st.data())
+def test_positions_agree_when_each_groups_completions_have_equal_lengths(rows, group_size, name, data):
+    """Each group's completions equally long (groups may differ): ``padded`` has no pads inside a
+    group, so both modes see the same pseudo-samples and give the same numbers, bit for bit."""
+    widths = [len(rows[g]) for g in range(0, len(rows), group_size) for _ in range(group_size)][: len(rows)]
+    tokens = [data.draw(st.lists(st.floats(-2, 2), min_size=w, max_size=w)) for w in widths]
+    table = [Sample("p", i // group_size, length=w, correct=i % 3 == 0) for i, w in enumerate(widths)]
+    totals = [sum(r) / len(r) for r in tokens]
+    padded = table_advantages(AlgoConfig(advantage=name), totals, table, 8, 1, token_totals=tokens)
+    reached = table_advantages(positions("reached", name), totals, table, 8, 1, token_totals=tokens)
+    assert torch.equal(padded, reached)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.floats(-2, 2), min_size=0, max_size=6), min_size=1, max_size=8),
+       st.sampled_from(["padded", "reached"]))
+def test_pads_are_never_trained(rows, mode):
+    """[N, T_max] with exactly 0 past each sample's end, whatever the pads did to the statistics."""
+    table = [Sample("p", i % 2, length=len(r)) for i, r in enumerate(rows)]
+    adv = table_advantages(positions(mode), [0.5] * len(rows), table, 8, 1, token_totals=rows)
+    own = torch.arange(adv.shape[1]).unsqueeze(0) < torch.tensor([len(r) for r in rows]).unsqueeze(1)
+    assert adv.shape == (len(rows), max(len(r) for r in rows)) and torch.isfinite(adv).all()
+    assert not adv[~own].any()
+
+
+def test_token_positions_option_is_checked_and_listed():
+    from rl.algo.advantages import compute_advantages
+    from rl.algo.estimators import advantage_option_defaults, advantage_option_names
+    from rl.config import ConfigError, load_config
+
+    assert "token_positions" in advantage_option_names("grpo") and "token_positions" in advantage_option_names("drpo")
+    assert advantage_option_defaults("grpo") == {"token_positions": "padded"}
+    assert load_config(None, ["algo.advantage_options={token_positions: reached}"]).algo.advantage_options == {
+        "token_positions": "reached"}
+    with pytest.raises(ConfigError, match="did you mean 'token_positions'"):
+        load_config(None, ["algo.advantage_options={token_position: reached}"])
+    with pytest.raises(ValueError, match=r"token_positions must be one of \['padded', 'reached'\], got 'reach'"):
+        table_advantages(positions("reach"), [1.0], [Sample("p", 0, length=1)], 8, 1, token_totals=[[1.0]])
+    with pytest.raises(ValueError, match="token_positions must be one of"):  # scalar rewards: checked, unused
+        compute_advantages("grpo", [1.0, 0.0], [0, 0], options={"token_positions": "all"})
+    scalar = compute_advantages("grpo", [1.0, 0.0], [0, 0], options={"token_positions": "reached"})
+    assert torch.equal(scalar, compute_advantages("grpo", [1.0, 0.0], [0, 0]))
 
 
 @settings(max_examples=50, deadline=None)
