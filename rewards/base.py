@@ -58,6 +58,7 @@ class Context:
     total_steps: int | None = None
     state: dict[str, Any] = field(default_factory=dict)  # free per-run scratch, checkpointed
     chat: bool | None = None  # prompts rendered with a chat template (None: unknown); TRL functions then get messages
+    num_prompts: int | None = None  # distinct training prompt ids (the trainer's count; None: unknown)
 
 
 @runtime_checkable

@@ -104,6 +104,27 @@ def tis_weights(old_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float) 
     return torch.exp(old_logp.detach().float() - sampler_logp.float()).clamp(max=cap)
 
 
+def entropy_shaped_advantages(advantages: torch.Tensor, entropy: torch.Tensor, weight: torch.Tensor,
+                              alpha: float = 0.4, kappa: float = 2.0) -> torch.Tensor:
+    """Entropy-based advantage shaping (Cheng et al., arXiv 2506.14758; CEEH's release,
+    QinwenLuo/CEEH ``actor/edlao_dp_actor.py``, with alpha 0.4, kappa 2), per token::
+
+        A'_it = A_it + d_i * min(alpha * H_it, |A_it| / kappa)
+
+    ``advantages`` ``[B, T]`` (or ``[B]``, one per sequence), ``entropy`` ``[B, T]`` (detached here: the bonus carries no gradient of
+    its own), ``weight`` ``[B]`` (d_i: 1 where the shaping applies, CEEH: hard prompts). The bonus
+    is never negative and at most half of |A|, so it never flips an advantage's sign.
+
+    >>> entropy_shaped_advantages(torch.tensor([[1.0, -1.0, 0.0]]), torch.tensor([[0.5, 5.0, 1.0]]),
+    ...                           torch.tensor([1.0]))
+    tensor([[ 1.2000, -0.5000,  0.0000]])
+    """
+    if advantages.dim() == 1:  # one per sequence: the same on each of its tokens
+        advantages = advantages.unsqueeze(1).expand(-1, entropy.shape[1])
+    bonus = torch.minimum(alpha * entropy.detach().to(advantages.dtype), advantages.abs() / kappa)
+    return advantages + weight.to(advantages.dtype).reshape(-1, 1) * bonus
+
+
 def policy_loss(
     logp: torch.Tensor,
     old_logp: torch.Tensor,

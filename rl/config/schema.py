@@ -106,6 +106,9 @@ class AlgoConfig:
     seq_clip_high: float = 4e-4
     kl_coef: float = 0.0  # k3 KL to the frozen reference model
     entropy_coef: float = 0.0  # bonus on policy entropy (0: logged only)
+    # entropy-shaped advantages A + min(alpha H_t, |A|/kappa) (arXiv 2506.14758; CEEH: {alpha: 0.4, kappa: 2}),
+    # on the samples a reward's entropy_mask selects (all without one); rl/algo/loss.py
+    entropy_advantage: dict[str, Any] | None = None
     updates_per_rollout: int = 1  # optimizer steps per rollout batch (> 1: PPO-style minibatches)
     tis_cap: float | None = None  # truncated importance sampling: min(exp(logp_old - logp_sampler), cap)
 

@@ -75,10 +75,14 @@ def validate(cfg: Config) -> None:
     for key, names in (("oversample", ("start", "low", "high", "history")),
                        ("outlier_truncation", ("alpha", "min_excess", "success_threshold")),
                        ("kl_cov", ("ratio", "coef")),
+                       ("entropy_advantage", ("alpha", "kappa")),
                        ("curriculum", tuple(CURRICULUM))):
         for k in getattr(a, key) or {}:
             if k not in names:
                 raise ConfigError(f"algo.{key}: unknown option '{k}'" + closest(k, list(names)))
+    for k, v in (a.entropy_advantage or {}).items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ConfigError(f"algo.entropy_advantage.{k} must be a number > 0, got {v!r}")
     if a.curriculum is not None:
         if a.dynamic_sampling != "correctness":
             raise ConfigError("algo.curriculum adds back all-correct groups, which only algo.dynamic_sampling="

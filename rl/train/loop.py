@@ -121,7 +121,8 @@ def setup(cfg: Config) -> Run:
                           process_index=acc.process_index, num_processes=acc.num_processes)
     prepare_engine(acc, engine)
     ctx = Context(step=0, max_length=cfg.rollout.max_new_tokens, group_size=cfg.rollout.group_size,
-                  total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template))
+                  total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template),
+                  num_prompts=len({p.id for p in train_prompts}))
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
                eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set)
 
@@ -283,7 +284,7 @@ def entropy_mask(run: Run, samples) -> torch.Tensor | None:
     """Per-sample 0/1 weights of the entropy bonus from rewards that restrict it (CEEH: hard
     prompts, judged from the history before this batch); None when no reward does."""
     masks = [r.entropy_mask(samples) for r in getattr(run.rewards, "rewards", []) if hasattr(r, "entropy_mask")]
-    if not masks or not run.cfg.algo.entropy_coef:
+    if not masks or not (run.cfg.algo.entropy_coef or run.cfg.algo.entropy_advantage):
         return None
     return torch.tensor([float(all(m[i] for m in masks)) for i in range(len(samples))])
 

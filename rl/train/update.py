@@ -15,7 +15,7 @@ import torch
 
 from rl.algo.kl_cov import select
 from rl.algo.logprobs import sequence_logprobs
-from rl.algo.loss import Normalizer, policy_loss, tis_weights
+from rl.algo.loss import Normalizer, entropy_shaped_advantages, policy_loss, tis_weights
 from rl.config import AlgoConfig, kl_cov_options
 from rl.engines.base import Rollout
 from rl.models.load import reference_context
@@ -213,8 +213,9 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
 
     ``old_logps`` (behaviour policy) are needed when there is more than one update per rollout;
     with a single update the ratio is 1 by construction, so ``logp.detach()`` is used and the
-    extra forward pass is skipped. ``entropy_mask`` ([n], 0/1) limits the entropy bonus to some
-    samples (CEEH: prompts that are currently hard).
+    extra forward pass is skipped. ``entropy_mask`` ([n], 0/1) limits the entropy bonus and the
+    entropy-shaped advantages (``algo.entropy_advantage``) to some samples (CEEH: prompts that are
+    currently hard).
 
     When the rollouts carry sampler log-probs, ``rollout/logprob_diff`` is the mean over completion
     tokens of ``|old_logp - sampler_logp|`` (trainer vs rollout engine, same weights: the numerics
@@ -284,8 +285,12 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                 if kl_cov:
                     cov_mask = (torch.zeros_like(logp) if chosen is None
                                 else _pad([chosen[i].float() for i in mb_idx], logp.shape[1]).to(logp.device))
+                adv = token_columns(advantages[mb_idx], logp.shape[-1]).to(logp.device)
+                if algo.entropy_advantage is not None:  # A + d_i min(alpha H, |A|/kappa), d_i: entropy_mask
+                    d = torch.ones(len(mb_idx)) if entropy_mask is None else entropy_mask[mb_idx]
+                    adv = entropy_shaped_advantages(adv, ent, d.to(adv.device), **algo.entropy_advantage)
                 loss, stats = policy_loss(
-                    logp, old, token_columns(advantages[mb_idx], logp.shape[-1]).to(logp.device), mask,
+                    logp, old, adv, mask,
                     clip_low=clip_low, clip_high=clip_high, agg=algo.loss_agg, norm=norm, ratio_level=algo.ratio_level,
                     ref_logp=ref_logp, kl_coef=algo.kl_coef, entropy=ent,
                     entropy_coef=algo.entropy_coef if entropy_mask is None else algo.entropy_coef * entropy_mask[mb_idx],

@@ -180,3 +180,17 @@ def test_sequence_ratio_properties(B, T, seed):
     tok, _ = policy_loss(old + shift, old, adv, mask, agg="seq-mean-token-mean",
                          **{**kw, "ratio_level": "token"})
     assert seq.item() == pytest.approx(tok.item(), abs=1e-5)
+
+
+def test_entropy_shaped_advantages_by_hand():
+    """A + d_i min(alpha H, |A|/kappa) (arXiv 2506.14758; CEEH's release, alpha 0.4, kappa 2)."""
+    from rl.algo.loss import entropy_shaped_advantages
+
+    adv = torch.tensor([[1.0, 1.0, -0.5], [2.0, 0.0, -2.0]])
+    ent = torch.tensor([[0.5, 10.0, 0.25], [1.0, 3.0, 1.0]], requires_grad=True)
+    out = entropy_shaped_advantages(adv, ent, torch.tensor([1.0, 0.0]))
+    # row 0: 1 + min(0.2, 0.5), 1 + min(4, 0.5), -0.5 + min(0.1, 0.25); row 1 (d = 0) unchanged
+    assert torch.allclose(out, torch.tensor([[1.2, 1.5, -0.4], [2.0, 0.0, -2.0]]))
+    assert not out.requires_grad  # the bonus carries no gradient
+    assert torch.equal(entropy_shaped_advantages(adv, ent, torch.ones(2), alpha=1.0, kappa=4.0),
+                       adv + torch.minimum(ent.detach(), adv.abs() / 4))

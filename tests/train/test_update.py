@@ -59,7 +59,8 @@ def _rollouts(tok):
             for i, (p, c) in enumerate(rows)]
 
 
-def _updated_weights(toy, micro_batch_size, micro_batch_tokens, agg, entropy_coef=0.0, checkpointing=False):
+def _updated_weights(toy, micro_batch_size, micro_batch_tokens, agg, entropy_coef=0.0, checkpointing=False,
+                     entropy_mask=None, **algo):
     from accelerate import Accelerator
 
     model, tok = toy
@@ -73,9 +74,9 @@ def _updated_weights(toy, micro_batch_size, micro_batch_tokens, agg, entropy_coe
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     adv = torch.tensor([1.0, -0.5, 2.0, -1.5, 0.3, -1.3])
     stats = update_policy(Accelerator(cpu=True), policy, None, opt, sched, _rollouts(tok), adv,
-                          AlgoConfig(loss_agg=agg, entropy_coef=entropy_coef), pad_id=tok.pad_token_id,
+                          AlgoConfig(loss_agg=agg, entropy_coef=entropy_coef, **algo), pad_id=tok.pad_token_id,
                           temperature=0.7, micro_batch_size=micro_batch_size, max_grad_norm=1e9, norm_len=16,
-                          micro_batch_tokens=micro_batch_tokens)
+                          micro_batch_tokens=micro_batch_tokens, entropy_mask=entropy_mask)
     return torch.cat([p.detach().flatten() for p in policy.parameters()]), stats
 
 
@@ -90,6 +91,21 @@ def test_update_does_not_depend_on_the_micro_batching(toy, agg, entropy_coef):
         assert s_cut["entropy"] == pytest.approx(s_whole["entropy"], rel=1e-5)
     start = torch.cat([p.detach().flatten() for p in toy[0].parameters()])
     assert not torch.allclose(whole, start)  # the step did move the weights
+
+
+def test_entropy_shaped_advantages_act_where_the_mask_says(toy):
+    """algo.entropy_advantage (CEEH's release): no sample selected -> the plain update exactly; some
+    selected -> another update, the same however the micro-batches are cut."""
+    shaping = {"entropy_advantage": {"alpha": 0.4, "kappa": 2.0}}
+    plain, _ = _updated_weights(toy, 64, None, "token-mean")
+    none, _ = _updated_weights(toy, 64, None, "token-mean", entropy_mask=torch.zeros(6), **shaping)
+    assert torch.equal(none, plain)
+    some, s_some = _updated_weights(toy, 64, None, "token-mean", entropy_mask=torch.tensor([1.0, 0, 1, 0, 1, 1]),
+                                    **shaping)
+    assert not torch.allclose(some, plain)
+    cut, s_cut = _updated_weights(toy, 2, None, "token-mean", entropy_mask=torch.tensor([1.0, 0, 1, 0, 1, 1]),
+                                  **shaping)
+    assert torch.allclose(cut, some, atol=1e-6) and s_cut["loss"] == pytest.approx(s_some["loss"], abs=1e-6)
 
 
 def test_entropy_outside_the_graph_has_the_same_value(toy):
