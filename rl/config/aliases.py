@@ -38,6 +38,7 @@ ALIASES: dict[str, tuple[str, str]] = {
     "gradient_accumulation_steps": ("nothing: a step's rollouts are accumulated over micro-batches of "
                                     "train.micro_batch_size into algo.updates_per_rollout optimizer steps", "TRL"),
     "reward_weights": ("the weight of each entry of rewards: [{name: ..., weight: ...}]", "TRL"),
+    "mask_truncated_completions": ("algo.mask_truncated", "TRL"),
     # verl ppo_trainer.yaml
     "n": ("rollout.group_size", "verl"),
     "kl_loss_coef": ("algo.kl_coef", "verl"),

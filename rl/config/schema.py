@@ -111,6 +111,9 @@ class AlgoConfig:
     entropy_advantage: dict[str, Any] | None = None
     updates_per_rollout: int = 1  # optimizer steps per rollout batch (> 1: PPO-style minibatches)
     tis_cap: float | None = None  # truncated importance sampling: min(exp(logp_old - logp_sampler), cap)
+    # truncated completions (hit the limit) carry no gradient; still scored and in the advantages' statistics
+    # (TRL mask_truncated_completions, NeMo overlong_filtering); refused with rewards that score truncation
+    mask_truncated: bool = False
 
 
 @dataclass

@@ -37,6 +37,7 @@ class Rollout:
     finish_reason: str  # "stop" (EOS) | "length" (hit max_new_tokens)
     logprobs: list[float] | None  # sampler log-prob of each completion token (processed)
     forced_tokens: int = 0  # leading completion tokens given, not sampled (rollout.forced_prefixes)
+    trained: bool = True  # False: scored and counted in advantages, but no token enters the loss (algo.mask_truncated)
 
     @property
     def length(self) -> int:

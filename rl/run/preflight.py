@@ -43,10 +43,26 @@ def preflight(cfg: Config, num_processes: int) -> Checked:
         raise ConfigError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be divisible by the number "
                           f"of processes ({num_processes}): a group never straddles processes")
     rewards = build_rewards(cfg.rewards)
+    check_mask_truncated(cfg, rewards)
     train_rows, eval_rows, eval_set = train_and_eval_rows(cfg)  # a local file: a held-out share for eval
     dry_run(rewards, train_rows, cfg)
     check_model(cfg.model.name_or_path)
     return Checked(start, rewards, train_rows, eval_rows, eval_set)
+
+
+def check_mask_truncated(cfg: Config, rewards) -> None:
+    """``algo.mask_truncated`` takes truncated completions out of the loss: where truncation is the
+    length signal itself (DLER and its relatives, DOT's cuts) nothing would teach the model to stop."""
+    if not cfg.algo.mask_truncated:
+        return
+    scoring = [n for n, r in zip(rewards.names, rewards.rewards) if getattr(r, "reads_truncation", False)]
+    if scoring:
+        raise ConfigError(f"algo.mask_truncated=true takes truncated completions out of the loss, but reward "
+                          f"'{scoring[0]}' scores truncation: its length signal would never be trained; use one or "
+                          "the other")
+    if cfg.algo.outlier_truncation:
+        raise ConfigError("algo.mask_truncated=true with algo.outlier_truncation (DOT): the cut completions are DOT's "
+                          "signal and would never be trained; use one or the other")
 
 
 def check_model(name: str) -> None:

@@ -163,6 +163,9 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
     t_score = time.perf_counter()
     stats = {}
+    if cfg.algo.mask_truncated:  # scored and in the advantages' statistics, but no gradient
+        for r in batch.rollouts:
+            r.trained = r.finish_reason != "length"
     if batch.rollouts:  # empty only when dynamic sampling found no signal at all
         stats = update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, batch.rollouts, local_adv,
                               cfg.algo, pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,

@@ -173,8 +173,24 @@ def forced_old_logps(old: torch.Tensor, mask: torch.Tensor, forced: list[int]) -
 
 
 def trained_tokens(r: Rollout) -> int:
-    """Completion tokens that enter the loss: all but the forced ones after the first."""
-    return r.length - max(r.forced_tokens - 1, 0)
+    """Completion tokens that enter the loss: all but the forced ones after the first; none of a
+    rollout that is not trained (``Rollout.trained``: ``algo.mask_truncated``)."""
+    return r.length - max(r.forced_tokens - 1, 0) if r.trained else 0
+
+
+def loss_mask(old: torch.Tensor, mask: torch.Tensor, rollouts: list[Rollout]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, C]`` old log-probs and the mask of the tokens that enter the loss: the completion's,
+    less forced prefixes (:func:`forced_old_logps`) and rows of rollouts that are not trained.
+
+    >>> r = Rollout(0, [1], [5, 6], "", "length", None, trained=False)
+    >>> loss_mask(torch.zeros(2, 2), torch.ones(2, 2), [r, Rollout(0, [1], [5, 6], "", "stop", None)])[1].tolist()
+    [[0.0, 0.0], [1.0, 1.0]]
+    """
+    old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in rollouts])
+    if all(r.trained for r in rollouts):
+        return old, mask
+    keep = torch.tensor([float(r.trained) for r in rollouts], dtype=mask.dtype, device=mask.device)
+    return old, mask * keep.unsqueeze(1)
 
 
 def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
@@ -199,7 +215,7 @@ def kl_cov_selection(rollouts: list[Rollout], idx: list[int], advantages: torch.
     mask = torch.zeros(len(idx), width)
     for row, i in enumerate(idx):
         mask[row, : rollouts[i].length] = 1.0
-    old, mask = forced_old_logps(old, mask, [rollouts[i].forced_tokens for i in idx])
+    old, mask = loss_mask(old, mask, [rollouts[i] for i in idx])
     chosen = select(token_columns(advantages[idx].cpu(), width), old, mask, ratio, accelerator)
     return {i: chosen[row, : rollouts[i].length] for row, i in enumerate(idx)}
 
@@ -266,7 +282,7 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                                                 entropy_grad=bool(algo.entropy_coef), agree=agree,
                                                 chunk_bytes=chunk_bytes)
                 old = logp.detach() if on_policy else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
-                old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in mb])
+                old, mask = loss_mask(old, mask, mb)
                 is_weight = None
                 if has_sampler:
                     sampler = _pad([torch.tensor(r.logprobs) for r in mb], logp.shape[1]).to(logp.device)

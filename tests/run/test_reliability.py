@@ -228,6 +228,9 @@ BAD = [
     (["rewards=[{name: 'tests.bad_rewards:too_few'}]"], "wrong number of values"),
     (["data.prompt_template={question}"], "quote"),
     (["train.overwrite=true", "train.resume=latest"], "exclude each other"),
+    (["algo.mask_truncated=true"], "reward 'dler' scores truncation"),  # the quickstart's reward is DLER's
+    (["algo.mask_truncated=true", "rewards=[{name: correctness}]", "algo.outlier_truncation={alpha: 3}"],
+     "DOT"),
 ]
 
 

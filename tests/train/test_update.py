@@ -108,6 +108,39 @@ def test_entropy_shaped_advantages_act_where_the_mask_says(toy):
     assert torch.allclose(cut, some, atol=1e-6) and s_cut["loss"] == pytest.approx(s_some["loss"], abs=1e-6)
 
 
+def test_untrained_rollouts_carry_no_gradient(toy):
+    """algo.mask_truncated (TRL mask_truncated_completions): a rollout with trained=False enters neither
+    the loss nor its token count, so the update equals the update on the trained rollouts alone."""
+    from accelerate import Accelerator
+
+    model, tok = toy
+    adv = torch.tensor([1.0, -0.5, 2.0, -1.5, 0.3, -1.3])
+    keep = [0, 2, 3, 5]
+
+    def step(rollouts, advantages, micro=64):
+        torch.manual_seed(0)
+        policy = type(model)(model.config)
+        policy.load_state_dict(model.state_dict())
+        opt = torch.optim.SGD(policy.parameters(), lr=0.5)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        stats = update_policy(Accelerator(cpu=True), policy, None, opt, sched, rollouts, advantages,
+                              AlgoConfig(loss_agg="token-mean"), pad_id=tok.pad_token_id, temperature=0.7,
+                              micro_batch_size=micro, max_grad_norm=1e9, norm_len=16)
+        return torch.cat([p.detach().flatten() for p in policy.parameters()]), stats
+
+    masked = _rollouts(tok)
+    for i, r in enumerate(masked):
+        r.trained = i in keep
+    alone, s_alone = step([_rollouts(tok)[i] for i in keep], adv[keep])
+    for micro in (64, 2):
+        got, s_got = step(masked, adv, micro)
+        assert torch.allclose(got, alone, atol=1e-6) and s_got["loss"] == pytest.approx(s_alone["loss"], abs=1e-6)
+    for r in masked:
+        r.trained = False
+    start = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert torch.equal(step(masked, adv)[0], start)  # nothing trained: the weights stay
+
+
 def test_entropy_outside_the_graph_has_the_same_value(toy):
     model, tok = toy
     batch = make_batch(_rollouts(tok), tok.pad_token_id)
