@@ -72,6 +72,7 @@ class Reward:
     name: str = "reward"
     needs: frozenset[str] = frozenset()
     reads_truncation: bool = False  # reads ``s.truncated``: an adapter must know it (rewards/trl.py)
+    per_token: bool = False  # may return a list of per-token values for a sample (DECS)
 
     def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
         raise NotImplementedError

@@ -62,6 +62,7 @@ def redundant_from(s: Sample, delimiter: str | None = "</think>") -> int | None:
 class DECS(Reward):
     name = "decs"
     needs = frozenset({"token_offsets"})
+    per_token = True
 
     def __init__(self, beta: float = 0.1, correct_reward: float = 1.0, max_length: int | None = None,
                  delimiter: str | None = "</think>"):

@@ -120,9 +120,13 @@ def compute_advantages(
 
 
 def table_advantages(algo, totals: list[float], table: list, max_length: int | None, step: int,
-                     token_totals: list[list[float]] | None = None) -> torch.Tensor:
+                     token_totals: list[list[float]] | None = None,
+                     components: Mapping[str, list[float]] | None = None,
+                     weights: Mapping[str, float] | None = None) -> torch.Tensor:
     """:func:`compute_advantages` over the step's sample table with the facts the trainer has
     (``algo``: the recipe's ``algo`` section; entropies when the entropy pass ran): ``[N]``.
+    ``algo.reward_aggregation: normalize_then_sum`` replaces the weighted sum ``totals`` by
+    :func:`normalize_then_sum` of the ``components`` (unweighted, per reward) with their ``weights``.
 
     With per-token rewards (``token_totals``: per sample a list of ``sample.length`` values R[i, t])
     the advantages are ``[N, T_max]``, 0 past each sample's end (positions the loss mask excludes).
@@ -142,6 +146,13 @@ def table_advantages(algo, totals: list[float], table: list, max_length: int | N
     The two agree when each group's completions have equal lengths. The pads enter the statistics
     only: their advantages are set to 0. The other facts (length, correctness, entropy) are the sample's.
     """
+    if getattr(algo, "reward_aggregation", "sum_then_normalize") == "normalize_then_sum":
+        if token_totals is not None:
+            raise ValueError("algo.reward_aggregation=normalize_then_sum normalises scalar rewards; a reward returned "
+                             "per-token values (DECS): use sum_then_normalize")
+        if components is None or weights is None:
+            raise ValueError("algo.reward_aggregation=normalize_then_sum needs each reward's values (components)")
+        totals = normalize_then_sum(components, weights, [s.group for s in table], algo.reward_norm, algo.adv_eps).tolist()
     options = dict(algo.advantage_options or {})
     positions = check_token_option("token_positions", options.get("token_positions", TOKEN_OPTIONS["token_positions"]))
     ents = [s.entropy_mean for s in table]
@@ -179,3 +190,35 @@ def table_advantages(algo, totals: list[float], table: list, max_length: int | N
     out = torch.zeros(len(table), T, dtype=flat.dtype)
     out[counted] = flat
     return out.masked_fill(~own, 0.0)                                              # pads: never trained
+
+
+def normalize_then_sum(components: Mapping[str, list[float]], weights: Mapping[str, float], groups: list[int],
+                       scope: str = "group", eps: float = 1e-6) -> torch.Tensor:
+    """GDPO's aggregation (arXiv 2601.05242; TRL ``multi_objective_aggregation: normalize_then_sum``):
+    each reward k normalised on its own before the weighted sum, so no term swamps another whatever
+    its scale, and the balance does not drift as the group's accuracy moves::
+
+        z_k,i = (r_k,i - mean_k) / (std_k + eps)      over i's group (scope "group") or the batch ("batch")
+        R_i   = sum_k w_k z_k,i
+
+    (unbiased std; an all-equal set gives z = 0). ``R`` then goes to ``algo.advantage`` as the
+    reward: with ``batch_std`` (group mean removed, batch std) this is TRL's and GDPO's advantage,
+    the sum normalised over the batch. ``components``: per reward, one value per sample; ``[N]``.
+
+    >>> z = normalize_then_sum({"c": [1, 0, 1, 1], "len": [0.2, 0.8, 0.5, 0.3]}, {"c": 1.0, "len": 0.5},
+    ...                        [0, 0, 1, 1], eps=0.0)  # c: +-0.7071 then 0, 0; len: -+0.7071, +-0.7071, halved
+    >>> [round(v, 6) for v in z.tolist()]
+    [0.353553, -0.353553, 0.353553, -0.353553]
+    """
+    from rl.algo.estimators import group_stats
+
+    if scope not in ("group", "batch"):
+        raise ValueError(f"algo.reward_norm: '{scope}' is not one of ['group', 'batch']")
+    g = torch.as_tensor(groups) if scope == "group" else torch.zeros(len(groups), dtype=torch.long)
+    total = torch.zeros(len(groups), dtype=torch.float64)
+    for name, values in components.items():
+        r = torch.as_tensor(values, dtype=torch.float64)
+        mean, std = group_stats(r, g)
+        z = torch.where(std == 0, torch.zeros_like(r), (r - mean) / (std + eps))
+        total += float(weights[name]) * z
+    return total

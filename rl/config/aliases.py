@@ -39,6 +39,7 @@ ALIASES: dict[str, tuple[str, str]] = {
                                     "train.micro_batch_size into algo.updates_per_rollout optimizer steps", "TRL"),
     "reward_weights": ("the weight of each entry of rewards: [{name: ..., weight: ...}]", "TRL"),
     "mask_truncated_completions": ("algo.mask_truncated", "TRL"),
+    "multi_objective_aggregation": ("algo.reward_aggregation", "TRL"),
     # verl ppo_trainer.yaml
     "n": ("rollout.group_size", "verl"),
     "kl_loss_coef": ("algo.kl_coef", "verl"),

@@ -114,6 +114,10 @@ class AlgoConfig:
     # truncated completions (hit the limit) carry no gradient; still scored and in the advantages' statistics
     # (TRL mask_truncated_completions, NeMo overlong_filtering); refused with rewards that score truncation
     mask_truncated: bool = False
+    # sum_then_normalize: the weighted sum of the rewards goes to algo.advantage; normalize_then_sum (GDPO,
+    # TRL multi_objective_aggregation): each reward normalised first (per algo.reward_norm: group | batch)
+    reward_aggregation: str = "sum_then_normalize"
+    reward_norm: str = "group"
 
 
 @dataclass
@@ -204,6 +208,8 @@ CHOICES = {
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "algo.ratio_level": ("token", "sequence"),
     "algo.policy_loss": ("clip", "kl_cov"),
+    "algo.reward_aggregation": ("sum_then_normalize", "normalize_then_sum"),
+    "algo.reward_norm": ("group", "batch"),
     "train.resume_schedule": ("extend", "keep"),
 }
 

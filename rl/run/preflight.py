@@ -44,6 +44,10 @@ def preflight(cfg: Config, num_processes: int) -> Checked:
                           f"of processes ({num_processes}): a group never straddles processes")
     rewards = build_rewards(cfg.rewards)
     check_mask_truncated(cfg, rewards)
+    per_token = [n for n, r in zip(rewards.names, rewards.rewards) if getattr(r, "per_token", False)]
+    if cfg.algo.reward_aggregation == "normalize_then_sum" and per_token:
+        raise ConfigError(f"algo.reward_aggregation=normalize_then_sum normalises each reward's scalar values, but "
+                          f"reward '{per_token[0]}' returns per-token values: use sum_then_normalize")
     train_rows, eval_rows, eval_set = train_and_eval_rows(cfg)  # a local file: a held-out share for eval
     dry_run(rewards, train_rows, cfg)
     check_model(cfg.model.name_or_path)
@@ -121,11 +125,12 @@ def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
     ctx = Context(step=1, max_length=limit, group_size=G, total_steps=cfg.train.max_steps)
     trial = copy.deepcopy(rewards)
     try:
-        totals, _, token_totals = trial.score_tokens(samples, dataclasses.replace(ctx))
+        totals, components, token_totals = trial.score_tokens(samples, dataclasses.replace(ctx))
         trial.update(samples, ctx)
     except RewardError as e:
         raise ConfigError(f"rewards: {e} (in a trial scoring of made-up samples of the data, before training)") from None
     try:
-        table_advantages(cfg.algo, totals, samples, limit, step=1, token_totals=token_totals)
+        table_advantages(cfg.algo, totals, samples, limit, step=1, token_totals=token_totals, components=components,
+                         weights=dict(zip(trial.names, trial.weights)))
     except ValueError as e:
         raise ConfigError(f"algo.advantage={cfg.algo.advantage}: {e}") from None

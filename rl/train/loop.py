@@ -158,7 +158,8 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     t_gen = time.perf_counter()
     table, samples = batch.table, batch.samples
     totals, components, token_totals = run.rewards.score_tokens(table, run.ctx) if table else ([], {}, None)
-    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step, token_totals)  # [N] or [N, T]
+    adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step, token_totals,  # [N] or [N, T]
+                           components, dict(zip(run.rewards.names, run.rewards.weights)))
     n = len(samples)
     local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
     t_score = time.perf_counter()

@@ -274,3 +274,42 @@ def test_empty_batch():
     for name in ADVANTAGES:
         a = compute_advantages(name, [], [], 1e-6, lengths=[], correct=[], max_length=8, entropies=[], step=1)
         assert a.shape == (0,) and a.dtype == torch.float32
+
+
+def test_normalize_then_sum_by_hand_and_as_trl_computes_it():
+    """GDPO / TRL multi_objective_aggregation=normalize_then_sum (issue 26, item 1): each reward
+    normalised within its group, then the weighted sum; with batch_std the sum is normalised over the
+    batch. Checked against TRL's formula (GRPOTrainer._compute_advantages, written out here)."""
+    from types import SimpleNamespace
+
+    from rl.algo.advantages import normalize_then_sum, table_advantages
+
+    comps = {"correct": [1.0, 0.0, 1.0, 1.0, 0.0, 1.0], "length": [0.2, 0.8, 0.5, 0.3, 0.9, 0.1]}
+    weights = {"correct": 1.0, "length": 0.5}
+    groups = [0, 0, 0, 1, 1, 1]
+    # group 0: correct (1, 0, 1): mean 2/3, sd 0.57735 -> 0.57735, -1.1547, 0.57735; length (.2, .8, .5): sd .3
+    z = normalize_then_sum(comps, weights, groups, eps=0.0)
+    assert z[:3].tolist() == pytest.approx([0.57735 - 0.5, -1.1547 + 0.5, 0.57735 + 0.0], abs=1e-4)
+    # batch scope: one mean and sd over all six
+    zb = normalize_then_sum(comps, weights, groups, scope="batch", eps=0.0)
+    c, ln = torch.tensor(comps["correct"]), torch.tensor(comps["length"])
+    want = (c - c.mean()) / c.std() + 0.5 * (ln - ln.mean()) / ln.std()
+    assert torch.allclose(zb.float(), want, atol=1e-6)
+
+    eps = 1e-4  # TRL's formula: per reward (x - group mean) / (group sd + 1e-4), weighted sum, batch z-score
+    grouped = torch.stack([c, ln], dim=1).view(2, 3, 2).double()
+    k = (grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True) + eps)
+    r = (k.view(-1, 2) * torch.tensor([1.0, 0.5], dtype=torch.float64)).sum(1)
+    trl = (r - r.mean()) / (r.std() + eps)
+    table = [SimpleNamespace(group=g, length=10, correct=True, entropy_mean=None) for g in groups]
+    algo = SimpleNamespace(reward_aggregation="normalize_then_sum", reward_norm="group", adv_eps=eps,
+                           advantage="batch_std", advantage_options={})
+    ours = table_advantages(algo, [0.0] * 6, table, 16, 1, None, comps, weights)
+    assert torch.allclose(ours.double(), trl, atol=1e-5)
+    # the default sums first: one term's scale decides (here correctness, sd 0.5 vs length's 0.3)
+    algo.reward_aggregation = "sum_then_normalize"
+    summed = [c_ + 0.5 * l_ for c_, l_ in zip(comps["correct"], comps["length"])]
+    assert not torch.allclose(table_advantages(algo, summed, table, 16, 1).double(), trl, atol=1e-3)
+    with pytest.raises(ValueError, match="per-token"):
+        algo.reward_aggregation = "normalize_then_sum"
+        table_advantages(algo, [0.0] * 6, table, 16, 1, [[1.0] * 10] * 6, comps, weights)

@@ -229,6 +229,8 @@ BAD = [
     (["data.prompt_template={question}"], "quote"),
     (["train.overwrite=true", "train.resume=latest"], "exclude each other"),
     (["algo.mask_truncated=true"], "reward 'dler' scores truncation"),  # the quickstart's reward is DLER's
+    (["algo.reward_aggregation=normalise_then_sum"], "did you mean 'normalize_then_sum'"),
+    (["algo.reward_aggregation=normalize_then_sum", "rewards=[{name: decs}]"], "per-token values"),
     (["algo.mask_truncated=true", "rewards=[{name: correctness}]", "algo.outlier_truncation={alpha: 3}"],
      "DOT"),
 ]
