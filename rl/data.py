@@ -192,8 +192,12 @@ def render_prompt(question: str, cfg: DataConfig, tokenizer, row: dict[str, Any]
     if use_chat_template(tokenizer, cfg.chat_template):
         messages = ([{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else [])
         messages.append({"role": "user", "content": body})
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             **cfg.chat_template_kwargs)
         return text, tokenizer(text, add_special_tokens=False)["input_ids"]
+    if cfg.chat_template_kwargs:
+        raise ConfigError(f"data.chat_template_kwargs={cfg.chat_template_kwargs} is set, but the prompts are not "
+                          "chat-templated (data.chat_template, or the tokenizer has no template)")
     if cfg.system_prompt:
         body = f"{cfg.system_prompt}\n{body}"
     return body, tokenizer(body)["input_ids"]

@@ -46,6 +46,8 @@ class DataConfig:
     prompt_template: str = "{question}"
     system_prompt: str | None = None
     chat_template: str = "auto"  # auto (when the tokenizer has one) | on | off
+    # passed to apply_chat_template in training and evaluation, e.g. {enable_thinking: false} (Qwen3)
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     num_examples: int | None = None  # builtin tasks: how many to generate; others: truncate
     task_kwargs: dict[str, Any] = field(default_factory=dict)  # builtin task options
     delimiter: str | None = "</think>"  # think/answer split; answers are read after it

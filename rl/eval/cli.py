@@ -76,6 +76,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--budget-mode", default="exact", choices=("exact", "max"),
                    help="L1 instruction when the template has no {budget} (default exact)")
     d.add_argument("--chat-template", default="auto", choices=("auto", "on", "off"))
+    d.add_argument("--chat-template-kwargs", default=None, metavar="YAML",
+                   help="passed to apply_chat_template, e.g. '{enable_thinking: false}' (as data.chat_template_kwargs)")
     d.add_argument("--delimiter", default="</think>",
                    help="answers are read after its last occurrence; 'none' disables (default </think>)")
     g = p.add_argument_group("generation")
@@ -151,7 +153,21 @@ def _device(name: str):
 
 
 _FLAGS = {k: "--" + k.replace("_", "-") for k in ("question_column", "answer_column", "id_column",
-                                                   "prompt_template", "chat_template")}
+                                                   "prompt_template", "chat_template_kwargs", "chat_template")}
+
+
+def _kwargs(text: str | None) -> dict:
+    import yaml
+
+    if not text:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UsageError(f"--chat-template-kwargs: not YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise UsageError(f"--chat-template-kwargs: a mapping like '{{enable_thinking: false}}', got {text!r}")
+    return value
 
 
 @contextlib.contextmanager
@@ -213,7 +229,7 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
         answer_column=args.answer_column, id_column=args.id_column, answer_format=args.answer_format,
         prompt_template=template, system_prompt=args.system_prompt, chat_template=args.chat_template,
         num_examples=args.num_examples, delimiter=delimiter, budget_mode=args.budget_mode,
-        length_budget=None if budget is None else [budget, budget],
+        length_budget=None if budget is None else [budget, budget], chat_template_kwargs=_kwargs(args.chat_template_kwargs),
     )
     prompts = load_prompts(dcfg, tokenizer, seed=args.seed)
     if budget is not None:

@@ -158,3 +158,21 @@ def test_effort_range_draws_a_stated_effort_per_prompt_and_step(toy_tokenizer):
     assert [p.meta["effort"] for p in step1] != [p.meta["effort"] for p in step2]  # fresh each step
     for p in step1 + step2:
         assert 0.2 <= p.meta["effort"] <= 0.6 and p.text.endswith(f"Reasoning effort: {p.meta['effort']:g}")
+
+
+def test_chat_template_kwargs_reach_the_template(toy_tokenizer):
+    """data.chat_template_kwargs (issue 26, item 3): passed to apply_chat_template, as Qwen3's
+    enable_thinking switch is; the same DataConfig renders training and eval prompts."""
+    import copy
+
+    from rl.data import render_prompt
+
+    tok = copy.deepcopy(toy_tokenizer)
+    tok.chat_template = ("{% for m in messages %}{{ m['content'] }}{% endfor %}"
+                         "{% if enable_thinking is defined and not enable_thinking %}<think></think>{% endif %}")
+    on = DataConfig(chat_template="on")
+    assert not render_prompt("Q:1+1=", on, tok)[0].endswith("<think></think>")
+    off = DataConfig(chat_template="on", chat_template_kwargs={"enable_thinking": False})
+    assert render_prompt("Q:1+1=", off, tok)[0] == "Q:1+1=<think></think>"
+    with pytest.raises(ConfigError, match="chat_template_kwargs.*not chat-templated"):
+        render_prompt("Q:1+1=", DataConfig(chat_template="off", chat_template_kwargs={"enable_thinking": False}), tok)

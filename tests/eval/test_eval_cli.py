@@ -115,3 +115,11 @@ def test_length_budget_is_stated_in_every_prompt(toy, tmp_path, capsys):
     args = parse(str(toy), "--num-examples", "2", "--length-budget", "64", "--budget-mode", "max",
                  "--prompt-template", "{question}", "--no-progress")
     assert [p.text.endswith("\n\nThink for maximum 64 tokens.") for p in eval_cli._setup(args)["prompts"]] == [True] * 2
+
+
+def test_chat_template_kwargs_option_is_a_yaml_mapping():
+    from rl.eval.cli import UsageError, _kwargs
+
+    assert _kwargs("{enable_thinking: false}") == {"enable_thinking": False} and _kwargs(None) == {}
+    with pytest.raises(UsageError, match="a mapping like"):
+        _kwargs("[1, 2]")
