@@ -40,6 +40,8 @@ ALIASES: dict[str, tuple[str, str]] = {
     "reward_weights": ("the weight of each entry of rewards: [{name: ..., weight: ...}]", "TRL"),
     "mask_truncated_completions": ("algo.mask_truncated", "TRL"),
     "multi_objective_aggregation": ("algo.reward_aggregation", "TRL"),
+    "metric_for_best_model": ("train.keep_best: {metric: ...}", "TRL"),
+    "load_best_model_at_end": ("train.keep_best: {metric: ..., final: best}", "TRL"),
     # verl ppo_trainer.yaml
     "n": ("rollout.group_size", "verl"),
     "kl_loss_coef": ("algo.kl_coef", "verl"),

@@ -141,6 +141,9 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
     keep_checkpoints: int = 2
+    # the best step by a metrics.jsonl key: its checkpoint is never pruned while best (rl/run/checkpoint.py);
+    # {metric: eval/accuracy, mode: max, tie_break: eval/mean_tokens, tie_mode: min, final: last | best}
+    keep_best: dict[str, Any] | None = None
     resume: str | None = None  # "latest" or a checkpoint directory (rl/run/rundir.py)
     overwrite: bool = False  # true: delete a previous run in output_dir and start over (else it is refused)
     # a resume whose max_steps / warmup_steps / lr_scheduler differ from the run's (config.json): "extend"

@@ -139,6 +139,62 @@ def validate(cfg: Config) -> None:
         if rep not in trackers:
             raise ConfigError(f"train.report_to: unknown '{rep}' (accelerate's trackers: {', '.join(trackers)})"
                               + closest(rep, trackers))
+    validate_keep_best(t.keep_best, cfg.eval.every)
+
+
+# train.keep_best (rl/run/checkpoint.py: Best): its options and defaults; metric has none, and tie_break's
+# depends on the metric (keep_best_options)
+KEEP_BEST_DEFAULTS: dict[str, Any] = {"metric": None, "mode": "max", "tie_break": None, "tie_mode": "min",
+                                      "final": "last"}
+# the scalar keys the evaluation during training logs to metrics.jsonl (rl/eval/evaluate.py: evaluate, its
+# dict-valued pass@k / maj@k / by_difficulty are not logged); tests/run/test_best_checkpoint.py holds a run to it
+EVAL_METRICS = ("eval/n", "eval/accuracy", "eval/mean_tokens", "eval/truncation_rate", "eval/pass@1",
+                "eval/median_tokens", "eval/p90_tokens", "eval/accuracy_per_1k_tokens", "eval/degeneration_rate",
+                "eval/mean_length_std")
+
+
+def keep_best_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """``train.keep_best`` with its defaults: ``mode: max``, ``final: last``, and ties broken toward fewer
+    tokens: without a ``tie_break`` key, ``eval/mean_tokens`` for an eval/* metric and ``tokens/mean`` for a
+    training one (none when that is the metric itself), ``tie_mode: min``; ``tie_break: null`` keeps the
+    earliest of equal steps."""
+    out = {**KEEP_BEST_DEFAULTS, **spec}
+    if "tie_break" not in spec:
+        tokens = "eval/mean_tokens" if str(out["metric"]).startswith("eval/") else "tokens/mean"
+        out["tie_break"] = tokens if tokens != out["metric"] else None
+    return out
+
+
+def validate_keep_best(spec: dict[str, Any] | None, eval_every: int) -> None:
+    """Known option names, a metric, max/min modes, last/best final, and eval/* keys that the evaluation
+    during training logs and that ``eval.every`` > 0 measures."""
+    if spec is None:
+        return
+    names = list(KEEP_BEST_DEFAULTS)
+    for k in spec:
+        if k not in names:
+            raise ConfigError(f"train.keep_best: unknown option '{k}' (options: {', '.join(names)})"
+                              + closest(k, names))
+    o = keep_best_options(spec)
+    if not isinstance(o["metric"], str) or not o["metric"]:
+        raise ConfigError("train.keep_best.metric must be given: a key of metrics.jsonl, e.g. "
+                          "train.keep_best={metric: eval/accuracy} (with eval.every > 0) or {metric: accuracy}")
+    if o["tie_break"] is not None and (not isinstance(o["tie_break"], str) or not o["tie_break"]):
+        raise ConfigError(f"train.keep_best.tie_break must be a key of metrics.jsonl or null, got {o['tie_break']!r}")
+    for key, choices in (("mode", ("max", "min")), ("tie_mode", ("max", "min")), ("final", ("last", "best"))):
+        if o[key] not in choices:
+            raise ConfigError(f"train.keep_best.{key}: {o[key]!r} is not one of {list(choices)}"
+                              + closest(str(o[key]), list(choices)))
+    for key in ("metric", "tie_break"):
+        name = o[key]
+        if name is None or not name.startswith("eval/"):
+            continue
+        if name not in EVAL_METRICS:
+            raise ConfigError(f"train.keep_best.{key}: '{name}' is not logged by the evaluation during training "
+                              f"({', '.join(EVAL_METRICS)})" + closest(name, list(EVAL_METRICS)))
+        if not eval_every:
+            raise ConfigError(f"train.keep_best.{key}={name} would never be measured: eval.every=0 turns the "
+                              "evaluation during training off; set eval.every=N to evaluate every N steps")
 
 
 def kl_cov_options(a: AlgoConfig) -> tuple[float, float]:

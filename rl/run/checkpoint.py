@@ -11,6 +11,13 @@ file, a flipped byte) is skipped with a warning that names it, and the previous 
 A failed save (a full disk) removes its temporary directory and raises :class:`CheckpointError`
 with one line; the previous checkpoints are untouched. ``clean_temporaries`` removes what a killed
 save left behind.
+
+``train.keep_best`` (:class:`Best`): the best step by a metric of ``metrics.jsonl``. A step that becomes the
+best gets a checkpoint (if it is not a checkpoint step anyway), and that checkpoint is pinned: the rotation
+of ``train.keep_checkpoints`` never removes it while it is the best (at most ``keep_checkpoints + 1``
+directories). Which step is best, with its values, is in ``trainer_state.json`` under ``best``: a best changes
+only at a step that writes a checkpoint, so the newest checkpoint always knows the best so far and a resume
+keeps choosing exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -126,7 +135,14 @@ def _write_failed(path: Path, e: BaseException) -> CheckpointError:
     return CheckpointError(f"could not write {path}: {why} ({free / 2**20:.0f} MiB free there)")
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
+def checkpoint_name(step: int) -> str:
+    return f"{PREFIX}{step:06d}"
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict[str, Any], keep: int = 2,
+                    pin: int | None = None) -> Path:
+    """Write checkpoint ``step`` atomically, then remove all but the newest ``keep`` (0: keep all), never
+    the checkpoint of step ``pin`` (``train.keep_best``'s best)."""
     out = Path(output_dir)
     final = out / f"{PREFIX}{step:06d}"
     tmp = out / f"{TMP}{PREFIX}{step:06d}"
@@ -150,8 +166,10 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, state: dict[
             shutil.rmtree(tmp, ignore_errors=True)
         raise _write_failed(tmp, e) from e
     if accelerator.is_main_process:
+        pinned = checkpoint_name(pin) if pin is not None else None
         for old in checkpoint_dirs(out)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.name != pinned:
+                shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 
@@ -200,3 +218,176 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ------------------------------------------------------------------------ train.keep_best
+def _finite(v: Any) -> float | None:
+    """``v`` as a float when it is a finite number (not a bool); None for a missing, NaN or other value."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _better(a: float, b: float, mode: str) -> bool:
+    return a > b if mode == "max" else a < b
+
+
+@dataclass
+class Best:
+    """The best step so far by ``train.keep_best`` (its options completed by
+    :func:`rl.config.validate.keep_best_options`).
+
+    A step is a candidate when its row has ``metric`` as a finite number (steps without it, NaN or
+    non-numbers are skipped). It replaces the best when its metric is strictly better (``mode``), or
+    equal and its ``tie_break`` value is finite and strictly better (``tie_mode``) than the best's (a
+    missing one counts as the worst); otherwise the earlier step stays.
+
+    >>> b = Best("eval/accuracy", tie_break="eval/mean_tokens")
+    >>> [b.offer(s, r) for s, r in [(1, {"eval/accuracy": 0.5, "eval/mean_tokens": 40}), (2, {"loss": 1.0}),
+    ...                              (3, {"eval/accuracy": 0.5, "eval/mean_tokens": 30}),
+    ...                              (4, {"eval/accuracy": float("nan")}), (5, {"eval/accuracy": 0.5})]]
+    [True, False, True, False, False]
+    >>> b.step, b.value, b.tie_value
+    (3, 0.5, 30.0)
+    """
+
+    metric: str
+    mode: str = "max"
+    tie_break: str | None = None
+    tie_mode: str = "min"
+    final: str = "last"
+    step: int | None = None
+    value: float | None = None
+    tie_value: float | None = None
+    _warned: bool = field(default=False, repr=False, compare=False)
+
+    SPEC = ("metric", "mode", "tie_break", "tie_mode")  # what the choice depends on (final does not)
+
+    @classmethod
+    def from_config(cls, options: dict[str, Any], saved: dict[str, Any] | None = None) -> tuple[Best, str | None]:
+        """A tracker for ``options`` that continues ``saved`` (a checkpoint's ``best``) when it was made by
+        the same choice; else a fresh one and a note saying why earlier steps do not count."""
+        best = cls(**{k: options[k] for k in (*cls.SPEC, "final")})
+        if saved is None:
+            return best, None
+        if any(saved.get(k) != getattr(best, k) for k in cls.SPEC):
+            was = ", ".join(f"{k}={saved.get(k)}" for k in cls.SPEC)
+            return best, (f"train.keep_best changed since the checkpoint ({was}): the best is chosen again from "
+                          "the resumed step on")
+        best.step, best.value, best.tie_value = saved.get("step"), saved.get("value"), saved.get("tie_value")
+        return best, None
+
+    @classmethod
+    def for_run(cls, spec: dict[str, Any] | None, saved: dict[str, Any] | None) -> tuple[Best | None, str | None]:
+        """:meth:`from_config` for ``train.keep_best`` (None when unset: no tracker, no note)."""
+        from rl.config.validate import keep_best_options
+
+        return cls.from_config(keep_best_options(spec), saved) if spec is not None else (None, None)
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the choice reads the evaluation during training (then the last step is evaluated too,
+        whatever ``eval.every``, so that it is a candidate)."""
+        return any(k.startswith("eval/") for k in self.keys)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.metric,) + ((self.tie_break,) if self.tie_break else ())
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The best step's checkpoint directory name (in the run directory), or None before any."""
+        return checkpoint_name(self.step) if self.step is not None else None
+
+    def offer(self, step: int, row: dict[str, Any]) -> bool:
+        """Consider ``step``'s metrics; True when it becomes the best."""
+        v = _finite(row.get(self.metric))
+        if v is None:
+            return False
+        t = _finite(row.get(self.tie_break)) if self.tie_break else None
+        if self.step is not None and self.value is not None and not _better(v, self.value, self.mode):
+            if v != self.value or t is None:
+                return False
+            if self.tie_value is not None and not _better(t, self.tie_value, self.tie_mode):
+                return False
+        self.step, self.value, self.tie_value = step, v, t
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self.SPEC}, "step": self.step, "value": self.value,
+                "tie_value": self.tie_value, "checkpoint": self.checkpoint}
+
+    def missing_note(self, step: int, row: dict[str, Any]) -> str | None:
+        """A warning, once per run, when ``row`` (a step's metrics) lacks the metric or the tie-break (an
+        eval/* key: on a step that evaluated); a misspelt training metric would otherwise choose nothing."""
+        import difflib
+
+        evaluated = any(k.startswith("eval/") for k in row)
+        gone = [k for k in self.keys if k not in row and (evaluated or not k.startswith("eval/"))]
+        if not gone or self._warned:
+            return None
+        self._warned = True
+        hints = [f"'{k}'" + (f" (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(k, list(row), n=1))
+                             else "") for k in gone]
+        return (f"warning: train.keep_best: {', '.join(hints)} not among step {step}'s metrics; steps without "
+                "the metric are not candidates (without the tie-break, a tie keeps the earlier step)")
+
+
+def pick_best(rows: list[dict[str, Any]], options: dict[str, Any]) -> Best:
+    """The :class:`Best` of ``metrics.jsonl`` rows (each with its ``step``), in step order."""
+    best, _ = Best.from_config(options)
+    for row in sorted(rows, key=lambda r: r["step"]):
+        best.offer(row["step"], row)
+    return best
+
+
+def same_on_all(accelerator, row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The main process's values of ``keys``: every process must take the same checkpoint decision
+    (``save_checkpoint`` is collective), and a metric such as ``time/step`` differs between processes."""
+    picked = {k: row[k] for k in keys if k in row}
+    if accelerator.num_processes == 1:
+        return picked
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([picked], from_process=0)[0]
+
+
+def use_best(accelerator, output_dir: str | Path, best: Best, last_step: int,
+             warn: Callable[[str], None] = print) -> dict[str, Any]:
+    """``train.keep_best.final=best`` at the end of a run: load the best step's checkpoint into the live
+    model (every process), so that the "after" evaluation and ``final/`` are of it. Returns
+    ``summary.json``'s ``final``. Without a best, or with a damaged best checkpoint, the last step stays,
+    with a warning and a note saying why."""
+    chosen = {"step": best.step, "chosen_by": best.metric, "value": best.value,
+              **({"tie_break": best.tie_break, "tie_value": best.tie_value} if best.tie_break else {})}
+    if best.step is None:
+        note = f"no step measured {best.metric}"
+    elif best.step == last_step:
+        return chosen
+    else:
+        path = Path(output_dir) / best.checkpoint
+        problem = verify(path) if path.is_dir() else "it is gone"
+        if problem is None:
+            accelerator.load_state(str(path))  # the model (and optimizer, RNG: unused from here on)
+            return chosen
+        note = f"the best step's checkpoint {path} cannot be used: {problem}"
+    warn(f"warning: train.keep_best.final=best: {note}; final/ is the last step ({last_step})")
+    return {"step": last_step, "chosen_by": "last", "note": f"train.keep_best.final=best: {note}"}
+
+
+def best_summary(best: Best, output_dir: str | Path, last_step: int) -> dict[str, Any]:
+    """``summary.json``'s ``best`` (the choice, the best step, its values, its checkpoint directory relative
+    to the run directory) and ``last`` (the last step's values of the same keys, from ``metrics.jsonl``)."""
+    out = Path(output_dir)
+    found = best.checkpoint is not None and (out / best.checkpoint).is_dir()
+    summary = {**best.state_dict(), "checkpoint": best.checkpoint if found else None}
+    last: dict[str, Any] = {"step": last_step}
+    path = out / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("step") == last_step:
+            last.update({k: row[k] for k in best.keys if k in row})
+    return {"best": summary, "last": last}

@@ -32,7 +32,8 @@ from rl.eval.evaluate import evaluate
 from rl.eval.metrics import percentile
 from rl.facts import make_samples
 from rl.models.load import load_policy, load_tokenizer, resolve_model_path, save_pretrained
-from rl.run.checkpoint import atomic_save_dir, atomic_write_text, load_checkpoint, save_checkpoint
+from rl.run.checkpoint import (Best, atomic_save_dir, atomic_write_text, best_summary, load_checkpoint, same_on_all,
+                               save_checkpoint, use_best)
 from rl.run.distributed import (gather, is_sharded, make_accelerator, make_reference, model_state_for_saving,
                                 prepare_engine, rollout_weights)
 from rl.run.plan import check_run
@@ -236,21 +237,35 @@ def train(cfg: Config) -> dict[str, Any]:
         acc.print(f"before training: {format_eval(state['evals']['before'])}")
     tracker = Tracker(acc, out, cfg.train.max_steps, start, cfg.train.report_to, cfg.train.run_name, cfg.to_dict())
     fail_at = int(os.environ.get("LACONIC_FAIL_AT_STEP", "0"))  # test hook: simulate a crash
+    best, note = Best.for_run(cfg.train.keep_best, state.get("best"))  # train.keep_best (None: unset)
+    if note:
+        acc.print(note)
     try:
         for step in range(start + 1, cfg.train.max_steps + 1):
             if step == fail_at:
                 os._exit(17)
             metrics = train_step(run, step)
-            if cfg.eval.every and step % cfg.eval.every == 0:
+            last_eval = step == cfg.train.max_steps and best is not None and best.evaluates  # a candidate too
+            if cfg.eval.every and (step % cfg.eval.every == 0 or last_eval):
                 metrics.update({f"eval/{k}": v for k, v in run_eval(run).items() if not isinstance(v, dict)})
             tracker.log(metrics, step)
-            if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.max_steps:
-                state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state)
-                save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints)
+            new_best = best is not None and best.offer(step, same_on_all(acc, metrics, best.keys))
+            if best is not None and (warning := best.missing_note(step, metrics)):
+                acc.print(warning)
+            if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.max_steps or new_best:
+                state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state,
+                             best=best.state_dict() if best else None)  # a best changes only at a checkpoint
+                save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints,
+                                pin=best.step if best else None)  # the best is never pruned
     finally:
         tracker.close()  # also on an error: its message then starts on a line of its own
+    final = {"step": cfg.train.max_steps, "chosen_by": "last"}
+    if best is not None and best.final == "best":  # final/ and the "after" evaluation: the best step's model
+        final = use_best(acc, out, best, cfg.train.max_steps, warn=acc.print)
+        if final["step"] != cfg.train.max_steps:
+            sync_weights(run)  # vLLM engines: sample from the loaded weights
     if cfg.eval.after:
-        state["evals"]["after"] = run_eval(run)
+        state["evals"]["after"] = run_eval(run)  # of the model final/ holds
     full_state = model_state_for_saving(acc, run.policy)  # ZeRO-3 / FSDP: gathered on every process
     if acc.is_main_process:
         toy_info = Path(resolve_model_path(cfg.model, progress=False)) / "toy_info.json"
@@ -263,9 +278,13 @@ def train(cfg: Config) -> dict[str, Any]:
 
         atomic_save_dir(out / "final", write_final)
         summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path,
-                   "eval_set": {k: v for k, v in run.eval_set.items() if k != "note"}}
+                   "eval_set": {k: v for k, v in run.eval_set.items() if k != "note"}, "final": final,
+                   **(best_summary(best, out, cfg.train.max_steps) if best else {})}
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
         print_table(summary)
+        if best is not None and best.step is not None:
+            print(f"best: step {best.step}, {best.metric} {best.value:.4g} ({best.checkpoint}); final/ is step "
+                  f"{final['step']} (train.keep_best.final={best.final})")
     acc.wait_for_everyone()
     return state["evals"]
 
