@@ -240,6 +240,7 @@ def train(cfg: Config) -> dict[str, Any]:
     best, note = Best.for_run(cfg.train.keep_best, state.get("best"))  # train.keep_best (None: unset)
     if note:
         acc.print(note)
+    last, step_evaluated = None, None  # the newest in-training evaluation and its step
     try:
         for step in range(start + 1, cfg.train.max_steps + 1):
             if step == fail_at:
@@ -247,7 +248,8 @@ def train(cfg: Config) -> dict[str, Any]:
             metrics = train_step(run, step)
             last_eval = step == cfg.train.max_steps and best is not None and best.evaluates  # a candidate too
             if cfg.eval.every and (step % cfg.eval.every == 0 or last_eval):
-                metrics.update({f"eval/{k}": v for k, v in run_eval(run).items() if not isinstance(v, dict)})
+                last, step_evaluated = run_eval(run), step  # reused as "after" when final/ is this step's model
+                metrics.update({f"eval/{k}": v for k, v in last.items() if not isinstance(v, dict)})
             tracker.log(metrics, step)
             new_best = best is not None and best.offer(step, same_on_all(acc, metrics, best.keys))
             if best is not None and (warning := best.missing_note(step, metrics)):
@@ -265,7 +267,8 @@ def train(cfg: Config) -> dict[str, Any]:
         if final["step"] != cfg.train.max_steps:
             sync_weights(run)  # vLLM engines: sample from the loaded weights
     if cfg.eval.after:
-        state["evals"]["after"] = run_eval(run)  # of the model final/ holds
+        reuse = final["step"] == cfg.train.max_steps and step_evaluated == cfg.train.max_steps
+        state["evals"]["after"] = last if reuse else run_eval(run)  # of the model final/ holds
     full_state = model_state_for_saving(acc, run.policy)  # ZeRO-3 / FSDP: gathered on every process
     if acc.is_main_process:
         toy_info = Path(resolve_model_path(cfg.model, progress=False)) / "toy_info.json"

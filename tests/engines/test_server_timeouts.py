@@ -5,6 +5,9 @@ The fake server (stdlib ``http.server``, one thread per connection) answers what
 ``/is_paused``, ``/server_info``), and ``/v1/completions`` by the prompt's first token: a reply
 at once, a reply after 4 s, no reply ever, HTTP 500, or a dropped connection. A request that never
 gets a reply records whether the client hung up (what makes vLLM abort a request).
+
+A test double, not a server laconic uses: a real ``vllm serve`` cannot be made to hang, fail or drop a
+connection on demand; the engine against the real server is tests/engines/test_vllm_server.py.
 """
 
 from __future__ import annotations
