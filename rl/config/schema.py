@@ -65,6 +65,11 @@ class RolloutConfig:
     max_new_tokens: int = 64
     temperature: float = 1.0
     top_p: float = 1.0
+    # also in every engine, vLLM's order (rl/engines/transformers.py sample_next); evaluation uses them too
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0  # keep tokens with p >= min_p * p_max (0: off)
+    repetition_penalty: float = 1.0  # seen tokens (prompt and completion): logit / penalty if > 0, x penalty if < 0
+    stop: list[str] = field(default_factory=list)  # stop strings: the completion ends with the token completing one
     generation_batch_size: int = 256  # sequences per generate() call
     drop_finished: bool = True  # transformers engine: finished completions leave the batch (false: model.generate)
     length_schedule: LengthSchedule = field(default_factory=LengthSchedule)  # limit by step (rl/algo/schedules.py)

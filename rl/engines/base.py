@@ -26,6 +26,18 @@ class SamplingParams:
     n: int = 1  # completions per prompt
     greedy: bool = False
     logprobs: bool = True  # the sampled tokens' log-probs (off where only the text counts: vLLM keeps none then)
+    # the other knobs, applied in vLLM's order (repetition penalty, temperature, min-p, top-k, top-p) by
+    # every engine; the log-prob is the sampled token's under the distribution it was drawn from
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0  # keep tokens with p >= min_p * p_max (0: off)
+    repetition_penalty: float = 1.0  # > 1: seen tokens' (prompt and completion) logits / penalty if > 0, x penalty if < 0
+    stop: tuple[str, ...] = ()  # stop strings: the completion ends with the token that completes one (text cut before it)
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """``text`` before the first of the ``stop`` strings in it (vLLM leaves the stop string out)."""
+    found = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return text[:min(found)] if found else text
 
 
 @dataclass

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import torch
 
-from rl.engines.base import Rollout, SamplingParams, eos_ids_of
+from rl.engines.base import Rollout, SamplingParams, cut_at_stop, eos_ids_of
 
 
 class TransformersEngine:
     """Batched sampling from the training model itself, prompts left-padded.
 
-    Two decoders, the same sampling rule (logits / temperature, then nucleus ``top_p``, no top-k;
-    greedy takes the argmax) and the same processed log-probs:
+    Two decoders, the same sampling rule (:func:`sample_next`: repetition penalty, temperature,
+    min-p, top-k, top-p, vLLM's order; greedy takes the argmax of the penalised logits) and the
+    same processed log-probs; stop strings end a completion with the token that completes one, its
+    text cut before it (vLLM's rule, :func:`stop_at`):
 
     - ``drop_finished=True`` (default, ``rollout.drop_finished``): laconic's own loop over a
       ``DynamicCache`` that removes a completion's row from the batch (and its KV cache) as soon
@@ -65,12 +67,15 @@ class TransformersEngine:
             stop = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
             n = len(ids) if stop is None else stop + 1
             ids = ids[:n]
+            cut, text = stop_at(ids, params.stop, self.tokenizer) if params.stop else (None, None)
+            if cut is not None:
+                ids, n, stop = ids[:cut], cut, cut - 1
             rollouts.append(
                 Rollout(
                     prompt_index=prompt_index,
                     prompt_ids=list(prompt),
                     completion_ids=ids,
-                    text=self.tokenizer.decode(ids, skip_special_tokens=True),
+                    text=text if cut is not None else self.tokenizer.decode(ids, skip_special_tokens=True),
                     finish_reason="length" if stop is None else "stop",
                     logprobs=logprobs[row][:n],
                 )
@@ -79,7 +84,14 @@ class TransformersEngine:
 
     def _hf_generate(self, input_ids, attention, params: SamplingParams) -> tuple[list[list[int]], list[list[float]]]:
         width = input_ids.shape[1]
-        sampling = {} if params.greedy else dict(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        sampling = {} if params.greedy else dict(temperature=params.temperature, top_p=params.top_p,
+                                                  top_k=params.top_k, min_p=params.min_p or None)
+        if params.repetition_penalty != 1.0:  # transformers' own processor would count the left padding as seen
+            from transformers import LogitsProcessorList
+
+            pad = (attention == 0).sum(-1)
+            sampling["logits_processor"] = LogitsProcessorList([_SeenPenalty(params.repetition_penalty, pad)])
+        # stop strings: cut afterwards (generate's stop_strings also match across the prompt's end, vLLM's do not)
         gen = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -120,13 +132,25 @@ class TransformersEngine:
                             past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
         next_position = position[:, -1:] + 1
         alive = torch.ones(B, dtype=torch.bool, device=input_ids.device)
+        seen = None  # [B, V] the tokens of prompt and completion so far (repetition penalty)
+        if params.repetition_penalty != 1.0:
+            V = logits.shape[-1]
+            seen = torch.zeros(B, V + 1, dtype=torch.bool, device=input_ids.device)
+            seen.scatter_(1, input_ids.masked_fill(attention == 0, V), True)  # left padding -> column V, dropped
+            seen = seen[:, :V]
         for t in range(params.max_new_tokens):
-            token, logp = sample_next(logits.float(), params)
+            token, logp = sample_next(logits.float(), params, seen)
+            ended = []
             for r, tok, lp, a in zip(rows.tolist(), token.tolist(), logp.tolist(), alive.tolist()):
                 if a:
                     tokens[r].append(tok)
                     logprobs[r].append(lp)
-            alive = alive & ~torch.isin(token, eos)
+                ended.append(bool(params.stop) and a and any(
+                    x in self.tokenizer.decode(tokens[r][-_window(params.stop):], skip_special_tokens=True)
+                    for x in params.stop))
+            if seen is not None:
+                seen[torch.arange(len(token), device=seen.device), token] = True
+            alive = alive & ~torch.isin(token, eos) & ~torch.tensor(ended, dtype=torch.bool, device=alive.device)
             if t == params.max_new_tokens - 1 or not bool(alive.any()):
                 break
             finished = len(alive) - int(alive.sum())
@@ -135,6 +159,8 @@ class TransformersEngine:
                 cache.batch_select_indices(keep)
                 rows, token, attention, next_position = rows[keep.cpu()], token[keep], attention[keep], next_position[keep]
                 alive = alive[keep]
+                if seen is not None:
+                    seen = seen[keep]
             attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
             logits = self.model(input_ids=token.unsqueeze(1), attention_mask=attention, position_ids=next_position,
                                 past_key_values=cache, use_cache=True).logits[:, -1]
@@ -142,23 +168,43 @@ class TransformersEngine:
         return tokens, logprobs
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token per row of ``logits`` ``[B, V]`` and its processed log-prob.
+def sample_next(logits: torch.Tensor, params: SamplingParams,
+                seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row of ``logits`` ``[B, V]`` and its processed log-prob, in vLLM's order:
 
-    Greedy: the argmax, with ``log_softmax(logits)``. Sampling: ``z = logits / temperature``; with
-    ``top_p < 1`` the smallest set of most likely tokens whose probability reaches ``top_p`` is
-    kept (at least one; the rule of transformers' ``TopPLogitsWarper``) and the rest set to -inf;
-    the token is drawn from ``softmax(z)`` and its log-prob is ``log_softmax(z)`` at it, i.e.
-    renormalised over the kept set, as vLLM's processed log-probs.
+    1. repetition penalty (``seen`` ``[B, V]``: the tokens of prompt and completion so far): a seen
+       token's logit is divided by the penalty when positive, multiplied when negative;
+    2. greedy: the argmax, with ``log_softmax`` of the penalised logits; else ``z = logits / temperature``;
+    3. min-p: tokens with ``p < min_p * p_max`` dropped; 4. top-k: all but the k largest dropped;
+    5. top-p: the smallest set of most likely tokens whose probability reaches ``top_p`` kept (at
+       least one; transformers' ``TopPLogitsWarper`` rule);
+
+    dropped tokens are set to -inf; the token is drawn from ``softmax(z)`` and its log-prob is
+    ``log_softmax(z)`` at it, i.e. renormalised over the kept set, as vLLM's processed log-probs.
 
     >>> tok, lp = sample_next(torch.tensor([[0.0, 2.0, 1.0]]), SamplingParams(8, greedy=True))
     >>> tok.tolist(), round(lp.item(), 4)
     ([1], -0.4076)
+    >>> tok, _ = sample_next(torch.tensor([[0.0, 2.0, 1.0]]), SamplingParams(8, greedy=True, repetition_penalty=4.0),
+    ...                      seen=torch.tensor([[False, True, False]]))   # 2 / 4 = 0.5 < 1
+    >>> tok.tolist()
+    [2]
+    >>> _, lp = sample_next(torch.tensor([[0.0, 2.0, 1.0]]), SamplingParams(8, top_k=1))
+    >>> lp.item()
+    0.0
     """
+    if seen is not None and params.repetition_penalty != 1.0:
+        logits = penalise(logits, seen, params.repetition_penalty)
     if params.greedy:
         token = logits.argmax(-1)
         return token, torch.log_softmax(logits, -1).gather(-1, token.unsqueeze(-1)).squeeze(-1)
     z = logits / params.temperature
+    if params.min_p > 0.0:
+        p = z.softmax(-1)
+        z = z.masked_fill(p < params.min_p * p.max(-1, keepdim=True).values, float("-inf"))
+    if 0 < params.top_k < z.shape[-1]:
+        kth = z.topk(params.top_k, dim=-1).values[..., -1:]
+        z = z.masked_fill(z < kth, float("-inf"))
     if params.top_p < 1.0:
         sorted_z, order = torch.sort(z, descending=False, dim=-1)
         cumulative = sorted_z.softmax(-1).cumsum(-1)
@@ -168,3 +214,43 @@ def sample_next(logits: torch.Tensor, params: SamplingParams) -> tuple[torch.Ten
     logp = torch.log_softmax(z, -1)
     token = torch.multinomial(logp.exp(), 1).squeeze(-1)
     return token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+
+
+def penalise(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """The repetition penalty (CTRL, arXiv 1909.05858; vLLM's and transformers' rule): a seen token's
+    logit divided by ``penalty`` when positive, multiplied when negative."""
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+class _SeenPenalty:
+    """``model.generate``'s repetition penalty over the real tokens only: the first ``pad[i]``
+    positions of row i are its left padding."""
+
+    def __init__(self, penalty: float, pad: torch.Tensor):
+        self.penalty, self.pad = penalty, pad
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        V = scores.shape[-1]
+        real = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0) >= self.pad.to(input_ids.device).unsqueeze(1)
+        seen = torch.zeros(input_ids.shape[0], V + 1, dtype=torch.bool, device=scores.device)
+        seen.scatter_(1, input_ids.masked_fill(~real, V), True)
+        return penalise(scores, seen[:, :V], self.penalty)
+
+
+def _window(stop: tuple[str, ...]) -> int:
+    """Tokens enough to hold any stop string (a token is at least one character) and one more."""
+    return max(len(s) for s in stop) + 1
+
+
+def stop_at(ids: list[int], stop: tuple[str, ...], tokenizer) -> tuple[int | None, str | None]:
+    """vLLM's stop strings on token ids: ``(k, text)`` where the ``k`` first ids are the completion
+    (the k-th completes the first stop string to appear) and ``text`` its decoded text cut before
+    that string; ``(None, None)`` when none appears. Each step decodes a window of the last few ids
+    only, so the scan is linear in the completion's length."""
+    w = _window(stop)
+    for k in range(1, len(ids) + 1):
+        tail = tokenizer.decode(ids[max(0, k - w):k], skip_special_tokens=True)
+        if any(s in tail for s in stop):
+            return k, cut_at_stop(tokenizer.decode(ids[:k], skip_special_tokens=True), stop)
+    return None, None

@@ -31,27 +31,32 @@ import time
 
 import torch
 
-from rl.engines.base import Rollout, SamplingParams, eos_ids_of, merged_state_items
+from rl.engines.base import Rollout, SamplingParams, cut_at_stop, eos_ids_of, merged_state_items
 
 GiB = 1 << 30
 
 
 def vllm_sampling_params(params: SamplingParams, eos_ids: set[int] | None = None):
     """Our :class:`~rl.engines.base.SamplingParams` as vLLM's: n, temperature (0 when greedy), top_p,
-    max_tokens = the current length limit, the sampled token's log-prob (``logprobs=0``; None when
-    ``params.logprobs`` is off).
-    Token ids only (``detokenize=False``): the engine decodes with the training tokenizer, exactly
-    as the transformers engine does."""
+    top_k, min_p, repetition_penalty, stop strings, max_tokens = the current length limit, the
+    sampled token's log-prob (``logprobs=0``; None when ``params.logprobs`` is off).
+    Token ids only (``detokenize=False``) unless stop strings need vLLM's text: the engine decodes
+    with the training tokenizer, exactly as the transformers engine does."""
     from vllm import SamplingParams as VSP
 
     return VSP(
         n=params.n,
         temperature=0.0 if params.greedy else params.temperature,
         top_p=1.0 if params.greedy else params.top_p,
+        top_k=0 if params.greedy else params.top_k,
+        min_p=0.0 if params.greedy else params.min_p,
+        repetition_penalty=params.repetition_penalty,
+        presence_penalty=0.0, frequency_penalty=0.0,  # explicit: a model's generation_config must not apply
         max_tokens=params.max_new_tokens,
         logprobs=0 if params.logprobs else None,
         stop_token_ids=sorted(eos_ids or ()),
-        detokenize=False,
+        stop=list(params.stop) or None,
+        detokenize=bool(params.stop),  # stop strings are matched on vLLM's text
     )
 
 
@@ -128,13 +133,13 @@ class VLLMEngine:
         rollouts = []
         for i, (prompt, out) in enumerate(zip(prompts, outputs)):
             for c in sorted(out.outputs, key=lambda c: c.index):
-                rollouts.append(self._rollout(i, prompt, c))
+                rollouts.append(self._rollout(i, prompt, c, params.stop))
         if self.sleep_mode:  # free KV cache and weights for the update that follows
             self.llm.sleep(level=2)
             self._weights_asleep = self._kv_asleep = True
         return rollouts
 
-    def _rollout(self, index: int, prompt: list[int], c) -> Rollout:
+    def _rollout(self, index: int, prompt: list[int], c, stop: tuple[str, ...] = ()) -> Rollout:
         ids = list(c.token_ids)
         if c.finish_reason not in ("stop", "length"):
             raise RuntimeError(f"vLLM finished a completion with '{c.finish_reason}' ({c.stop_reason})")
@@ -145,7 +150,7 @@ class VLLMEngine:
             prompt_index=index,
             prompt_ids=list(prompt),
             completion_ids=ids,
-            text=self.tokenizer.decode(ids, skip_special_tokens=True),
+            text=cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop),
             finish_reason=c.finish_reason,
             logprobs=logprobs,
         )

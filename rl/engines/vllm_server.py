@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 
 import torch
 
-from rl.engines.base import (Rollout, SamplingParams, eos_ids_of, is_partitioned, merged_state_items,
+from rl.engines.base import (Rollout, SamplingParams, cut_at_stop, eos_ids_of, is_partitioned, merged_state_items,
                              merged_state_meta)
 
 SYNC_MODES = ("auto", "nccl", "disk")
@@ -174,8 +174,10 @@ class Server:
         body = dict(model=self.model, prompt=list(prompt), n=params.n, max_tokens=params.max_new_tokens,
                     temperature=0.0 if params.greedy else params.temperature,
                     top_p=1.0 if params.greedy else params.top_p, seed=seed, logprobs=0 if params.logprobs else None, return_token_ids=True,
-                    stop_token_ids=stop, top_k=0, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0,
-                    frequency_penalty=0.0)  # explicit: a model's generation_config defaults must not apply
+                    stop_token_ids=stop, top_k=0 if params.greedy else params.top_k,
+                    min_p=0.0 if params.greedy else params.min_p, repetition_penalty=params.repetition_penalty,
+                    presence_penalty=0.0, frequency_penalty=0.0,  # explicit: a model's generation_config must not apply
+                    **({"stop": list(params.stop)} if params.stop else {}))
         reply = await self.arequest(client, "POST", "/v1/completions", json=body,
                                     timeout=httpx.Timeout(self.timeout, read=None, pool=None))
         return sorted(reply["choices"], key=lambda c: c["index"])
@@ -256,7 +258,7 @@ class VLLMServerEngine:
         rollouts = []
         for i, (prompt, server, choices) in enumerate(zip(prompts, servers, replies)):
             for c in choices:
-                rollouts.append(self._rollout(i, prompt, c, server.url))
+                rollouts.append(self._rollout(i, prompt, c, server.url, params.stop))
         return rollouts
 
     async def _complete_all(self, servers: list[Server], prompts, params, seeds, stop) -> list[list[dict]]:
@@ -296,13 +298,13 @@ class VLLMServerEngine:
                 for p in probes:
                     p.cancel()
 
-    def _rollout(self, index: int, prompt: list[int], c: dict, url: str) -> Rollout:
+    def _rollout(self, index: int, prompt: list[int], c: dict, url: str, stop: tuple[str, ...] = ()) -> Rollout:
         ids = list(c["token_ids"])
         if c["finish_reason"] not in ("stop", "length"):
             raise ServerError(f"vLLM server {url} finished a completion with '{c['finish_reason']}' "
                               "(aborted or paused by another client?)")
         logprobs = c["logprobs"]["token_logprobs"] if c.get("logprobs") else None
-        return Rollout(index, list(prompt), ids, self.tokenizer.decode(ids, skip_special_tokens=True),
+        return Rollout(index, list(prompt), ids, cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stop),
                        c["finish_reason"], [float(x) for x in logprobs] if logprobs is not None else None)
 
     def sync_weights(self, model: torch.nn.Module) -> None:

@@ -42,7 +42,7 @@ from rl.run.rng import seeded
 from rl.run.rundir import SCHEDULE_KEYS, Start, apply_start
 from rl.run.tracking import Tracker, quiet_libraries
 from rl.train.reference_pass import reference_pass
-from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction
+from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction, knobs
 from rl.train.update import update_policy
 
 
@@ -142,7 +142,7 @@ def _held(fn, horizon: int, step: int) -> float:
 def run_eval(run: Run) -> dict[str, Any]:
     e = run.cfg.eval
     params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples,
-                            logprobs=False)
+                            logprobs=False, **knobs(run.cfg.rollout))
     with rollout_weights(run.acc, run.policy, run.engine):  # ZeRO-3 + transformers engine: gathered once
         return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
 
@@ -153,7 +153,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     run.ctx.step, run.ctx.max_length = step, current_limit(cfg, step)
     run_monitor(run, step)
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
-                            top_p=cfg.rollout.top_p, n=cfg.rollout.group_size)
+                            top_p=cfg.rollout.top_p, n=cfg.rollout.group_size, **knobs(cfg.rollout))
     with rollout_weights(acc, run.policy, run.engine):  # ZeRO-3 + transformers engine: weights gathered
         batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
     t_gen = time.perf_counter()
@@ -328,7 +328,8 @@ def run_monitor(run: Run, step: int) -> None:
     k = -(-len(monitor) // acc.num_processes)
     mine = monitor[acc.process_index * k : (acc.process_index + 1) * k]
     params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=run.cfg.rollout.temperature,
-                            top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size, logprobs=False)
+                            top_p=run.cfg.rollout.top_p, n=run.cfg.rollout.group_size, logprobs=False,
+                            **knobs(run.cfg.rollout))
     with seeded(t.seed * 1_000_003 + step * 7 + acc.process_index), rollout_weights(acc, run.policy, run.engine):
         rollouts = run.engine.generate([p.ids for p in mine], params) if mine else []
     table = gather(acc, make_samples(rollouts, mine, acc.process_index * k, run.tokenizer, run.cfg.data.delimiter))

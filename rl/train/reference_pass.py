@@ -29,6 +29,7 @@ from rl.facts import make_samples
 from rl.run.checkpoint import atomic_write_text
 from rl.run.distributed import gather, rollout_weights
 from rl.run.rng import seeded
+from rl.train.sampling import knobs
 
 FILE = "reference_accuracy.json"
 
@@ -69,7 +70,7 @@ def compute(run, k: int) -> dict[str, float]:
     per = -(-len(prompts) // acc.num_processes)
     mine = prompts[acc.process_index * per : (acc.process_index + 1) * per]
     params = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
-                            top_p=cfg.rollout.top_p, n=k, logprobs=False)
+                            top_p=cfg.rollout.top_p, n=k, logprobs=False, **knobs(cfg.rollout))
     size = max(cfg.rollout.prompts_per_step // acc.num_processes, 1)
     mean: dict[str, float] = {}
     with seeded(cfg.train.seed * 1_000_003 + 17 + acc.process_index), rollout_weights(acc, run.policy, run.engine):

@@ -302,3 +302,10 @@ def by_difficulty(table: list[Any]) -> dict[str, float]:
         out[f"by_difficulty/{d}/accuracy"] = statistics.fmean(float(bool(s.correct)) for s in rows)
         out[f"by_difficulty/{d}/tokens"] = statistics.fmean(s.length for s in rows)
     return out
+
+
+def knobs(rollout) -> dict:
+    """``rollout``'s sampling knobs beyond temperature and top-p, as :class:`SamplingParams` fields:
+    the policy's decoding, the same for training rollouts, the reference pass and evaluation."""
+    return dict(top_k=rollout.top_k, min_p=rollout.min_p, repetition_penalty=rollout.repetition_penalty,
+                stop=tuple(rollout.stop))

@@ -184,3 +184,37 @@ def test_forced_prefixes_through_vllm_match_transformers(engine, untrained_toy, 
     assert all(r.completion_ids[: len(prefix)] == prefix for r in got[::2])
     assert [r.completion_ids for r in got] == [r.completion_ids for r in want]
     assert all(r.logprobs[0] == FIRST_FORCED_LOGP for r in got[::2])
+
+
+def test_sampling_knobs_agree_across_engines(untrained_toy, tok, engine):
+    """top_k, min_p, repetition_penalty and stop strings (issue 26, item 3) in both transformers
+    decoders and the colocated vLLM engine: greedy with a penalty and stop strings gives the same ids,
+    finish reasons and texts; top_k=1 and min_p=1 sampling keep only the (penalised) argmax, so they
+    give the greedy ids with log-prob 0 in every engine."""
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained(untrained_toy, dtype=torch.float32)
+    engine.sync_weights(policy)
+    ours = [TransformersEngine(policy, tok, drop_finished=d) for d in (True, False)]
+
+    def run(e, params):
+        return [(r.completion_ids, r.finish_reason, r.text) for r in e.generate(prompts(tok), params)]
+
+    plain = run(ours[0], GREEDY)
+    penalised = SamplingParams(max_new_tokens=24, greedy=True, repetition_penalty=1.5)
+    assert [c[0] for c in run(ours[0], penalised)] != [c[0] for c in plain], "the penalty changed nothing: vacuous"
+    text = next(c[2] for c in plain if len(c[2]) > 8)
+    stop = (text[4:6],)  # a string the plain greedy completions write
+    for params in (penalised, SamplingParams(max_new_tokens=24, greedy=True, stop=stop),
+                   SamplingParams(max_new_tokens=24, greedy=True, repetition_penalty=1.5, stop=stop)):
+        want = run(engine, params)
+        assert run(ours[0], params) == want and run(ours[1], params) == want, params
+    stopped = run(ours[0], SamplingParams(max_new_tokens=24, greedy=True, stop=stop))
+    assert any(f == "stop" and stop[0] not in t for _, f, t in stopped)  # ended at the string, text cut before it
+    for params in (SamplingParams(max_new_tokens=24, temperature=0.8, top_k=1, repetition_penalty=1.5),
+                   SamplingParams(max_new_tokens=24, temperature=0.8, min_p=1.0, repetition_penalty=1.5)):
+        greedy = [c[0] for c in run(engine, penalised)]
+        for e in (engine, *ours):
+            rs = e.generate(prompts(tok), params)
+            assert [r.completion_ids for r in rs] == greedy, (e, params)
+            assert all(abs(x) < 1e-5 for r in rs for x in r.logprobs), (e, params)

@@ -291,6 +291,34 @@ def test_pause_keeps_a_request_until_resume_and_abort_ends_it(servers, untrained
     engine.close()
 
 
+def test_sampling_knobs_reach_the_server(servers, untrained_toy):
+    """repetition_penalty, stop strings, top_k and min_p in the request (issue 26, item 3): greedy with
+    a penalty and a stop string gives the transformers engine's ids, finish reasons and texts; top_k=1
+    sampling gives the penalised greedy ids with log-prob 0."""
+    from transformers import AutoModelForCausalLM
+
+    from rl.engines.transformers import TransformersEngine
+    from rl.engines.vllm_server import VLLMServerEngine
+    from rl.models.load import load_tokenizer
+
+    tok = load_tokenizer(str(untrained_toy))
+    policy = AutoModelForCausalLM.from_pretrained(untrained_toy, dtype=torch.float32)
+    engine, ours = VLLMServerEngine([servers[0].url], tok, api_key=KEY), TransformersEngine(policy, tok)
+    engine.sync_weights(policy)
+    prompts = [tok(q)["input_ids"] for q in ("Q:1+2=", "Q:3+4+5=", "Q:9+9+9+9=")]
+
+    def run(e, params):
+        return [(r.completion_ids, r.finish_reason, r.text) for r in e.generate(prompts, params)]
+
+    text = next(t for _, _, t in run(ours, SamplingParams(max_new_tokens=24, greedy=True)) if len(t) > 8)
+    params = SamplingParams(max_new_tokens=24, greedy=True, repetition_penalty=1.5, stop=(text[4:6],))
+    assert run(engine, params) == run(ours, params)
+    sampled = engine.generate(prompts, SamplingParams(max_new_tokens=24, temperature=0.8, top_k=1, repetition_penalty=1.5))
+    greedy = [ids for ids, _, _ in run(ours, SamplingParams(max_new_tokens=24, greedy=True, repetition_penalty=1.5))]
+    assert [r.completion_ids for r in sampled] == greedy and all(abs(x) < 1e-5 for r in sampled for x in r.logprobs)
+    engine.close()
+
+
 def _catch(fn, *args):
     try:
         return fn(*args)
