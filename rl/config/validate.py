@@ -13,6 +13,29 @@ from rl.algo.schedules import validate_schedule
 from rl.config.schema import AlgoConfig, Config, ConfigError, closest
 
 
+def sampling_knob_error(top_p, top_k, min_p, repetition_penalty, stop, prefix: str = "rollout.") -> str | None:
+    """The first bad sampling knob, as one line (``prefix`` names the setting: ``rollout.`` in a
+    recipe, ``--`` on the command line), or None.
+
+    >>> sampling_knob_error(1.0, -1, 0.0, 1.0, [])
+    'rollout.top_k must be >= 0 (0: off), got -1'
+    >>> sampling_knob_error(0.9, 20, 0.05, 1.1, ["</answer>"]) is None
+    True
+    """
+    name = (lambda k: prefix + (k.replace("_", "-") if prefix == "--" else k))
+    if not 0 < top_p <= 1:
+        return f"{name('top_p')} must be in (0, 1], got {top_p}"
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        return f"{name('top_k')} must be >= 0 (0: off), got {top_k}"
+    if not 0 <= min_p <= 1:
+        return f"{name('min_p')} must be in [0, 1] (0: off), got {min_p}"
+    if not repetition_penalty > 0:
+        return f"{name('repetition_penalty')} must be > 0 (1: off), got {repetition_penalty}"
+    if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
+        return f"{name('stop')} must be a list of non-empty strings, got {stop!r}"
+    return None
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks that a type alone cannot express."""
     r, t, a = cfg.rollout, cfg.train, cfg.algo
@@ -50,6 +73,9 @@ def validate(cfg: Config) -> None:
                           "that resume would continue")
     if r.temperature <= 0:
         raise ConfigError("rollout.temperature must be > 0 (use eval for greedy decoding)")
+    bad = sampling_knob_error(r.top_p, r.top_k, r.min_p, r.repetition_penalty, r.stop, prefix="rollout.")
+    if bad:
+        raise ConfigError(bad)
     from rl.algo.estimators import ADVANTAGES, advantage_option_names
 
     if a.advantage not in ADVANTAGES:

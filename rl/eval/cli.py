@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.config import DataConfig, EvalConfig, ModelConfig, RolloutConfig
+from rl.config.validate import sampling_knob_error
 from rl.eval.metrics import DEGENERATION_DEFAULTS
 
 USAGE_ERROR = 2
@@ -86,6 +87,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=_E.temperature,
                    help="default 1.0; 0 = greedy (one completion per prompt, repeated --samples times)")
     g.add_argument("--top-p", type=float, default=_E.top_p)
+    g.add_argument("--top-k", type=int, default=_R.top_k, help="0: off (as rollout.top_k)")
+    g.add_argument("--min-p", type=float, default=_R.min_p, help="0: off (as rollout.min_p)")
+    g.add_argument("--repetition-penalty", type=float, default=_R.repetition_penalty,
+                   help="1: off (as rollout.repetition_penalty)")
+    g.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="a stop string; repeat for several (as rollout.stop)")
     g.add_argument("--seed", type=int, default=_E.seed, help=f"data generation and sampling seed (default {_E.seed})")
     g.add_argument("--batch-size", type=int, default=_R.generation_batch_size,
                    help=f"sequences per generate() call (default {_R.generation_batch_size})")
@@ -121,8 +128,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--num-examples must be >= 1, got {args.num_examples}")
     if args.temperature < 0:
         raise UsageError(f"--temperature must be >= 0 (0: greedy), got {args.temperature}")
-    if not 0 < args.top_p <= 1:
-        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    bad = sampling_knob_error(args.top_p, args.top_k, args.min_p, args.repetition_penalty, args.stop, prefix="--")
+    if bad:
+        raise UsageError(bad)
     if not 0 <= args.degeneration_threshold < 1:
         raise UsageError(f"--degeneration-threshold must be in [0, 1), got {args.degeneration_threshold}")
     if args.save_completions and not args.out:
@@ -255,7 +263,8 @@ def _generate(engine, prompts, args: argparse.Namespace, greedy: bool):
 
     n = 1 if greedy else args.samples
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature or 1.0,
-                            top_p=args.top_p, n=n, greedy=greedy, logprobs=False)
+                            top_p=args.top_p, n=n, greedy=greedy, logprobs=False, top_k=args.top_k,
+                            min_p=args.min_p, repetition_penalty=args.repetition_penalty, stop=tuple(args.stop))
     per_call = max(1, args.batch_size // n)
     torch.manual_seed(args.seed)
     rollouts = []

@@ -67,6 +67,25 @@ def test_cross_field_checks():
         load_config(None, ["rewards=[{weight: 1}]"])
 
 
+@pytest.mark.parametrize("override, line", [
+    ("rollout.top_k=-1", "rollout.top_k must be >= 0 (0: off), got -1"),
+    ("rollout.min_p=1.5", "rollout.min_p must be in [0, 1] (0: off), got 1.5"),
+    ("rollout.repetition_penalty=0", "rollout.repetition_penalty must be > 0 (1: off), got 0.0"),
+    ("rollout.top_p=0", "rollout.top_p must be in (0, 1], got 0.0"),
+    ("rollout.stop=['</answer>', '']", "rollout.stop must be a list of non-empty strings, got ['</answer>', '']"),
+])
+def test_bad_sampling_knob_is_one_line(override, line):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert str(e.value) == line
+
+
+def test_sampling_knobs_load():
+    r = load_config(None, ["rollout.top_k=20", "rollout.min_p=0.05", "rollout.repetition_penalty=1.1",
+                           "rollout.stop=['</answer>']"]).rollout
+    assert (r.top_k, r.min_p, r.repetition_penalty, r.stop) == (20, 0.05, 1.1, ["</answer>"])
+
+
 def test_malformed_override_and_missing_recipe(tmp_path):
     with pytest.raises(ConfigError, match="section.key=value"):
         parse_overrides(["algo.clip_high"])

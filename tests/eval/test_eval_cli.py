@@ -68,6 +68,8 @@ def test_greedy_repeats_one_completion(toy, capsys):
     (["--data", "MISSING.jsonl"], "data file not found"),
     (["--data", "TABLE.jsonl", "--question-column", "problem"], "no column 'problem' (--question-column)"),
     (["--samples", "0"], "--samples must be >= 1"),
+    (["--top-k", "-2"], "--top-k must be >= 0 (0: off), got -2"),
+    (["--min-p", "2"], "--min-p must be in [0, 1] (0: off), got 2.0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(toy, tmp_path, capsys, extra, needle):
     table = tmp_path / "TABLE.jsonl"
@@ -123,3 +125,26 @@ def test_chat_template_kwargs_option_is_a_yaml_mapping():
     assert _kwargs("{enable_thinking: false}") == {"enable_thinking": False} and _kwargs(None) == {}
     with pytest.raises(UsageError, match="a mapping like"):
         _kwargs("[1, 2]")
+
+
+def test_top_k_1_is_greedy_and_stop_strings_cut(toy, tmp_path):
+    """``--top-k 1`` keeps the most likely token only: the same completions as ``--temperature 0``.
+    ``--stop`` ends each completion at the token that completes the string, and the text before it is
+    what gets scored."""
+    common = ["--num-examples", "4", "--samples", "2", "--max-new-tokens", "12", "--no-progress", "--delimiter", "none"]
+    greedy = eval_cli.evaluate_model(parse(str(toy), *common, "--temperature", "0"))
+    top1 = eval_cli.evaluate_model(parse(str(toy), *common, "--top-k", "1"))
+    assert top1["settings"]["top_k"] == 1 and not top1["settings"]["greedy"]
+    assert [p["mean"] for p in top1["per_prompt"]] == [p["mean"] for p in greedy["per_prompt"]]
+    assert top1["mean_tokens"] == greedy["mean_tokens"]
+    out = tmp_path / "stop"
+    eval_cli.evaluate_model(parse(str(toy), *common, "--temperature", "0", "--out", str(out), "--save-completions"))
+    plain = [json.loads(x) for x in (out / "completions.jsonl").read_text().splitlines()]
+    stop = next(c["completion"][1] for c in plain if len(c["completion"]) > 2)  # a character the model writes
+    out.mkdir(exist_ok=True)
+    eval_cli.evaluate_model(parse(str(toy), *common, "--temperature", "0", "--stop", stop, "--out", str(out),
+                                  "--save-completions"))
+    cut = [json.loads(x) for x in (out / "completions.jsonl").read_text().splitlines()]
+    for a, b in zip(plain, cut):
+        assert stop not in b["completion"] and b["length"] <= a["length"]
+        assert b["completion"] == a["completion"].split(stop)[0] or stop not in a["completion"]
