@@ -50,10 +50,16 @@ class Rollout:
     logprobs: list[float] | None  # sampler log-prob of each completion token (processed)
     forced_tokens: int = 0  # leading completion tokens given, not sampled (rollout.forced_prefixes)
     trained: bool = True  # False: scored and counted in advantages, but no token enters the loss (algo.mask_truncated)
+    # The per-token record (``logprobs`` above is the behaviour log-prob of each token):
+    versions: list[int] | None = None  # policy version (the step whose weights wrote it) per token; GIVEN: not sampled
+    loss_mask: list[int] | None = None  # 1: the token enters the loss, 0: it does not (None: all 1)
 
     @property
     def length(self) -> int:
         return len(self.completion_ids)
+
+
+GIVEN = -1  # the version of a token no policy wrote (a forced prefix): its ratio is against its behaviour log-prob
 
 
 class RolloutEngine(Protocol):
@@ -83,6 +89,21 @@ class PausableEngine(RolloutEngine, Protocol):
     def abort(self) -> None:
         """End every running request; its completion so far comes back with finish reason
         ``abort`` (generate() raises on those today)."""
+        ...
+
+
+class PartialEngine(Protocol):
+    """Engines that stop a generation part-way and return what was written (partial rollouts,
+    ``rollout.partial``): the transformers engine and the colocated vLLM engine."""
+
+    last_trace: list[tuple[float, int]]  # (perf_counter time, sequences running) per engine step of the last call
+
+    def generate_partial(self, prompts: list[list[int]], params: SamplingParams, limits: list[int],
+                         groups: list[int], needed: int) -> list[Rollout]:
+        """One completion per prompt (``params.n`` must be 1), prompt ``i`` writing at most ``limits[i]``
+        tokens. ``groups[i]`` labels prompt ``i``'s group; as soon as ``needed`` groups have every
+        completion finished, the rest are aborted and come back with finish reason ``abort`` and the
+        tokens (and log-probs) written so far, possibly none."""
         ...
 
 

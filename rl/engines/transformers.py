@@ -4,6 +4,8 @@ itself, no second copy of the weights, nothing to sync.
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from rl.engines.base import Rollout, SamplingParams, cut_at_stop, eos_ids_of
@@ -51,7 +53,46 @@ class TransformersEngine:
             self.model.train(was_training)
         return out
 
-    def _generate_batch(self, batch: list[tuple[int, list[int]]], params: SamplingParams) -> list[Rollout]:
+    @torch.no_grad()
+    def generate_partial(self, prompts: list[list[int]], params: SamplingParams, limits: list[int],
+                         groups: list[int], needed: int) -> list[Rollout]:
+        """One completion per prompt (:meth:`rl.engines.base.PartialEngine.generate_partial`): prompt
+        ``i`` writes at most ``limits[i]`` tokens; decoding stops once ``needed`` groups (``groups[i]``
+        labels prompt ``i``) have all their completions finished, and the others come back with finish
+        reason ``abort`` (tokens so far; none when their batch of ``batch_size`` had not started)."""
+        if params.n != 1:
+            raise ValueError("generate_partial writes one completion per prompt: repeat a prompt for a group")
+        members: dict[int, int] = {}
+        for g in groups:
+            members[g] = members.get(g, 0) + 1
+        finished: dict[int, int] = {g: 0 for g in members}
+        self.last_trace = []
+        out: list[Rollout] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(prompts), self.batch_size):
+                idx = list(range(start, min(start + self.batch_size, len(prompts))))
+                if sum(finished[g] == members[g] for g in finished) >= needed:  # this batch never starts
+                    out.extend(Rollout(i, list(prompts[i]), [], "", "abort", [] if params.logprobs else None) for i in idx)
+                    continue
+
+                def until(done: list[bool], idx=idx) -> bool:
+                    count = dict(finished)
+                    for i, d in zip(idx, done):
+                        count[groups[i]] += d
+                    return sum(count[g] == members[g] for g in count) >= needed
+
+                batch = self._generate_batch([(i, prompts[i]) for i in idx], params, [limits[i] for i in idx], until)
+                for i, r in zip(idx, batch):
+                    finished[groups[i]] += r.finish_reason != "abort"
+                out.extend(batch)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _generate_batch(self, batch: list[tuple[int, list[int]]], params: SamplingParams,
+                        limits: list[int] | None = None, until=None) -> list[Rollout]:
         width = max(len(p) for _, p in batch)
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -59,11 +100,19 @@ class TransformersEngine:
             input_ids[row, width - len(p) :] = torch.tensor(p)
             attention[row, width - len(p) :] = 1
         device = next(self.model.parameters()).device
-        decode = self._decode if self.drop_finished else self._hf_generate
-        tokens, logprobs = decode(input_ids.to(device), attention.to(device), params)
+        aborted: set[int] = set()
+        if limits is not None or until is not None:  # generate_partial: always laconic's own loop
+            tokens, logprobs, aborted = self._decode(input_ids.to(device), attention.to(device), params, limits, until)
+        else:
+            decode = self._decode if self.drop_finished else self._hf_generate
+            tokens, logprobs = decode(input_ids.to(device), attention.to(device), params)[:2]
         rollouts = []
         for row, (prompt_index, prompt) in enumerate(batch):
             ids = tokens[row]
+            if row in aborted:
+                rollouts.append(Rollout(prompt_index, list(prompt), ids, self.tokenizer.decode(ids, skip_special_tokens=True),
+                                        "abort", logprobs[row]))
+                continue
             stop = next((k for k, t in enumerate(ids) if t in self.eos_ids), None)
             n = len(ids) if stop is None else stop + 1
             ids = ids[:n]
@@ -110,10 +159,16 @@ class TransformersEngine:
         logprobs = torch.log_softmax(scores, dim=-1).gather(-1, new_tokens.unsqueeze(-1).to(scores.device))
         return new_tokens.tolist(), logprobs.squeeze(-1).cpu().tolist()
 
-    def _decode(self, input_ids, attention, params: SamplingParams) -> tuple[list[list[int]], list[list[float]]]:
+    def _decode(self, input_ids, attention, params: SamplingParams, limits: list[int] | None = None,
+                until=None) -> tuple[list[list[int]], list[list[float]], set[int]]:
         """Sample up to ``max_new_tokens`` per row; a row leaves the batch once it emits EOS
         (in batches: rows are dropped when at least an eighth of the batch has finished, since
         every drop copies the KV cache; until then a finished row's tokens are discarded).
+
+        ``limits``: a limit per row instead (a row that reaches its own ends as ``length``);
+        ``until(done)`` (``done``: per row, finished or not) is asked after every token and ends the
+        loop when it says so: the rows still running are returned as the third value (aborted).
+        With ``until``, ``self.last_trace`` gets ``(time, rows running)`` per token step.
 
         Positions are counted over real tokens (``cumsum(mask) - 1``), as in training
         (:func:`rl.train.update.make_batch`) and in ``generate``; the cache keeps the left padding,
@@ -138,7 +193,12 @@ class TransformersEngine:
             seen = torch.zeros(B, V + 1, dtype=torch.bool, device=input_ids.device)
             seen.scatter_(1, input_ids.masked_fill(attention == 0, V), True)  # left padding -> column V, dropped
             seen = seen[:, :V]
-        for t in range(params.max_new_tokens):
+        limit = torch.tensor(limits if limits is not None else [params.max_new_tokens] * B, device=input_ids.device)
+        alive = alive & (limit > 0)
+        written = torch.zeros(B, dtype=torch.long, device=input_ids.device)  # tokens per batch row
+        trace = self.last_trace if until is not None else []  # generate_partial's, over its batches
+        for t in range(int(limit.max()) if B else 0):
+            trace.append((time.perf_counter(), int(alive.sum())))
             token, logp = sample_next(logits.float(), params, seen)
             ended = []
             for r, tok, lp, a in zip(rows.tolist(), token.tolist(), logp.tolist(), alive.tolist()):
@@ -150,22 +210,30 @@ class TransformersEngine:
                     for x in params.stop))
             if seen is not None:
                 seen[torch.arange(len(token), device=seen.device), token] = True
+            written = written + alive.long()
             alive = alive & ~torch.isin(token, eos) & ~torch.tensor(ended, dtype=torch.bool, device=alive.device)
-            if t == params.max_new_tokens - 1 or not bool(alive.any()):
+            alive = alive & (written < limit)
+            if not bool(alive.any()):
                 break
+            if until is not None:
+                done = [True] * B
+                for r, a in zip(rows.tolist(), alive.tolist()):
+                    done[r] = not a
+                if until(done):
+                    return tokens, logprobs, {r for r, a in zip(rows.tolist(), alive.tolist()) if a}
             finished = len(alive) - int(alive.sum())
             if finished and finished >= len(alive) // 8:  # each compaction copies the cache: batch them
                 keep = alive.nonzero().squeeze(1)
                 cache.batch_select_indices(keep)
                 rows, token, attention, next_position = rows[keep.cpu()], token[keep], attention[keep], next_position[keep]
-                alive = alive[keep]
+                alive, written, limit = alive[keep], written[keep], limit[keep]
                 if seen is not None:
                     seen = seen[keep]
             attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
             logits = self.model(input_ids=token.unsqueeze(1), attention_mask=attention, position_ids=next_position,
                                 past_key_values=cache, use_cache=True).logits[:, -1]
             next_position = next_position + 1
-        return tokens, logprobs
+        return tokens, logprobs, set()
 
 
 def sample_next(logits: torch.Tensor, params: SamplingParams,

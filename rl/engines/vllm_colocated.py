@@ -25,6 +25,7 @@ into a no-op: set ``OMP_NUM_THREADS`` before starting Python.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -135,6 +136,64 @@ class VLLMEngine:
             for c in sorted(out.outputs, key=lambda c: c.index):
                 rollouts.append(self._rollout(i, prompt, c, params.stop))
         if self.sleep_mode:  # free KV cache and weights for the update that follows
+            self.llm.sleep(level=2)
+            self._weights_asleep = self._kv_asleep = True
+        return rollouts
+
+    def generate_partial(self, prompts: list[list[int]], params: SamplingParams, limits: list[int],
+                         groups: list[int], needed: int) -> list[Rollout]:
+        """One completion per prompt (:meth:`rl.engines.base.PartialEngine.generate_partial`), driven
+        step by step through vLLM's engine: every prompt is a request of its own (its limit as
+        ``max_tokens``) whose cumulative output is read after each engine step; once ``needed`` groups
+        are complete the rest are aborted and come back, with the tokens and log-probs they had, with
+        finish reason ``abort``. ``self.last_trace``: ``(time, requests running)`` per engine step."""
+        from vllm.sampling_params import RequestOutputKind
+
+        if params.n != 1:
+            raise ValueError("generate_partial writes one completion per prompt: repeat a prompt for a group")
+        if not prompts:
+            return []
+        self._wake()
+        core = self.llm.llm_engine
+        self._requests = getattr(self, "_requests", 0) + 1
+        ids = [f"partial-{self._requests}-{i}" for i in range(len(prompts))]
+        members: dict[int, int] = {}
+        for g in groups:
+            members[g] = members.get(g, 0) + 1
+        done = {g: 0 for g in members}
+        latest: dict[str, object] = {}
+        for rid, prompt, limit in zip(ids, prompts, limits):
+            sp = vllm_sampling_params(dataclasses.replace(params, max_new_tokens=max(int(limit), 1)), self.eos_ids)
+            sp.output_kind = RequestOutputKind.CUMULATIVE  # every step: the whole completion so far
+            core.add_request(rid, {"prompt_token_ids": list(prompt)}, sp)
+        index = {rid: i for i, rid in enumerate(ids)}
+        self.last_trace = []
+        while core.has_unfinished_requests():
+            self.last_trace.append((time.perf_counter(), len(ids) - sum(getattr(o, "finished", False)
+                                                                        for o in latest.values())))
+            for o in core.step():
+                latest[o.request_id] = o
+                if o.finished:
+                    done[groups[index[o.request_id]]] += 1
+            if sum(done[g] == members[g] for g in done) >= needed:
+                running = [rid for rid in ids if not getattr(latest.get(rid), "finished", False)]
+                if running:
+                    core.abort_request(running)
+                break
+        rollouts = []
+        for i, (rid, prompt, limit) in enumerate(zip(ids, prompts, limits)):
+            o = latest.get(rid)
+            if limit <= 0:  # nothing left to write: vLLM needs max_tokens >= 1, so one token was dropped
+                rollouts.append(Rollout(i, list(prompt), [], "", "length", [] if params.logprobs else None))
+            elif o is None or not o.finished:
+                c = o.outputs[0] if o is not None else None  # the tokens written before the abort, if any
+                toks = list(c.token_ids) if c is not None else []
+                lps = [float(pos[t].logprob) for pos, t in zip(c.logprobs, toks)] if c is not None and c.logprobs else []
+                rollouts.append(Rollout(i, list(prompt), toks, self.tokenizer.decode(toks, skip_special_tokens=True),
+                                        "abort", lps if params.logprobs else None))
+            else:
+                rollouts.append(self._rollout(i, prompt, o.outputs[0], params.stop))
+        if self.sleep_mode:
             self.llm.sleep(level=2)
             self._weights_asleep = self._kv_asleep = True
         return rollouts
