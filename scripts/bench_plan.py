@@ -20,6 +20,8 @@ makes large buffers mmap'ed, so freed memory leaves RSS at once.
   before issue 23, claim 7; equal to ``predicted_mib`` with one micro-batch).
 - ``measured_dynamic`` / ``predicted_dynamic``: the same minus what is resident before the
   update (weights, AdamW, reference), i.e. gradients + activations + logits: the activation term.
+- ``*-packed``: a configuration again with ``train.packing`` (one packed row a micro-batch, attention
+  per sequence), planned with the packed shapes.
 
 Memory, not time: no timing is taken, but run it under the bench lock (it takes up to ~6 GB).
 """
@@ -61,6 +63,9 @@ CONFIGS = {
     "smollm2-c512-kl-x4": ("smollm2", 96, 512, 4, 1, True, False),
     "tiny-c2048-kl-ckpt-x3": ("tiny", 256, 2048, 3, 1, True, True),
 }
+# train.packing (issue 26, item 5): a padded configuration again as one packed row a micro-batch
+PACKED = {"small-c2048-x2-packed": "small-c2048-x2", "tiny-c4096-kl-packed": "tiny-c4096-kl"}
+CONFIGS.update({name: CONFIGS[twin] for name, twin in PACKED.items()})
 HELD_OUT = ("small-c1024-kl", "smollm2-c2048-kl-ckpt", "tiny-c2048-ckpt")
 ACCUMULATING = tuple(name for name, c in CONFIGS.items() if c[4] < c[3])
 
@@ -72,7 +77,8 @@ def rss(field: str = "VmRSS") -> int:
     raise RuntimeError(field)
 
 
-def recipe(model: str, prompt: int, completion: int, rows: int, micro: int, kl: bool, ckpt: bool):
+def recipe(model: str, prompt: int, completion: int, rows: int, micro: int, kl: bool, ckpt: bool,
+           packing: bool = False):
     """The recipe the plan sees: on one GPU, ``rows`` rollouts an optimizer step (one prompt of
     ``rows`` completions, one update per rollout), ``micro`` of them a micro-batch."""
     from rl.config import load_config
@@ -80,7 +86,8 @@ def recipe(model: str, prompt: int, completion: int, rows: int, micro: int, kl: 
     return load_config(None, [f"model.gradient_checkpointing={str(ckpt).lower()}",
                               f"rollout.max_new_tokens={completion}", f"train.micro_batch_size={micro}",
                               f"algo.kl_coef={0.001 if kl else 0.0}", f"rollout.group_size={rows}",
-                              "rollout.prompts_per_step=1", "algo.updates_per_rollout=1"])
+                              "rollout.prompts_per_step=1", "algo.updates_per_rollout=1",
+                              f"train.packing={str(packing).lower()}"])
 
 
 def shape_of(model: str):
@@ -137,7 +144,7 @@ def one(name: str) -> dict:
 
     torch.set_num_threads(1)
     model_name, prompt, completion, rows, micro, kl, ckpt = CONFIGS[name]
-    cfg = recipe(*CONFIGS[name])
+    cfg = recipe(*CONFIGS[name], packing=name in PACKED)
     acc = Accelerator(cpu=True)
     warm_up(acc)  # libraries and kernels load on first use: not part of the prediction
     base = rss()
@@ -158,7 +165,8 @@ def one(name: str) -> dict:
 
     def update():
         return update_policy(acc, policy, ref, opt, sched, rollouts, adv, cfg.algo, pad_id=0, temperature=1.0,
-                             micro_batch_size=micro, max_grad_norm=1.0, norm_len=completion)
+                             micro_batch_size=micro, max_grad_norm=1.0, norm_len=completion,
+                             packing=cfg.train.packing)
 
     update()  # allocates AdamW's moments
     before = rss()
@@ -172,7 +180,7 @@ def predict(name: str):
     from rl.run.plan import make_plan
 
     model_name, prompt = CONFIGS[name][:2]
-    cfg = recipe(*CONFIGS[name])
+    cfg = recipe(*CONFIGS[name], packing=name in PACKED)
     return make_plan(cfg, gpus=1, gpu_memory_gib=1024, zero=0, prompt_tokens=prompt, device="cpu",
                      shape=shape_of(model_name), label=name)
 

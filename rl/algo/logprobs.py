@@ -27,7 +27,7 @@ Memory model (what the planner follows). With ``n = chunk_tokens(V)`` (``CHUNK_B
 110 tokens at V = 151,936):
 
 - kept across the whole pass: the decoder's activations as usual (its last hidden state
-  ``[B, P + C, H]``), the gathered ``[N, H]`` hidden states and their chunks, ``[N]`` float32
+  ``[B, P + C, H]``, or ``[1, T, H]`` for a packed row: ``train.packing``, :func:`packed_attention`), the gathered ``[N, H]`` hidden states and their chunks, ``[N]`` float32
   results (log-prob, entropy, lse) and the ``[B, 1, V]`` logits of the model's own head;
 - alive at the peak, in one chunk only: the head's output ``z`` ``[n, V]`` in the compute dtype
   (bf16 under mixed precision, else float32), plus at most two ``[n, V]`` float32 buffers
@@ -36,6 +36,12 @@ Memory model (what the planner follows). With ``n = chunk_tokens(V)`` (``CHUNK_B
   the gradient to the compute dtype in the backward pass. So the peak is about
   ``n * V * (4 * 3 + bytes(dtype))`` bytes, independent of the number of rows and of the
   completion length; at V = 151,936 and n = 110 that is about 0.27 GB with float32 compute.
+
+With ``head_fp32`` (``train.head_fp32``, :func:`fp32_head`) the head's matmul runs in float32 as
+well, so ``z`` is float32 (``n * V * 12`` bytes) and, where the head's weight is not float32 (a model
+loaded in bf16, DeepSpeed's bf16 weights), each chunk makes a float32 copy of it (``V * H * 4``
+bytes: 0.93 GB at Qwen2-1.5B's 151,936 x 1,536), which the backward pass keeps next to its float32
+gradient before that is cast to the weight's dtype: ``V * H * 8`` bytes more at the head.
 
 The no-grad passes (old log-probs, PEAR/CEEH entropies, the KL reference) run the same chunks
 without checkpointing; their peak is the forward part of the above. The entropy costs nothing when
@@ -54,7 +60,10 @@ log-probs of the whole micro-batch first, hence the recompute.
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
+import threading
 from typing import Callable
 
 import torch
@@ -166,13 +175,48 @@ def _check_head(model, logits: torch.Tensor, hidden: torch.Tensor, head, autocas
                           f"logits differ from that ({what}): not supported")
 
 
+def fp32_head(head, h: torch.Tensor) -> torch.Tensor:
+    """``head(h)`` with the matmul in float32: ``F.linear(h.float(), W.float(), b.float())`` under
+    ``torch.autocast(enabled=False)`` (``train.head_fp32``; TRL's ``cast_lm_head_to_fp32``, after
+    ScaleRL, arXiv 2510.13786, and MiniMax-M1, arXiv 2506.13585, which traced its trainer/sampler
+    probability mismatch to the head's precision; both run the sampler's head in float32 too, which
+    this does not change).
+
+    The head's weight stays as it is (bf16 when the model is, under DeepSpeed's bf16 mode, or float32
+    under DDP's autocast): each call casts it, so the gradient flows through the cast into the weight,
+    tied embedding included, in the weight's dtype. The call goes through the head module itself, its
+    ``forward`` swapped for the float32 one for that call, so the module's hooks run as in ``head(h)``:
+    DeepSpeed ZeRO-3 gathers the partitioned weight in its forward pre-hook and releases it afterwards
+    (its gather/prefetch bookkeeping sees the same module calls as with ``head(h)``), which calling
+    ``F.linear`` on ``head.weight`` directly would bypass (a 0-element partition). Only a plain
+    ``torch.nn.Linear`` head is reproduced that way; any other head (a LoRA- or ``modules_to_save``-wrapped
+    ``lm_head``, an already wrapped ``forward``) raises :class:`UnsupportedHead`."""
+    if type(head).forward is not torch.nn.Linear.forward or "forward" in vars(head):
+        what = type(head).__name__ + (" with a wrapped forward" if "forward" in vars(head) else "")
+        raise UnsupportedHead(f"train.head_fp32 computes the output head as a float32 torch.nn.Linear, but this "
+                              f"model's head is a {what} (lm_head in model.lora_target_modules?): "
+                              "set train.head_fp32=false")
+
+    def forward(x):
+        b = head.bias
+        return torch.nn.functional.linear(x.float(), head.weight.float(), None if b is None else b.float())
+
+    head.forward = forward
+    try:
+        with torch.autocast(h.device.type, enabled=False):
+            return head(h)
+    finally:
+        del head.forward
+
+
 def chunked_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head, temperature: float, *,
                      with_entropy: bool = False, entropy_grad: bool = False,
                      autocast: tuple[bool, torch.dtype] = (False, torch.float32),
-                     chunk: int, min_chunks: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     chunk: int, min_chunks: int = 0, head_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``hidden [N, H]``, ``targets [N]`` -> float32 ``logp [N]`` and ``entropy [N]`` (or None),
     in chunks of ``chunk`` tokens. ``entropy_grad=False`` returns the entropy detached (a
-    statistic); ``autocast`` is ``(enabled, dtype)`` for the head's calls.
+    statistic); ``autocast`` is ``(enabled, dtype)`` for the head's calls; ``head_fp32``: the head's
+    matmul in float32 instead (:func:`fp32_head`), whatever the autocast.
 
     ``min_chunks``: call the head at least that many times, the extra calls on the first token with
     their result times 0 added to the output, so they are in the autograd graph and recomputed in the
@@ -183,8 +227,11 @@ def chunked_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head, temperat
     grad = torch.is_grad_enabled() and hidden.requires_grad
 
     def piece(h, t):
-        with torch.autocast(h.device.type, dtype=autocast[1], enabled=autocast[0]):
-            z = head(h)
+        if head_fp32:
+            z = fp32_head(head, h)
+        else:
+            with torch.autocast(h.device.type, dtype=autocast[1], enabled=autocast[0]):
+                z = head(h)
         return _LogpEntropy.apply(z, t, float(temperature), with_entropy)
 
     def run(h, t):  # with gradients: recomputed chunk by chunk in the backward pass
@@ -205,17 +252,96 @@ def chunked_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head, temperat
     return logp, ent
 
 
+# ----------------------------------------------------------------------------- packed rows (train.packing)
+VARLEN = "laconic_varlen_"  # + the model's own attention ("sdpa", "eager"): the name registered with transformers
+_PACKED = threading.local()  # .active: this thread's forward is a packed row, whose padding mask is not built
+
+
+def _config(model):
+    return (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+
+
+def _base_attention(module, base: str):
+    if base == "eager":  # each modeling file has its own
+        return sys.modules[type(module).__module__].eager_attention_forward
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    return ALL_ATTENTION_FUNCTIONS[base]
+
+
+def _segment_attention(module, query, key, value, attention_mask, *, base: str, dropout: float = 0.0,
+                       scaling: float | None = None, cu_seq_lens_q: torch.Tensor | None = None, **kwargs):
+    """Attention of a packed row ``[1, heads, T, d]``: one causal SDPA call per sequence, none across them
+    (what flash-attention's varlen kernel computes, on any device, with no ``[T, T]`` mask and no padding).
+    Without ``cu_seq_lens_q`` (a padded batch, generation) it is the model's own ``base`` attention."""
+    if cu_seq_lens_q is None:
+        return _base_attention(module, base)(module, query, key, value, attention_mask, dropout=dropout,
+                                             scaling=scaling, **kwargs)
+    lens = cu_seq_lens_q.diff().tolist()
+    gqa = query.shape[1] != key.shape[1]
+    out = [torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling,
+                                                            enable_gqa=gqa).transpose(1, 2)
+           for q, k, v in zip(query.split(lens, 2), key.split(lens, 2), value.split(lens, 2))]
+    return torch.cat(out, 1), None  # [1, T, heads, d], as transformers' attention functions return
+
+
+def _segment_mask(*args, base: str, **kwargs):
+    if getattr(_PACKED, "active", False):
+        return None
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    return ALL_MASK_ATTENTION_FUNCTIONS[base](*args, **kwargs)
+
+
+def packed_attention(model, cu_seqlens: torch.Tensor) -> dict:
+    """Make the (unwrapped) ``model`` attend within each sequence of a packed row that starts at
+    ``cu_seqlens`` ``[B + 1]``, and return the forward's keyword arguments (transformers'
+    ``cu_seq_lens_q/k``, ``max_length_q/k``).
+
+    ``flash_attention_2/3``: transformers' own varlen path takes them. ``sdpa`` / ``eager``: the model's
+    attention becomes ``laconic_varlen_<name>`` for good (registered with transformers'
+    ``AttentionInterface`` and ``AttentionMaskInterface``; the config's ``_attn_implementation`` is not
+    saved with the model), which runs :func:`_segment_attention` where these arguments are given (the
+    forward, and its recomputation under gradient checkpointing) and the model's own attention and mask
+    everywhere else; the thread's next mask (the packed row's) is not built. transformers' own packed
+    path for SDPA (``position_ids`` without a mask) builds a ``[T, T]`` mask instead and attends over the
+    whole row, which cost more time than padding on the measured CPU runs (docs/memory.md). Other
+    attention implementations are refused."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    config = _config(model)
+    impl = config._attn_implementation or "eager"
+    if not impl.startswith(("flash_attention", VARLEN)):
+        if impl not in ("sdpa", "eager"):
+            raise ValueError(f"train.packing attends within each sequence with sdpa, eager or flash_attention_2/3; "
+                             f"this model uses {impl!r}: set train.packing=false")
+        AttentionInterface.register(VARLEN + impl, functools.partial(_segment_attention, base=impl))
+        AttentionMaskInterface.register(VARLEN + impl, functools.partial(_segment_mask, base=impl))
+        config._attn_implementation = VARLEN + impl
+    _PACKED.active = True
+    cu = cu_seqlens.to(dtype=torch.int32)
+    longest = int(cu.diff().max())
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
+
+
 def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                       completion_ids: torch.Tensor, completion_mask: torch.Tensor, temperature: float, *,
                       with_entropy: bool = False, entropy_grad: bool = True, chunk: int | None = None,
                       agree: Callable[[int], int] | None = None,
-                      budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      budget: int | None = None, head_fp32: bool = False, positions: torch.Tensor | None = None,
+                      cu_seqlens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs (and entropies) ``[B, C]`` float32 of the completion tokens, which fill the last
     ``C`` columns of ``input_ids`` ``[B, P + C]``; position ``P - 1 + t`` predicts token ``t``.
+    Packed (``train.packing``): ``input_ids`` is one row ``[1, T]`` of whole sequences end to end,
+    ``position_ids`` restart at 0 at each one, ``attention_mask`` is None, ``cu_seqlens`` ``[B + 1]``
+    are where they start (:func:`packed_attention`), and ``positions`` ``[B, C]`` is the row position
+    that predicts each completion token; the head and the result are the padded layout's.
     Positions where ``completion_mask`` is 0 hold 0. ``model`` is called as is (wrapped or not);
     ``chunk`` defaults to :func:`chunk_tokens` of the vocabulary within ``budget`` bytes. ``agree`` (several processes):
     this process's chunk count -> the maximum over processes, which every process then runs
-    (:func:`chunked_logprobs`' ``min_chunks``); every process must make the same calls."""
+    (:func:`chunked_logprobs`' ``min_chunks``); every process must make the same calls. ``head_fp32``:
+    the chunks' head matmul in float32 (:func:`fp32_head`; ``train.head_fp32``)."""
     inner = _unwrap(model)
     head = inner.get_output_embeddings()
     captured: list = []
@@ -224,12 +350,14 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
         hs = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         captured.append((hs, _autocast_state(hs.device.type)))
 
+    varlen = packed_attention(inner, cu_seqlens.to(input_ids.device)) if cu_seqlens is not None else {}
     handle = _decoder(inner).register_forward_hook(grab)
     try:
         out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                    logits_to_keep=1, use_cache=False)
+                    logits_to_keep=1, use_cache=False, **varlen)
     finally:
         handle.remove()
+        _PACKED.active = False
     hidden, autocast = captured[-1]
     _check_head(model, out.logits, hidden, head, autocast)
     B, C = completion_ids.shape
@@ -238,11 +366,15 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     if not keep.any():  # nothing to score: one (masked-out) position keeps the autograd graph
         keep = torch.zeros_like(keep)
         keep[0, 0] = True
-    h = hidden[:, P - 1 : P - 1 + C][keep]  # [N, H]
+    if positions is None:
+        h = hidden[:, P - 1 : P - 1 + C][keep]  # [N, H]
+    else:  # packed: the row positions that predict the kept tokens
+        h = hidden.reshape(-1, hidden.shape[-1])[positions.to(hidden.device)[keep]]
     chunk = chunk or chunk_tokens(out.logits.shape[-1], budget)
     logp, ent = chunked_logprobs(h, completion_ids[keep], head, temperature, with_entropy=with_entropy,
                                  entropy_grad=entropy_grad, autocast=autocast, chunk=chunk,
-                                 min_chunks=agree(math.ceil(h.shape[0] / chunk)) if agree else 0)
+                                 min_chunks=agree(math.ceil(h.shape[0] / chunk)) if agree else 0,
+                                 head_fp32=head_fp32)
     keep = keep & completion_mask.bool()
     full = torch.zeros(B, C, dtype=torch.float32, device=logp.device)
     scatter = (lambda x: full.masked_scatter(keep, x[: int(keep.sum())]))

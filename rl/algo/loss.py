@@ -17,7 +17,9 @@ of a given selection mask ``s_it`` (the step's highest-covariance tokens, chosen
 efficient RL framework secretly brings you off-policy RL training") the detached correction for
 the sampler/trainer mismatch: ``w_it = min(exp(old_logp_it - sampler_logp_it), cap)``, where
 ``old_logp`` is the trainer's log-prob of the behaviour policy and ``sampler_logp`` what the rollout
-engine (vLLM) reported for the same token (:func:`tis_weights`).
+engine (vLLM) reported for the same token (:func:`tis_weights`). ``algo.tis_mode`` (TRL's
+``vllm_importance_sampling_mode``) picks the ratio (per token, or one per sequence: the product over
+its trained tokens) and what the cap does (truncate, or mask: weight 0 above the cap).
 
 Aggregation (``algo.loss_agg``), with *global* normalizers (all micro-batches and processes of one
 optimizer step, see docs/design.md, "What token-mean means"):
@@ -53,6 +55,7 @@ import torch
 
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 RATIO_LEVELS = ("token", "sequence")
+TIS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
 
 @dataclass
@@ -95,13 +98,71 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def tis_weights(old_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float) -> torch.Tensor:
-    """Truncated importance weights ``min(exp(old_logp - sampler_logp), cap)``, without gradient.
+def _tis_ratios(old_logp: torch.Tensor, sampler_logp: torch.Tensor, mode: str,
+                mask: torch.Tensor | None) -> torch.Tensor:
+    """``rho`` of :func:`tis_weights`, before the cap: per token, or per sequence on all its tokens."""
+    if mode not in TIS_MODES:
+        raise ValueError(f"unknown TIS mode '{mode}', expected one of {TIS_MODES}")
+    diff = old_logp.detach().float() - sampler_logp.float()
+    if mask is not None:
+        diff = diff * mask.to(diff.dtype)
+    elif mode.startswith("sequence"):
+        raise ValueError(f"TIS mode '{mode}' sums over each sequence's trained tokens: it needs their mask")
+    if mode.startswith("sequence"):
+        diff = diff.sum(-1, keepdim=True).expand_as(diff)
+    return torch.exp(diff)
 
+
+def tis_weights(old_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float, mode: str = "token_truncate",
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Importance weights for the sampler/trainer mismatch (``algo.tis_cap``, ``algo.tis_mode``), without
+    gradient; ``[..., T]`` like the log-probs, the last axis a sequence's tokens. ``m`` is ``mask``: 1 on
+    the tokens that enter the loss, 0 on padding and forced prefixes (``None``: 1 everywhere)::
+
+        d_it = m_it (old_logp_it - sampler_logp_it)
+        token_*:     rho_it = exp(d_it)
+        sequence_*:  rho_it = exp(sum_t' d_it')       the same on every token of sequence i
+        *_truncate:  w_it = min(rho_it, cap)
+        *_mask:      w_it = rho_it if rho_it <= cap else 0
+
+    The sequence ratio is the *product* of the token ratios over the trained tokens (a sum of log
+    ratios, not the geometric mean of ``algo.ratio_level: sequence``), so it drifts with the length
+    of the trace; masked tokens add 0 to the sum and get ``rho = 1`` in the token modes. ``*_mask``
+    zeroes the weight only: the masked tokens stay in the loss's normaliser. This is TRL's
+    ``vllm_importance_sampling_mode`` with ``vllm_importance_sampling_clip_max = cap`` and no lower
+    bound (``trl/trainer/grpo_trainer.py``, TRL 1.16; tests/algo/test_tis.py runs TRL's lines),
+    following Yao et al. 2025 ("Your efficient RL framework secretly brings you off-policy RL
+    training": truncated IS, masked IS) and verl's rollout correction (``docs/algo/rollout_corr.md``:
+    token/sequence IS weights truncated at ``rollout_is_threshold``, rejection of outliers). A sequence
+    mode needs ``mask``.
+
+    Row 0: d = 0.5, 0.5 and a padded token; row 1: d = -0.2, -0.1, 0.8 (sum 0.5); cap 2. Token modes cut
+    row 1's last token (e^0.8 = 2.23); sequence modes cut row 0 (e^1 = 2.72) and give row 1 e^0.5 = 1.65:
+
+    >>> old = torch.tensor([[0.0, -1.0, -3.0], [-1.0, -2.0, -0.2]])
+    >>> sampler = torch.tensor([[-0.5, -1.5, -12.0], [-0.8, -1.9, -1.0]])
+    >>> mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    >>> for mode in TIS_MODES:
+    ...     print(mode, tis_weights(old, sampler, 2.0, mode, mask).tolist())  # doctest: +ELLIPSIS
+    token_truncate [[1.648..., 1.648..., 1.0], [0.818..., 0.904..., 2.0]]
+    token_mask [[1.648..., 1.648..., 1.0], [0.818..., 0.904..., 0.0]]
+    sequence_truncate [[2.0, 2.0, 2.0], [1.648..., 1.648..., 1.648...]]
+    sequence_mask [[0.0, 0.0, 0.0], [1.648..., 1.648..., 1.648...]]
     >>> tis_weights(torch.tensor([0.0, -1.0]), torch.tensor([-1.0, 0.0]), cap=2.0)
     tensor([2.0000, 0.3679])
     """
-    return torch.exp(old_logp.detach().float() - sampler_logp.float()).clamp(max=cap)
+    ratio = _tis_ratios(old_logp, sampler_logp, mode, mask)
+    if mode.endswith("truncate"):
+        return ratio.clamp(max=cap)
+    return ratio.masked_fill(ratio > cap, 0.0)
+
+
+def tis_rejected(old_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float, mode: str,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Where a ``*_mask`` mode of :func:`tis_weights` sets the weight to 0 (``rho > cap``), as a bool
+    tensor; all False in the ``*_truncate`` modes."""
+    ratio = _tis_ratios(old_logp, sampler_logp, mode, mask)
+    return (ratio > cap) if mode.endswith("mask") else torch.zeros_like(ratio, dtype=torch.bool)
 
 
 def entropy_shaped_advantages(advantages: torch.Tensor, entropy: torch.Tensor, weight: torch.Tensor,

@@ -24,6 +24,9 @@ ALIASES: dict[str, tuple[str, str]] = {
     "scale_rewards": ("algo.advantage (grpo: scaled by the group's std; none: not scaled; batch_std)", "TRL"),
     "importance_sampling_level": ("algo.ratio_level", "TRL"),
     "vllm_importance_sampling_cap": ("algo.tis_cap", "TRL"),
+    "vllm_importance_sampling_clip_max": ("algo.tis_cap", "TRL"),
+    "vllm_importance_sampling_clip_min": ("nothing: algo.tis_cap bounds the importance ratio from above only", "TRL"),
+    "vllm_importance_sampling_mode": ("algo.tis_mode", "TRL"),
     "use_vllm": ("rollout.engine (vllm, vllm-server or transformers)", "TRL"),
     "vllm_mode": ("rollout.engine (colocate: vllm; server: vllm-server)", "TRL"),
     "vllm_server_base_url": ("rollout.vllm_server_urls", "TRL"),
@@ -42,6 +45,8 @@ ALIASES: dict[str, tuple[str, str]] = {
     "multi_objective_aggregation": ("algo.reward_aggregation", "TRL"),
     "metric_for_best_model": ("train.keep_best: {metric: ...}", "TRL"),
     "load_best_model_at_end": ("train.keep_best: {metric: ..., final: best}", "TRL"),
+    "cast_lm_head_to_fp32": ("train.head_fp32", "TRL"),
+    "padding_free": ("train.packing", "TRL"),
     # verl ppo_trainer.yaml
     "n": ("rollout.group_size", "verl"),
     "kl_loss_coef": ("algo.kl_coef", "verl"),
@@ -58,6 +63,10 @@ ALIASES: dict[str, tuple[str, str]] = {
     "train_batch_size": ("rollout.prompts_per_step", "verl"),
     "ppo_micro_batch_size_per_gpu": ("train.micro_batch_size", "verl"),
     "ppo_max_token_len_per_gpu": ("train.micro_batch_tokens", "verl"),
+    "use_remove_padding": ("train.packing", "verl"),
+    "use_dynamic_bsz": ("train.packing (micro-batches cut and balanced by real tokens, at most "
+                        "train.micro_batch_tokens each)", "verl"),
+    "balance_batch": ("train.packing (each optimizer step's rollouts dealt to the processes by tokens)", "verl"),
     "total_training_steps": ("train.max_steps", "verl"),
     "entropy_coeff": ("algo.entropy_coef", "verl"),
     "gpu_memory_utilization": ("rollout.vllm_gpu_memory_utilization", "verl"),
@@ -71,6 +80,17 @@ ALIASES: dict[str, tuple[str, str]] = {
     "save_freq": ("train.save_every", "verl"),
     "test_freq": ("eval.every", "verl"),
     "rollout_is_threshold": ("algo.tis_cap", "verl"),
+    "rollout_is": ("algo.tis_mode (token: token_truncate; sequence: sequence_truncate), bounded by algo.tis_cap",
+                   "verl"),
+    "rollout_rs": ("algo.tis_mode (token_mask or sequence_mask: weight 0 above algo.tis_cap; verl's "
+                   "divergence filters and lower bounds have no counterpart)", "verl"),
+    "rollout_rs_threshold": ("algo.tis_cap (an upper bound, with algo.tis_mode token_mask or sequence_mask)", "verl"),
+    "rollout_is_level": ("algo.tis_mode (token: token_*; sequence: sequence_*; no geometric level)", "verl"),
+    "partial_rollout": ("rollout.partial (APRIL; slime's --partial-rollout)", "verl"),
+    "staleness_threshold": ("rollout.async_mode (one_step_off: every batch exactly one step stale)", "verl"),
+    "max_staleness": ("rollout.async_mode (one_step_off: a staleness of 1)", "TRL"),
+    "rollout_is_mode": ("algo.tis_mode (truncate: token_truncate or sequence_truncate; mask: token_mask or "
+                        "sequence_mask)", "verl"),
 }
 
 

@@ -91,6 +91,20 @@ class RolloutConfig:
     # [{text: "</think>", fraction: 0.5, max_new_tokens: 4096}, {text: "Alright", fraction: 0.5}]
     # (rl/train/sampling.py); a prefix's optional max_new_tokens caps its share below the step's limit
     forced_prefixes: list[dict[str, Any]] = field(default_factory=list)
+    # Partial rollouts (APRIL, arXiv 2509.18521; slime --partial-rollout; rl/train/partial.py): keep
+    # partial_overprovision x the step's groups in flight, stop once the step's groups are complete, continue
+    # the unfinished ones next step (dropped past partial_max_age steps)
+    partial: bool = False
+    partial_overprovision: float = 2.0
+    partial_max_age: int = 2
+    # one_step_off (vllm-server only; rl/train/prefetch.py): step t+1's batch is generated during step t's update,
+    # from the weights before it (verl one_step_off_policy); null: synchronous
+    async_mode: str | None = None
+    # Tokens written by older weights (partial's continued completions, one_step_off's batches) in the update:
+    # train (slime's default: like the others) | mask | behavior (ratio vs the sampler's log-prob) |
+    # tis (x min(exp(old - behavior), offpolicy_tis_cap)); rl/train/update.py record_masks
+    offpolicy: str = "train"
+    offpolicy_tis_cap: float = 2.0
 
 
 @dataclass
@@ -118,6 +132,9 @@ class AlgoConfig:
     entropy_advantage: dict[str, Any] | None = None
     updates_per_rollout: int = 1  # optimizer steps per rollout batch (> 1: PPO-style minibatches)
     tis_cap: float | None = None  # truncated importance sampling: min(exp(logp_old - logp_sampler), cap)
+    # what tis_cap bounds (rl/algo/loss.py tis_weights; TRL vllm_importance_sampling_mode): the token ratio or the
+    # sequence's (the product over its trained tokens), truncated at the cap or masked (weight 0) above it
+    tis_mode: str = "token_truncate"  # token_truncate | token_mask | sequence_truncate | sequence_mask
     # truncated completions (hit the limit) carry no gradient; still scored and in the advantages' statistics
     # (TRL mask_truncated_completions, NeMo overlong_filtering); refused with rewards that score truncation
     mask_truncated: bool = False
@@ -139,9 +156,17 @@ class TrainConfig:
     warmup_steps: int = 0
     micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation)
     micro_batch_tokens: int | None = None  # also cap padded tokens per forward/backward (null: no cap)
+    # one row per micro-batch, the sequences end to end with no padding and attention within each
+    # (rl/train/update.py make_packed_batch); micro_batch_tokens then caps real tokens, and micro-batches and
+    # processes get their rollouts dealt by tokens (TRL padding_free, verl use_remove_padding + use_dynamic_bsz)
+    packing: bool = False
     # MiB of one float32 [tokens, vocab] buffer of the chunked head (rl/algo/logprobs.py), which sets the
     # tokens a head call takes (64 MiB: 110 at a 152k vocabulary; 1 GiB: 1,766); null: 64 on CPU, 1024 on GPU
     logits_chunk_mib: int | None = None
+    # the chunked head's matmul in float32, not the autocast's bf16 (rl/algo/logprobs.py fp32_head; TRL
+    # cast_lm_head_to_fp32, ScaleRL arXiv 2510.13786): log-probs of the policy, old policy and KL reference;
+    # a model in bf16 then holds a float32 copy of the head's weight per chunk (V x H x 4 bytes, 0.93 GB at 1.5B)
+    head_fp32: bool = False
     max_grad_norm: float = 1.0
     seed: int = 0
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
@@ -217,6 +242,8 @@ CHOICES = {
     "rollout.vllm_server_weight_sync": ("auto", "nccl", "disk"),  # rl/engines/vllm_server.py SYNC_MODES
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "algo.ratio_level": ("token", "sequence"),
+    "rollout.offpolicy": ("train", "mask", "behavior", "tis"),  # rl/train/update.py record_masks
+    "algo.tis_mode": ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),  # rl/algo/loss.py TIS_MODES
     "algo.policy_loss": ("clip", "kl_cov"),
     "algo.reward_aggregation": ("sum_then_normalize", "normalize_then_sum"),
     "algo.reward_norm": ("group", "batch"),

@@ -71,6 +71,9 @@ def validate(cfg: Config) -> None:
     if t.overwrite and t.resume:
         raise ConfigError("train.overwrite=true and train.resume exclude each other: overwrite deletes the run "
                           "that resume would continue")
+    if t.head_fp32 and cfg.model.lora_r > 0 and "lm_head" in cfg.model.lora_target_modules:
+        raise ConfigError("train.head_fp32 computes the head as a plain float32 linear layer, which a LoRA-wrapped "
+                          "lm_head is not: remove lm_head from model.lora_target_modules or set train.head_fp32=false")
     if r.temperature <= 0:
         raise ConfigError("rollout.temperature must be > 0 (use eval for greedy decoding)")
     bad = sampling_knob_error(r.top_p, r.top_k, r.min_p, r.repetition_penalty, r.stop, prefix="rollout.")
@@ -121,6 +124,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("algo.oversample sizes the first dynamic-sampling round: set algo.dynamic_sampling too")
     if a.tis_cap is not None and a.tis_cap <= 0:
         raise ConfigError(f"algo.tis_cap must be > 0 (or null to disable), got {a.tis_cap}")
+    if a.tis_mode != "token_truncate" and a.tis_cap is None:
+        raise ConfigError(f"algo.tis_mode={a.tis_mode} bounds the importance ratio by algo.tis_cap, which is not set "
+                          "(TRL's vllm_importance_sampling_clip_max defaults to 3.0): set algo.tis_cap")
     if r.vllm_kv_cache_gb is not None and r.vllm_kv_cache_gb <= 0:
         raise ConfigError(f"rollout.vllm_kv_cache_gb must be > 0 (or null), got {r.vllm_kv_cache_gb}")
     if r.vllm_gpu_memory_utilization is not None and not 0 < r.vllm_gpu_memory_utilization <= 1:
@@ -138,6 +144,12 @@ def validate(cfg: Config) -> None:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     validate_prefixes(r.forced_prefixes, r.group_size)
+    if r.partial:
+        validate_partial(cfg)
+    if r.async_mode is not None:
+        validate_async(cfg)
+    if r.offpolicy_tis_cap <= 0:
+        raise ConfigError(f"rollout.offpolicy_tis_cap must be > 0, got {r.offpolicy_tis_cap}")
     if t.reference_samples < 0:
         raise ConfigError(f"train.reference_samples must be >= 0 (0: off), got {t.reference_samples}")
     if t.reference_from and not t.reference_samples:
@@ -272,3 +284,37 @@ def validate_prefixes(prefixes: list[dict[str, Any]], group_size: int) -> None:
         total += f
     if total > 1 + 1e-9:
         raise ConfigError(f"rollout.forced_prefixes: the fractions sum to {total:g} > 1")
+
+
+def validate_partial(cfg: Config) -> None:
+    """``rollout.partial`` (rl/train/partial.py): its settings, and the combinations it refuses."""
+    r, a = cfg.rollout, cfg.algo
+    if r.partial_overprovision < 1:
+        raise ConfigError(f"rollout.partial_overprovision must be >= 1 (groups in flight per group trained), "
+                          f"got {r.partial_overprovision}")
+    if r.partial_max_age < 1:
+        raise ConfigError(f"rollout.partial_max_age must be >= 1 step (0 would drop every partial), got {r.partial_max_age}")
+    if r.engine == "vllm-server":
+        raise ConfigError("rollout.partial runs on rollout.engine=transformers or vllm (the colocated engine); "
+                          "the vllm-server engine does not stop a request part-way yet")
+    if a.dynamic_sampling:
+        raise ConfigError("rollout.partial and algo.dynamic_sampling each decide which groups a step trains on "
+                          "(the first complete ones vs the ones with signal): use one of them")
+    if r.forced_prefixes:
+        raise ConfigError("rollout.partial with rollout.forced_prefixes is not supported: a forced share is "
+                          "generated from its own prompt, which a continued completion would have to keep")
+
+
+def validate_async(cfg: Config) -> None:
+    """``rollout.async_mode`` (rl/train/prefetch.py): one_step_off, in server mode, alone."""
+    r, a = cfg.rollout, cfg.algo
+    if r.async_mode != "one_step_off":
+        raise ConfigError(f"rollout.async_mode: '{r.async_mode}' is not one of [null, 'one_step_off']"
+                          + closest(str(r.async_mode), ["one_step_off"]))
+    if r.engine != "vllm-server":
+        raise ConfigError(f"rollout.async_mode=one_step_off generates on vLLM servers while the trainer updates; "
+                          f"rollout.engine={r.engine} shares the trainer's device: use rollout.engine=vllm-server")
+    if r.partial or a.dynamic_sampling or r.forced_prefixes:
+        what = "rollout.partial" if r.partial else "algo.dynamic_sampling" if a.dynamic_sampling else "rollout.forced_prefixes"
+        raise ConfigError(f"rollout.async_mode=one_step_off generates one fixed batch ahead; {what} decides a "
+                          "step's batch while it is generated: use one of them")

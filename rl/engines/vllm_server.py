@@ -199,6 +199,11 @@ class Server:
                               "restart the server and continue with train.resume=latest")
 
 
+def draw_seeds(n: int) -> list[int]:
+    """One sampling seed per request from torch's RNG: a resumed run (its RNG restored) sends the same."""
+    return torch.randint(0, 2**31 - 1, (n,)).tolist()
+
+
 class VLLMServerEngine:
     """The :class:`~rl.engines.base.RolloutEngine` over one or more ``vllm serve`` processes.
 
@@ -243,12 +248,13 @@ class VLLMServerEngine:
         self.requests_per_server = {s.url: 0 for s in self.servers}  # completions requests sent (tests, logs)
 
     # ------------------------------------------------------------------ RolloutEngine
-    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Rollout]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seeds: list[int] | None = None) -> list[Rollout]:
         """``len(prompts) * params.n`` rollouts, prompt-major. Prompt ``i`` goes to server
-        ``(process_index * len(prompts) + i) % len(servers)`` with a seed from torch's RNG."""
+        ``(process_index * len(prompts) + i) % len(servers)`` with seed ``seeds[i]``, by default drawn
+        from torch's RNG (:func:`draw_seeds`; a caller generating from another thread draws them first)."""
         if not prompts:
             return []
-        seeds = torch.randint(0, 2**31 - 1, (len(prompts),)).tolist()
+        seeds = draw_seeds(len(prompts)) if seeds is None else list(seeds)
         stop = sorted(self.eos_ids)
         first = self.process_index * len(prompts)
         servers = [self.servers[(first + i) % len(self.servers)] for i in range(len(prompts))]

@@ -164,7 +164,7 @@ def reference_bytes(n: int, kl: bool, lora: bool, ref_bytes: int, zero: int = 0,
     return ref_bytes * n / g if zero == 3 else ref_bytes * n
 
 
-def layer_activation_bytes(s: Shape, prec: Precision, width: int) -> int:
+def layer_activation_bytes(s: Shape, prec: Precision, width: int, packed: bool = False) -> int:
     """Bytes one token leaves saved for backward in one Qwen2/Llama decoder layer (transformers
     ``modeling_qwen2`` / ``modeling_llama``, SDPA attention), r = residual, c = compute bytes,
     rows of ``width`` tokens. Only what autograd saves counts (checked tensor by tensor with
@@ -177,13 +177,23 @@ def layer_activation_bytes(s: Shape, prec: Precision, width: int) -> int:
       SDPA's fp32 log-sum-exp per head, ``4 heads``; and the padding mask SDPA converts from
       boolean to the compute dtype at every call, ``c x width``;
     - SwiGLU MLP: gate, silu(gate), up, silu(gate) * up: ``4 c i``.
+
+    ``packed`` (``train.packing``: one row, attention per sequence, rl/algo/logprobs.py
+    ``_segment_attention``): no mask, and keys and values not repeated (SDPA's ``enable_gqa``); saved are
+    the query, keys and values, each sequence's output and their concatenation that o_proj reads:
+    ``3 c q + 2 c kv`` in place of ``4 c q + c width`` (checked the same way, tensor by tensor).
+
+    >>> s = Shape(hidden=256, layers=1, heads=8, kv_heads=2, intermediate=1024, vocab=64, tied=True)
+    >>> layer_activation_bytes(s, Precision(4, 4, 4), 270), layer_activation_bytes(s, Precision(4, 4, 4), 270, True)
+    (27736, 26144)
     """
     h, c, r = s.hidden, prec.compute, prec.residual
-    return 2 * (4 + r + c) * h + 4 * c * s.q + 4 * s.heads + c * width + 4 * c * s.intermediate
+    attention = 3 * c * s.q + 2 * c * s.kv if packed else 4 * c * s.q + c * width
+    return 2 * (4 + r + c) * h + attention + 4 * s.heads + 4 * c * s.intermediate
 
 
 def activation_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int,
-                     checkpointing: bool) -> dict[str, int]:
+                     checkpointing: bool, packed: bool = False) -> dict[str, int]:
     """Activations of one micro-batch of ``tokens`` padded tokens in rows of ``width``, with
     ``completion`` completion tokens a row:
 
@@ -194,34 +204,58 @@ def activation_bytes(s: Shape, prec: Precision, tokens: int, width: int, complet
       positions' hidden states that the chunked log-probs gather into ``[N, H]`` (rh each);
     - ``working``: the layer being back-propagated, about one layer's worth (its gradients in
       flight; with checkpointing, its recomputed activations, whose gradients replace them).
+
+    ``packed`` (``train.packing``): ``tokens`` are real tokens (no padding), the layers are
+    :func:`layer_activation_bytes`' packed ones and there is no padding mask. The planner's widest case,
+    every row ``width`` tokens, puts as many rows in a micro-batch either way.
     """
-    layer = layer_activation_bytes(s, prec, width)
+    layer = layer_activation_bytes(s, prec, width, packed)
     r, h = prec.residual, s.hidden
     rows = max(tokens // width, 1)
-    kept = tokens * (s.layers * (r * h if checkpointing else layer) + (4 + r) * h + 2 * prec.compute * s.d + width)
+    mask = 0 if packed else width
+    kept = tokens * (s.layers * (r * h if checkpointing else layer) + (4 + r) * h + 2 * prec.compute * s.d + mask)
     return {"kept": kept + rows * completion * r * h, "working": tokens * layer}
 
 
-def reference_forward_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int) -> dict[str, int]:
+def reference_forward_bytes(s: Shape, prec: Precision, tokens: int, width: int, completion: int,
+                            packed: bool = False) -> dict[str, int]:
     """The KL reference's no-grad forward, run while the policy's graph is alive. ``layer``: the
     live tensors of one layer, the residual and its normed copy plus the larger of attention's
     (q, k and v before and after the GQA repeat, the output, the converted mask:
     ``c (4q + 2kv + width)``) and the MLP's (gate, up, their product: ``3 c i``); ``gathered``:
-    its completion hidden states (rh each), alive while its logits are chunked."""
+    its completion hidden states (rh each), alive while its logits are chunked. ``packed``: q, k, v,
+    the sequences' outputs and their concatenation, ``c (3q + 2kv)``."""
     r, c = prec.residual, prec.compute
-    per_token = 2 * r * s.hidden + max(c * (4 * s.q + 2 * s.kv + width), 3 * c * s.intermediate)
+    attention = c * (3 * s.q + 2 * s.kv) if packed else c * (4 * s.q + 2 * s.kv + width)
+    per_token = 2 * r * s.hidden + max(attention, 3 * c * s.intermediate)
     return {"layer": tokens * per_token, "gathered": max(tokens // width, 1) * completion * r * s.hidden}
 
 
-def logits_bytes(s: Shape, prec: Precision, budget: int | None = None) -> int:
+def logits_bytes(s: Shape, prec: Precision, budget: int | None = None, head_fp32: bool = False) -> int:
     """The chunked log-probs (rl/algo/logprobs.py): ``n = chunk_tokens(V, budget)`` (``budget // 4V``,
     ``train.logits_chunk_mib``: 64 MiB on CPU, 1 GiB on GPU by default) tokens at a time, whatever the
     rows and the completion length. At the peak (the backward recompute)
     one chunk holds the head's output ``[n, V]`` in the compute dtype, the float32 log-probs
-    turned into the gradient, and the float32 probabilities: ``n V (c + 8)``."""
+    turned into the gradient, and the float32 probabilities: ``n V (c + 8)``.
+
+    ``head_fp32`` (``train.head_fp32``, rl/algo/logprobs.py ``fp32_head``): the output is float32,
+    ``n V 12``, plus the chunk's float32 copy of a head weight that is not float32: where the policy's
+    weights are bf16 (``p`` < 4: DeepSpeed's bf16, a bf16 model) the copy and, in the backward pass, its
+    float32 gradient before the cast to ``p``, ``8 V H`` (a bound for the forward pass, which holds the
+    copy alone); under DDP's autocast the policy's head is float32 already, but the KL reference's (a bf16
+    copy) is cast in its forward pass, ``4 V H`` (counted whether or not KL is on).
+
+    >>> bf16, ddp = Precision(2, 2, 2), Precision(4, 2, 4, mixed=True)
+    >>> s = Shape(hidden=1536, layers=28, heads=12, kv_heads=2, intermediate=8960, vocab=151936, tied=False)
+    >>> [round(logits_bytes(s, p, 1 << 30, f) / 2**30, 2) for p in (bf16, ddp) for f in (False, True)]
+    [2.5, 4.74, 2.5, 3.87]
+    """
     from rl.algo.logprobs import chunk_tokens
 
-    return chunk_tokens(s.vocab, budget) * s.vocab * (prec.compute + 8)
+    if not head_fp32:
+        return chunk_tokens(s.vocab, budget) * s.vocab * (prec.compute + 8)
+    copy = (8 if prec.param < 4 else 4 if prec.compute < 4 else 0) * s.vocab * s.hidden
+    return chunk_tokens(s.vocab, budget) * s.vocab * 12 + copy
 
 
 def micro_batch_count(rows: int, size: int, width: int, max_tokens: int | None = None) -> int:

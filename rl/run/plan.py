@@ -56,7 +56,7 @@ class Plan:
     prec: Precision
     width: int  # prompt + completion tokens of the longest row
     completion: int
-    tokens: int  # padded tokens of the largest micro-batch
+    tokens: int  # padded tokens of the largest micro-batch (train.packing: real tokens)
     engine: str  # rollout.engine
     micro_batch_size: int  # train.micro_batch_size: rows a micro-batch at most
     step_rows: int  # rollouts one GPU trains on in one optimizer step
@@ -69,6 +69,7 @@ class Plan:
     overhead: float
     vllm: dict[str, float] | None = None
     knobs: dict[str, str] = field(default_factory=dict)
+    packing: bool = False  # train.packing: one row a micro-batch, attention per sequence, no padding mask
 
     @property
     def usable(self) -> float:
@@ -76,7 +77,8 @@ class Plan:
 
     def activations(self, tokens: int | None = None, checkpointing: bool | None = None) -> dict[str, int]:
         ck = self.checkpointing if checkpointing is None else checkpointing
-        return activation_bytes(self.shape, self.prec, tokens or self.tokens, self.width, self.completion, ck)
+        return activation_bytes(self.shape, self.prec, tokens or self.tokens, self.width, self.completion, ck,
+                                self.packing)
 
     def micro_batches(self, tokens: int | None = None) -> int:
         """Micro-batches per optimizer step on one GPU with ``tokens`` a micro-batch at most (default: the recipe's)."""
@@ -87,7 +89,8 @@ class Plan:
         With two or more micro-batches a step, the accumulated gradients are held at every point
         (``accumulate=False``: as if there were one, the planner before issue 23)."""
         tokens = tokens or self.tokens
-        ref_fwd = reference_forward_bytes(self.shape, self.prec, tokens, self.width, self.completion) if self.kl else None
+        ref_fwd = (reference_forward_bytes(self.shape, self.prec, tokens, self.width, self.completion, self.packing)
+                   if self.kl else None)
         state = self.states[self.zero]
         held = state["gradients"] if accumulate and self.micro_batches(tokens) > 1 else 0
         return update_peak_bytes(state, self.reference, self.activations(tokens), self.logits,
@@ -189,8 +192,9 @@ def make_plan(cfg: Config, *, gpus: int, gpu_memory_gib: float, zero: int, promp
                 total=gpu_memory_gib * GiB, prec=prec, width=width, completion=completion, tokens=tokens,
                 engine=r.engine, micro_batch_size=rows, step_rows=step_rows, checkpointing=m.gradient_checkpointing, kl=kl,
                 states=states, reference=reference_bytes(n, kl, lora, prec.compute, zero, gpus),
-                logits=logits_bytes(s, prec, chunk_budget(t.logits_chunk_mib, "cuda" if device == "gpu" else "cpu")), head_grad=0 if lora else grad_bytes * s.vocab * s.hidden,
-                overhead=CUDA_OVERHEAD if device == "gpu" else 0)
+                logits=logits_bytes(s, prec, chunk_budget(t.logits_chunk_mib, "cuda" if device == "gpu" else "cpu"),
+                                          t.head_fp32), head_grad=0 if lora else grad_bytes * s.vocab * s.hidden,
+                overhead=CUDA_OVERHEAD if device == "gpu" else 0, packing=t.packing)
     if device == "gpu" and r.engine in ("vllm", "auto"):
         plan.vllm = plan_vllm(plan, cfg, prompt_tokens)
         if r.vllm_gpu_memory_utilization is not None or r.vllm_kv_cache_gb is not None:

@@ -30,7 +30,7 @@ def format_plan(plan: Plan) -> str:
     lines = [f"{plan.label}: {plan.n / 1e9:.2f}B parameters (hidden {s.hidden}, {s.layers} layers, "
              f"{s.heads}/{s.kv_heads} heads, vocab {s.vocab}), {plan.gpus} x {plan.total / GiB:.0f} GiB, "
              f"{STRATEGIES[plan.zero]}",
-             f"micro-batch: up to {plan.tokens} padded tokens, rows of up to {plan.width} (prompt "
+             f"micro-batch: up to {plan.tokens} {'packed' if plan.packing else 'padded'} tokens, rows of up to {plan.width} (prompt "
              f"{plan.width - plan.completion} + completion {plan.completion}); gradient checkpointing "
              f"{'on' if plan.checkpointing else 'off'}; KL {'on' if plan.kl else 'off'}",
              accumulation(plan),

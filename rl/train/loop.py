@@ -41,6 +41,8 @@ from rl.run.preflight import preflight
 from rl.run.rng import seeded
 from rl.run.rundir import SCHEDULE_KEYS, Start, apply_start
 from rl.run.tracking import Tracker, quiet_libraries
+from rl.train.partial import PartialBuffer, buffer_state, load_buffer
+from rl.train.prefetch import Prefetch, load_prefetch, prefetch_state
 from rl.train.reference_pass import reference_pass
 from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction, knobs
 from rl.train.update import update_policy
@@ -65,6 +67,8 @@ class Run:
     ctx: Context
     start: Start  # fresh, or the checkpoint to resume from (rl/run/rundir.py)
     eval_set: dict[str, Any] = field(default_factory=dict)  # what eval measures on (rl/data.py)
+    partial: PartialBuffer = field(default_factory=PartialBuffer)  # rollout.partial: unfinished groups (rl/train/partial.py)
+    prefetch: Prefetch | None = None  # rollout.async_mode=one_step_off: the next step's batch (rl/train/prefetch.py)
 
 
 def setup(cfg: Config) -> Run:
@@ -125,7 +129,8 @@ def setup(cfg: Config) -> Run:
                   total_steps=cfg.train.max_steps, chat=use_chat_template(tokenizer, cfg.data.chat_template),
                   num_prompts=len({p.id for p in train_prompts}))
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
-               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set)
+               eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set,
+               prefetch=Prefetch() if cfg.rollout.async_mode == "one_step_off" else None)
 
 
 def hold_at_end(scheduler, horizon: int) -> None:
@@ -152,11 +157,11 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     run.ctx.step, run.ctx.max_length = step, current_limit(cfg, step)
     run_monitor(run, step)
-    params = SamplingParams(max_new_tokens=run.ctx.max_length, temperature=cfg.rollout.temperature,
-                            top_p=cfg.rollout.top_p, n=cfg.rollout.group_size, **knobs(cfg.rollout))
     with rollout_weights(acc, run.policy, run.engine):  # ZeRO-3 + transformers engine: weights gathered
-        batch = collect(run, step, params)  # rollouts, facts, all-gather (+ dynamic sampling)
+        batch = collect(run, step, step_params(cfg, step))  # rollouts, facts, all-gather (+ dynamic sampling)
     t_gen = time.perf_counter()
+    if run.prefetch is not None and step < cfg.train.max_steps:  # one_step_off: the next batch, meanwhile
+        run.prefetch.start(run, step + 1, step_params(cfg, step + 1))
     table, samples = batch.table, batch.samples
     totals, components, token_totals = run.rewards.score_tokens(table, run.ctx) if table else ([], {}, None)
     adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step, token_totals,  # [N] or [N, T]
@@ -174,9 +179,14 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
                               micro_batch_size=cfg.train.micro_batch_size, micro_batch_tokens=cfg.train.micro_batch_tokens,
                               max_grad_norm=cfg.train.max_grad_norm,
                               norm_len=cfg.rollout.max_new_tokens, old_logps=batch.old_logps,
-                              entropy_mask=entropy_mask(run, samples), chunk_bytes=chunk_bytes(run))
+                              entropy_mask=entropy_mask(run, samples), chunk_bytes=chunk_bytes(run),
+                              head_fp32=cfg.train.head_fp32, version=step, offpolicy=cfg.rollout.offpolicy,
+                              offpolicy_cap=cfg.rollout.offpolicy_tis_cap, packing=cfg.train.packing)
     run.rewards.update(batch.generated, run.ctx)
     t_sync = time.perf_counter()
+    if run.prefetch is not None:  # one_step_off: the next batch is complete before the servers get new weights
+        run.prefetch.wait()
+        batch.stats.update(run.prefetch.stats())
     sync_weights(run)  # vLLM engines: push the new weights
     t_end = time.perf_counter()
     if cfg.train.log_completions and step % cfg.train.log_completions == 0:
@@ -189,6 +199,12 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
             "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
             "time/update": t_end - t_score, "time/sync": t_end - t_sync,
             "tokens/per_s": sum(s.length for s in batch.generated) / max(t_gen - t0, 1e-9) / acc.num_processes}
+
+
+def step_params(cfg: Config, step: int) -> SamplingParams:
+    """How step ``step`` samples: G completions a prompt, under the step's length limit."""
+    return SamplingParams(max_new_tokens=current_limit(cfg, step), temperature=cfg.rollout.temperature,
+                          top_p=cfg.rollout.top_p, n=cfg.rollout.group_size, **knobs(cfg.rollout))
 
 
 def warn_no_signal(acc, step: int, adv: torch.Tensor, zero_std_fraction: float) -> None:
@@ -222,6 +238,8 @@ def train(cfg: Config) -> dict[str, Any]:
         run.sampler.load_state_dict(state["sampler"])
         run.rewards.load_state_dict(state["rewards"])
         run.ctx.state = state["ctx"]
+        load_buffer(acc, run.partial, state.get("partial"))  # rollout.partial: the unfinished groups, per process
+        load_prefetch(acc, run.prefetch, state.get("prefetch"))  # one_step_off: the batch generated ahead
         sync_weights(run)  # vLLM engines still hold the initial weights
         if acc.is_main_process:  # forget what a killed run logged after its last checkpoint
             for log in [out / "metrics.jsonl", *sorted((out / "completions").glob("rank*.jsonl"))]:
@@ -256,7 +274,9 @@ def train(cfg: Config) -> dict[str, Any]:
                 acc.print(warning)
             if (cfg.train.save_every and step % cfg.train.save_every == 0) or step == cfg.train.max_steps or new_best:
                 state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state,
-                             best=best.state_dict() if best else None)  # a best changes only at a checkpoint
+                             best=best.state_dict() if best else None,  # a best changes only at a checkpoint
+                             partial=buffer_state(acc, run.partial) if cfg.rollout.partial else None,
+                             prefetch=prefetch_state(acc, run.prefetch))
                 save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints,
                                 pin=best.step if best else None)  # the best is never pruned
     finally:

@@ -45,6 +45,7 @@ from rl.data import draw_budgets
 from rl.engines.base import Rollout, SamplingParams, cut_rollout
 from rl.facts import make_samples
 from rl.run.distributed import gather, sharded_agree
+from rl.train.partial import offpolicy_stats, roll_partial
 from rl.train.update import FIRST_FORCED_LOGP, score_pass
 
 
@@ -96,15 +97,26 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     cfg, acc = run.cfg, run.acc
     total = num_prompts or cfg.rollout.prompts_per_step
     k = total // acc.num_processes
-    chosen = run.sampler.next(total)[acc.process_index * k : (acc.process_index + 1) * k]
-    prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
-    rollouts = generate_forced(run.engine, [p.ids for p in prompts], params, cfg.rollout.forced_prefixes, run.tokenizer)
+    partial_stats = {}
+    ahead = run.prefetch.take(run, step) if getattr(run, "prefetch", None) is not None else None
+    if cfg.rollout.partial:  # APRIL: complete groups first, unfinished ones kept for the next step
+        rollouts, prompts, partial_stats = roll_partial(run, step, params, run.partial)
+    elif ahead is not None:  # one_step_off: generated during the previous step's update (rl/train/prefetch.py)
+        rollouts, prompts = ahead
+    else:
+        chosen = run.sampler.next(total)[acc.process_index * k : (acc.process_index + 1) * k]
+        prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
+        rollouts = generate_forced(run.engine, [p.ids for p in prompts], params, cfg.rollout.forced_prefixes,
+                                   run.tokenizer)
+    if cfg.rollout.async_mode:
+        partial_stats = offpolicy_stats(rollouts, step)
     offset = acc.process_index * k
     samples = make_samples(rollouts, prompts, offset, run.tokenizer, cfg.data.delimiter)
     for s, r in zip(samples, rollouts):
         if r.forced_tokens:
             s.meta["forced_prefix"] = run.tokenizer.decode(r.completion_ids[: r.forced_tokens])
     rnd = Round(rollouts, samples, samples)
+    rnd.stats.update(partial_stats)
     if cfg.algo.outlier_truncation is not None:
         cut_outliers(run, rnd, prompts, offset)
     needs = run.rewards.needs | advantage_needs(cfg.algo.advantage, cfg.algo.advantage_options)
@@ -120,7 +132,8 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     if need_entropy or need_old:  # one no-grad pass serves both
         rnd.old_logps, ents = score_pass(run.policy, rnd.rollouts, run.engine.pad_id, cfg.rollout.temperature,
                                          cfg.train.micro_batch_size, need_entropy, cfg.train.micro_batch_tokens,
-                                         agree=sharded_agree(acc), chunk_bytes=chunk_bytes(run))
+                                         agree=sharded_agree(acc), chunk_bytes=chunk_bytes(run),
+                                         head_fp32=cfg.train.head_fp32, packing=cfg.train.packing)
         if need_entropy:
             attach_entropy(rnd.samples, ents)
     return rnd
@@ -184,9 +197,9 @@ def cut_outliers(run, rnd: Round, prompts: list, offset: int) -> None:
         for i, s in zip(cuts, redone):
             rnd.samples[i] = s
     n = max(len(rnd.samples), 1)
-    rnd.stats = {"dot/cut_fraction": len(cuts) / n,
-                 "dot/lost_answer_fraction": sum(not rnd.samples[i].correct for i in cuts) / max(len(cuts), 1),
-                 "dot/tokens_cut": float(sum(rnd.generated[i].length - rnd.samples[i].length for i in cuts))}
+    rnd.stats.update({"dot/cut_fraction": len(cuts) / n,
+                      "dot/lost_answer_fraction": sum(not rnd.samples[i].correct for i in cuts) / max(len(cuts), 1),
+                      "dot/tokens_cut": float(sum(rnd.generated[i].length - rnd.samples[i].length for i in cuts))})
 
 
 def filter_values(run, table: list[Any], metric: str) -> list[float]:
@@ -262,7 +275,8 @@ def collect(run, step: int, params: SamplingParams) -> StepBatch:
     if need_old and rollouts:
         old, _ = score_pass(run.policy, rollouts, run.engine.pad_id, cfg.rollout.temperature,
                             cfg.train.micro_batch_size, False, cfg.train.micro_batch_tokens, agree=sharded_agree(acc),
-                            chunk_bytes=chunk_bytes(run))
+                            chunk_bytes=chunk_bytes(run), head_fp32=cfg.train.head_fp32,
+                            packing=cfg.train.packing)
     stats = {"sampling/rounds": float(rounds), "sampling/kept_fraction": 1 - n_dead / max(n_groups, 1),
              "sampling/zero_std_fraction": n_dead / max(n_groups, 1), "sampling/kept_groups": float(keep),
              "sampling/first_round_prompts": float(first)}

@@ -2,12 +2,15 @@
 
 Layout of a training batch: prompts left-padded to a common width P, completions right-padded,
 so every completion starts at column P and ``logits[:, P-1:-1]`` predict the completion tokens.
+With ``train.packing`` the model sees one row of the micro-batch's sequences end to end instead
+(:func:`make_packed_batch`), and the log-probs come back in the same ``[B, C]`` layout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -15,24 +18,27 @@ import torch
 
 from rl.algo.kl_cov import select
 from rl.algo.logprobs import sequence_logprobs
-from rl.algo.loss import Normalizer, entropy_shaped_advantages, policy_loss, tis_weights
+from rl.algo.loss import Normalizer, entropy_shaped_advantages, policy_loss, tis_rejected, tis_weights
 from rl.config import AlgoConfig, kl_cov_options
-from rl.engines.base import Rollout
+from rl.engines.base import GIVEN, Rollout
 from rl.models.load import reference_context
 from rl.run.distributed import agree_max, backward
 
 
 FIRST_FORCED_LOGP = math.log(0.5)  # AdaptThink: the old policy's probability of a forced first token
+CURRENT = sys.maxsize  # the version of a token the training step's own weights wrote (no older step's)
 
 
 @dataclass
 class Batch:
-    input_ids: torch.Tensor  # [B, P + C]
-    attention_mask: torch.Tensor  # [B, P + C]
-    position_ids: torch.Tensor  # [B, P + C]
+    input_ids: torch.Tensor  # [B, P + C]; packed: [1, T]
+    attention_mask: torch.Tensor | None  # [B, P + C]; packed: None
+    position_ids: torch.Tensor  # [B, P + C]; packed: [1, T], from 0 in each sequence
     completion_ids: torch.Tensor  # [B, C]
     completion_mask: torch.Tensor  # [B, C], 1 on real completion tokens
-    prompt_width: int
+    prompt_width: int  # packed: 0
+    positions: torch.Tensor | None = None  # packed: [B, C], the row position that predicts each completion token
+    cu_seqlens: torch.Tensor | None = None  # packed: [B + 1], where each sequence starts in the row, and T
 
 
 def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
@@ -50,20 +56,56 @@ def make_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
     return Batch(ids, att, pos, ids[:, P:], att[:, P:], P)
 
 
+def make_packed_batch(rollouts: list[Rollout], pad_id: int) -> Batch:
+    """``train.packing``: the rollouts' prompt + completion tokens end to end in one row, no padding
+    (verl's ``use_remove_padding``, TRL's ``padding_free``); position ids restart at 0 in each sequence,
+    so each sees the positions it has in :func:`make_batch`'s layout. The completions are also laid out
+    ``[B, C]`` as there; ``positions[i, t]`` is the row position that predicts completion token ``t`` of
+    rollout ``i`` (its start + prompt length - 1 + t; a padded column points at its sequence's last).
+
+    >>> from rl.engines.base import Rollout
+    >>> b = make_packed_batch([Rollout(0, [7, 8], [9], "", "stop", None), Rollout(0, [5], [6, 4], "", "stop", None)], 0)
+    >>> b.input_ids.tolist(), b.position_ids.tolist(), b.positions.tolist(), b.cu_seqlens.tolist()
+    ([[7, 8, 9, 5, 6, 4]], [[0, 1, 2, 0, 1, 2]], [[1, 1], [3, 4]], [0, 3, 6])
+    """
+    C = max(max(len(r.completion_ids) for r in rollouts), 1)
+    B = len(rollouts)
+    comp = torch.full((B, C), pad_id, dtype=torch.long)
+    cmask = torch.zeros((B, C), dtype=torch.long)
+    positions = torch.zeros((B, C), dtype=torch.long)
+    ids: list[int] = []
+    pos: list[torch.Tensor] = []
+    starts = [0]
+    for i, r in enumerate(rollouts):
+        p, c = len(r.prompt_ids), len(r.completion_ids)
+        ids += list(r.prompt_ids) + list(r.completion_ids)
+        pos.append(torch.arange(p + c))
+        comp[i, :c] = torch.tensor(r.completion_ids, dtype=torch.long)
+        cmask[i, :c] = 1
+        positions[i] = starts[-1] + p - 1 + torch.arange(C).clamp(max=max(c - 1, 0))
+        starts.append(starts[-1] + p + c)
+    return Batch(torch.tensor([ids], dtype=torch.long), None, torch.cat(pos).unsqueeze(0), comp, cmask, 0,
+                 positions, torch.tensor(starts, dtype=torch.long))
+
+
 def completion_logprobs(model, batch: Batch, temperature: float, with_entropy: bool = False,
-                        entropy_grad: bool = True, agree=None, chunk_bytes: int | None = None):
+                        entropy_grad: bool = True, agree=None, chunk_bytes: int | None = None,
+                        head_fp32: bool = False):
     """Per-token log-probs of the completion under ``model`` (logits / temperature), and
     optionally per-token entropies. Both ``[B, C]`` float32, 0 where ``completion_mask`` is 0.
     Computed in chunks from the final hidden states, never holding the ``[B, C, V]`` logits
     (:mod:`rl.algo.logprobs`). With ``entropy_grad=False`` the entropies are a statistic only,
     outside the autograd graph. ``agree`` (:func:`rl.run.distributed.agree_max`): the processes
     make the same number of head calls (ZeRO-3 gathers the head's weights on each); ``chunk_bytes``: the
-    chunk budget (:func:`rl.algo.logprobs.chunk_budget`)."""
+    chunk budget (:func:`rl.algo.logprobs.chunk_budget`); ``head_fp32``: the head's matmul in float32
+    (``train.head_fp32``, :func:`rl.algo.logprobs.fp32_head`)."""
     device = next(model.parameters()).device
-    return sequence_logprobs(model, batch.input_ids.to(device), batch.attention_mask.to(device),
+    mask = None if batch.attention_mask is None else batch.attention_mask.to(device)  # packed: none
+    return sequence_logprobs(model, batch.input_ids.to(device), mask,
                              batch.position_ids.to(device), batch.completion_ids.to(device),
                              batch.completion_mask.to(device), temperature, with_entropy=with_entropy,
-                             entropy_grad=entropy_grad, agree=agree, budget=chunk_bytes)
+                             entropy_grad=entropy_grad, agree=agree, budget=chunk_bytes, head_fp32=head_fp32,
+                             positions=batch.positions, cu_seqlens=batch.cu_seqlens)
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -103,6 +145,79 @@ def micro_batches(rollouts: list[Rollout], idx: list[int], size: int, max_tokens
     return out
 
 
+def balanced_partition(sizes: list[int], caps: list[int]) -> list[list[int]]:
+    """The indices of ``sizes`` dealt to ``len(caps)`` bins of at most ``caps[j]`` items, largest first
+    (ties: the lower index) into the bin with the smallest total that has room (ties: the lower bin): the
+    longest-processing-time greedy, whose largest bin is within 4/3 of the best (verl's seqlen-balanced
+    partitions use Karmarkar-Karp). Deterministic; each bin's indices come sorted.
+
+    >>> balanced_partition([5, 1, 4, 2, 3, 3], [3, 3])
+    [[0, 1, 5], [2, 3, 4]]
+    """
+    bins: list[list[int]] = [[] for _ in caps]
+    totals = [0] * len(caps)
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        j = min((j for j in range(len(caps)) if len(bins[j]) < caps[j]), key=lambda j: (totals[j], j))
+        bins[j].append(i)
+        totals[j] += sizes[i]
+    return [sorted(b) for b in bins]
+
+
+def packed_micro_batches(rollouts: list[Rollout], idx: list[int], size: int,
+                         max_tokens: int | None = None) -> list[list[int]]:
+    """``train.packing``: ``idx`` cut into micro-batches of at most ``size`` rollouts and, with
+    ``max_tokens``, at most that many real tokens (prompt + completion: a packed row has no padding), a
+    single longer rollout excepted, the tokens dealt evenly (:func:`balanced_partition`; verl's
+    ``use_dynamic_bsz``). The count starts at ``max(ceil(n / size), ceil(tokens / max_tokens))`` and
+    grows until the deal keeps every micro-batch within the caps. As with :func:`micro_batches`, the
+    grouping does not change the loss.
+
+    >>> from rl.engines.base import Rollout
+    >>> rs = [Rollout(0, [1, 2], [3] * n, "", "stop", None) for n in (9, 1, 5, 2)]
+    >>> packed_micro_batches(rs, [0, 1, 2, 3], size=4, max_tokens=14), packed_micro_batches(rs, [3, 0], size=1)
+    ([[0, 1], [2, 3]], [[0], [3]])
+    """
+    if not idx:
+        return []
+    tokens = [len(rollouts[i].prompt_ids) + rollouts[i].length for i in idx]
+    k = max(-(-len(idx) // size), -(-sum(tokens) // max_tokens) if max_tokens else 1)
+    while True:
+        k = min(k, len(idx))
+        bins = balanced_partition(tokens, [size] * k)
+        if k == len(idx) or not max_tokens or all(len(b) < 2 or sum(tokens[j] for j in b) <= max_tokens for b in bins):
+            return [[idx[j] for j in b] for b in bins if b]
+        k += 1
+
+
+def balance_processes(accelerator, rollouts: list[Rollout], advantages: torch.Tensor, updates_per_rollout: int,
+                      old_logps: list[torch.Tensor] | None = None, entropy_mask: torch.Tensor | None = None):
+    """``train.packing`` with several processes: the rollouts of each optimizer step dealt to the
+    processes again by tokens (:func:`balanced_partition`, every process keeping its count), so their
+    forward/backward work is even (verl's ``balance_batch``). :func:`update_policy` cuts each process's
+    rollouts into ``updates_per_rollout`` consecutive slices, slice ``j`` of every process being optimizer
+    step ``j``; a rollout stays in its step, with its advantage, old log-probs and entropy-mask entry,
+    and is trained once. The loss is normalised by the step's global counts and the processes' gradients
+    are summed, so the step is the same, up to float summation order. One all-gather of the rollouts;
+    every process computes the same deal. Returns this process's ``(rollouts, advantages, old_logps,
+    entropy_mask)``."""
+    from rl.run.distributed import gather
+
+    n = len(rollouts)
+    slices = chunks(list(range(n)), max(-(-n // updates_per_rollout), 1))
+    mine = [[(rollouts[i], advantages[i].cpu(), None if old_logps is None else old_logps[i],
+              None if entropy_mask is None else float(entropy_mask[i])) for i in sl] for sl in slices]
+    every = gather(accelerator, [mine])  # one entry per process: its slices
+    out = []
+    for j in range(max(len(proc) for proc in every)):
+        items = [it for proc in every for it in (proc[j] if j < len(proc) else [])]
+        caps = [len(proc[j]) if j < len(proc) else 0 for proc in every]
+        bins = balanced_partition([len(r.prompt_ids) + r.length for r, *_ in items], caps)
+        out += [items[k] for k in bins[accelerator.process_index]]
+    adv = torch.stack([it[1] for it in out]).to(advantages.device) if out else advantages[:0]
+    return ([it[0] for it in out], adv, None if old_logps is None else [it[2] for it in out],
+            None if entropy_mask is None else torch.tensor([it[3] for it in out]))
+
+
 def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
     """``micro`` with its largest micro-batches halved until there are ``count`` of them (the
     micro-batch count of the busiest process), each half where the whole was.
@@ -125,9 +240,11 @@ def split_to(micro: list[list[int]], count: int) -> list[list[int]]:
 
 @torch.no_grad()
 def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, micro: int,
-               with_entropy: bool, max_tokens: int | None = None, agree=None, chunk_bytes: int | None = None
+               with_entropy: bool, max_tokens: int | None = None, agree=None, chunk_bytes: int | None = None,
+               head_fp32: bool = False, packing: bool = False
                ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-    """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order.
+    """No-grad log-probs (and entropies) per rollout, unpadded, in rollout order; ``packing``
+    (``train.packing``): packed rows (:func:`make_packed_batch`, :func:`packed_micro_batches`).
 
     ``agree`` (:func:`rl.run.distributed.agree_max`, for sharded weights: ZeRO-3, FSDP): every process
     runs the same number of micro-batches and head chunks, as in the update, because each forward
@@ -138,12 +255,14 @@ def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, 
     ents: list[torch.Tensor] = [torch.empty(0)] * len(rollouts)
     was_training = model.training
     model.eval()
-    micro_idx = micro_batches(rollouts, list(range(len(rollouts))), micro, max_tokens)
+    micro_idx = (packed_micro_batches if packing else micro_batches)(rollouts, list(range(len(rollouts))), micro,
+                                                                     max_tokens)
     if agree is not None:
         micro_idx = split_to(micro_idx, agree(len(micro_idx)))
     for mb_idx in micro_idx:
-        batch = make_batch([rollouts[i] for i in mb_idx], pad_id)
-        logp, ent = completion_logprobs(model, batch, temperature, with_entropy, agree=agree, chunk_bytes=chunk_bytes)
+        batch = (make_packed_batch if packing else make_batch)([rollouts[i] for i in mb_idx], pad_id)
+        logp, ent = completion_logprobs(model, batch, temperature, with_entropy, agree=agree, chunk_bytes=chunk_bytes,
+                                        head_fp32=head_fp32)
         for row, i in enumerate(mb_idx):
             logps[i] = logp[row, : rollouts[i].length].cpu()
             if with_entropy:
@@ -152,45 +271,100 @@ def score_pass(model, rollouts: list[Rollout], pad_id: int, temperature: float, 
     return logps, (ents if with_entropy else None)
 
 
-def forced_old_logps(old: torch.Tensor, mask: torch.Tensor, forced: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forced prefix tokens (``Rollout.forced_tokens``) as AdaptThink trains them (arXiv 2505.13417,
-    THU-KEG/AdaptThink ``src/adapt_think_core_algos.py``): the first one's old log-prob is
-    ``log 0.5``, so its ratio is ``pi(token) / 0.5``; the others leave the loss (mask 0). ``old``
-    and ``mask`` are ``[B, C]``; new tensors are returned when a row is forced.
+def default_record(r: Rollout) -> tuple[list[int], list[int]]:
+    """``(versions, loss_mask)`` of ``r``'s tokens: as recorded, or for a rollout that records none, its
+    forced prefix (``forced_tokens``; AdaptThink, arXiv 2505.13417, THU-KEG/AdaptThink
+    ``src/adapt_think_core_algos.py``) GIVEN with only its first token in the loss, every other token
+    the current policy's (version ``CURRENT``) and in the loss.
 
-    >>> old, mask = forced_old_logps(torch.zeros(2, 4), torch.ones(2, 4), [3, 0])
-    >>> old[0].exp().tolist(), mask.tolist()
-    ([0.5, 1.0, 1.0, 1.0], [[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    >>> default_record(Rollout(0, [1], [5, 6, 7, 8], "", "stop", None, forced_tokens=3))
+    ([-1, -1, -1, 9223372036854775807], [1, 0, 0, 1])
     """
-    if not any(forced):
-        return old, mask
-    old, mask = old.clone(), mask.clone()
-    for row, f in enumerate(forced):
-        if f:
-            old[row, 0] = FIRST_FORCED_LOGP
-            mask[row, 1:f] = 0
-    return old, mask
+    f = min(r.forced_tokens, r.length)
+    versions = r.versions if r.versions is not None else [GIVEN] * f + [CURRENT] * (r.length - f)
+    mask = r.loss_mask if r.loss_mask is not None else [1] * min(f, 1) + [0] * max(f - 1, 0) + [1] * (r.length - f)
+    return versions, mask
 
 
-def trained_tokens(r: Rollout) -> int:
-    """Completion tokens that enter the loss: all but the forced ones after the first; none of a
-    rollout that is not trained (``Rollout.trained``: ``algo.mask_truncated``)."""
-    return r.length - max(r.forced_tokens - 1, 0) if r.trained else 0
+def behaviour_logps(r: Rollout) -> list[float]:
+    """The log-prob each token was written with (the sampler's); a GIVEN token without one: ``log 0.5``
+    (AdaptThink's old-policy probability of a forced first token)."""
+    versions, _ = default_record(r)
+    if r.logprobs is not None and len(r.logprobs) == r.length:
+        return list(r.logprobs)
+    return [FIRST_FORCED_LOGP if v == GIVEN else 0.0 for v in versions]
 
 
-def loss_mask(old: torch.Tensor, mask: torch.Tensor, rollouts: list[Rollout]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, C]`` old log-probs and the mask of the tokens that enter the loss: the completion's,
-    less forced prefixes (:func:`forced_old_logps`) and rows of rollouts that are not trained.
+def record_masks(rollouts: list[Rollout], width: int, current: int | None = None, offpolicy: str = "train",
+                 dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The per-token record of a micro-batch as ``[B, width]`` tensors ``(keep, behave, off)``:
+
+    - ``keep`` (``dtype``): the token enters the loss: its ``loss_mask``, its rollout trained
+      (``algo.mask_truncated``), and, with ``offpolicy="mask"``, not written by older weights;
+    - ``behave`` (bool): its ratio is against its behaviour log-prob (:func:`behaviour_logps`), not the
+      trainer's: a GIVEN token in the loss always, an older one with ``offpolicy="behavior"``;
+    - ``off`` (bool): written by weights older than ``current`` (the step that trains on it;
+      ``rollout.partial``'s continued completions, rl/train/partial.py).
+
+    >>> r = Rollout(0, [1], [5, 6, 7], "", "stop", None, versions=[3, 3, 4])
+    >>> [t.tolist() for t in record_masks([r], 3, current=4, offpolicy="mask")]
+    [[[0.0, 0.0, 1.0]], [[False, False, False]], [[True, True, False]]]
+    >>> record_masks([r], 3, current=4, offpolicy="behavior")[1].tolist()
+    [[True, True, False]]
+    """
+    B = len(rollouts)
+    keep = torch.zeros(B, width, dtype=dtype)
+    behave = torch.zeros(B, width, dtype=torch.bool)
+    off = torch.zeros(B, width, dtype=torch.bool)
+    for i, r in enumerate(rollouts):
+        versions, mask = default_record(r)
+        n = min(r.length, width)
+        v = torch.tensor(versions[:n], dtype=torch.long)
+        old = (v >= 0) & (v < current) if current is not None else torch.zeros(n, dtype=torch.bool)
+        k = torch.tensor(mask[:n], dtype=dtype) * float(r.trained)
+        if offpolicy == "mask":
+            k = k * (~old).to(dtype)
+        keep[i, :n], off[i, :n] = k, old
+        behave[i, :n] = ((v == GIVEN) | (old if offpolicy == "behavior" else torch.zeros_like(old))) & (k > 0)
+    return keep, behave, off
+
+
+def trained_tokens(r: Rollout, current: int | None = None, offpolicy: str = "train") -> int:
+    """Completion tokens that enter the loss (:func:`record_masks`' ``keep``): all but a forced prefix's
+    after its first, none of a rollout that is not trained (``algo.mask_truncated``), and with
+    ``offpolicy="mask"`` none written by older weights."""
+    return int(record_masks([r], max(r.length, 1), current, offpolicy)[0].sum())
+
+
+def loss_mask(old: torch.Tensor, mask: torch.Tensor, rollouts: list[Rollout], current: int | None = None,
+              offpolicy: str = "train") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[B, C]`` old log-probs, the mask of the tokens that enter the loss, and the off-policy tokens, from
+    the rollouts' per-token record (:func:`record_masks`): ``old`` is the behaviour log-prob where the
+    ratio is against it, the mask is ``mask`` (the completion's tokens) times ``keep``.
 
     >>> r = Rollout(0, [1], [5, 6], "", "length", None, trained=False)
     >>> loss_mask(torch.zeros(2, 2), torch.ones(2, 2), [r, Rollout(0, [1], [5, 6], "", "stop", None)])[1].tolist()
     [[0.0, 0.0], [1.0, 1.0]]
     """
-    old, mask = forced_old_logps(old, mask, [r.forced_tokens for r in rollouts])
-    if all(r.trained for r in rollouts):
-        return old, mask
-    keep = torch.tensor([float(r.trained) for r in rollouts], dtype=mask.dtype, device=mask.device)
-    return old, mask * keep.unsqueeze(1)
+    keep, behave, off = record_masks(rollouts, old.shape[1], current, offpolicy, mask.dtype)
+    keep, behave, off = keep.to(mask.device), behave.to(old.device), off.to(old.device)
+    if bool(behave.any()):
+        behaviour = _pad([torch.tensor(behaviour_logps(r)) for r in rollouts], old.shape[1]).to(old)
+        old = torch.where(behave, behaviour, old)
+    return old, mask * keep, off
+
+
+def forced_old_logps(old: torch.Tensor, mask: torch.Tensor, forced: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forced prefixes as the per-token record treats them (:func:`default_record`): the first forced
+    token's old log-prob is ``log 0.5`` (its ratio ``pi(token) / 0.5``), the others leave the loss.
+
+    >>> old, mask = forced_old_logps(torch.zeros(2, 4), torch.ones(2, 4), [3, 0])
+    >>> old[0].exp().tolist(), mask.tolist()
+    ([0.5, 1.0, 1.0, 1.0], [[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    """
+    rows = [Rollout(0, [], [0] * old.shape[1], "", "stop", None, forced_tokens=f) for f in forced]
+    new_old, new_mask, _ = loss_mask(old, mask, rows)
+    return new_old, new_mask
 
 
 def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
@@ -206,7 +380,8 @@ def token_columns(adv: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def kl_cov_selection(rollouts: list[Rollout], idx: list[int], advantages: torch.Tensor,
-                     old_logps: list[torch.Tensor], ratio: float, accelerator=None) -> dict[int, torch.Tensor]:
+                     old_logps: list[torch.Tensor], ratio: float, accelerator=None, current: int | None = None,
+                     offpolicy: str = "train") -> dict[int, torch.Tensor]:
     """KL-Cov's tokens for the optimizer step over ``idx`` (:mod:`rl.algo.kl_cov`): chosen once, from the
     old log-probs of all the step's trained tokens (on every process), so no micro-batch sees a
     different choice. Returns, per rollout index, a bool tensor over its completion tokens."""
@@ -215,7 +390,7 @@ def kl_cov_selection(rollouts: list[Rollout], idx: list[int], advantages: torch.
     mask = torch.zeros(len(idx), width)
     for row, i in enumerate(idx):
         mask[row, : rollouts[i].length] = 1.0
-    old, mask = loss_mask(old, mask, [rollouts[i] for i in idx])
+    old, mask, _ = loss_mask(old, mask, [rollouts[i] for i in idx], current, offpolicy)
     chosen = select(token_columns(advantages[idx].cpu(), width), old, mask, ratio, accelerator)
     return {i: chosen[row, : rollouts[i].length] for row, i in enumerate(idx)}
 
@@ -224,8 +399,20 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
                   advantages: torch.Tensor, algo: AlgoConfig, *, pad_id: int, temperature: float,
                   micro_batch_size: int, max_grad_norm: float, norm_len: int,
                   micro_batch_tokens: int | None = None, old_logps: list[torch.Tensor] | None = None,
-                  entropy_mask: torch.Tensor | None = None, chunk_bytes: int | None = None) -> dict[str, float]:
+                  entropy_mask: torch.Tensor | None = None, chunk_bytes: int | None = None,
+                  head_fp32: bool = False, version: int | None = None, offpolicy: str = "train",
+                  offpolicy_cap: float = 2.0, packing: bool = False) -> dict[str, float]:
     """``algo.updates_per_rollout`` optimizer steps over this process's rollouts.
+
+    ``packing`` (``train.packing``): each micro-batch is one packed row (:func:`make_packed_batch`), cut
+    and balanced by real tokens (:func:`packed_micro_batches`), and with several processes each optimizer
+    step's rollouts are first dealt to them by tokens (:func:`balance_processes`); the step is the same.
+
+    The per-token record of each rollout (:func:`record_masks`) decides which tokens enter the loss and
+    which ratios are against their behaviour log-prob: ``version`` is the step being trained, a token
+    written by an older one is off-policy and treated as ``offpolicy`` says (``rollout.offpolicy``:
+    ``train``, ``mask``, ``behavior``, or ``tis``: its policy-gradient term weighted by
+    ``min(exp(old_logp - behaviour_logp), offpolicy_cap)``, detached).
 
     ``old_logps`` (behaviour policy) are needed when there is more than one update per rollout;
     with a single update the ratio is 1 by construction, so ``logp.detach()`` is used and the
@@ -235,7 +422,10 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
 
     When the rollouts carry sampler log-probs, ``rollout/logprob_diff`` is the mean over completion
     tokens of ``|old_logp - sampler_logp|`` (trainer vs rollout engine, same weights: the numerics
-    gap); ``algo.tis_cap`` turns on truncated importance sampling with those log-probs.
+    gap); ``algo.tis_cap`` turns on truncated importance sampling with those log-probs, per token or per
+    sequence, truncated or masked (``algo.tis_mode``, :func:`rl.algo.loss.tis_weights`); a row of a
+    micro-batch is one whole completion, so a sequence mode's sum runs over the row's trained tokens.
+    ``tis_masked_frac`` (the mask modes) is the share of trained tokens whose weight was set to 0.
 
     ``algo.policy_loss: kl_cov``: the first optimizer step on a rollout batch is on-policy, so there
     ``old_logp = logp.detach()`` exactly and the penalty ``|logp - old_logp|`` and its gradient are
@@ -245,6 +435,9 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     tokens penalised (about ``(u - 1) / u * ratio`` with ``u`` updates per rollout, 0 with one) and
     ``kl_cov_abs_diff`` the mean ``|logp - old_logp|`` on them.
     """
+    if packing and accelerator.num_processes > 1:  # even work per process (verl's balance_batch)
+        rollouts, advantages, old_logps, entropy_mask = balance_processes(
+            accelerator, rollouts, advantages, algo.updates_per_rollout, old_logps, entropy_mask)
     n = len(rollouts)
     sums: dict[str, float] = defaultdict(float)
     per_step: dict[str, float] = defaultdict(float)
@@ -254,10 +447,13 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
     step_chunks = chunks(list(range(n)), -(-n // algo.updates_per_rollout))
     has_sampler = all(r.logprobs is not None and len(r.logprobs) == r.length for r in rollouts)
     tis_cap = getattr(algo, "tis_cap", None)
+    tis_mode = getattr(algo, "tis_mode", "token_truncate")
     seq = algo.ratio_level == "sequence"  # GSPO / LUSPO: the sequence ratio has its own clip range
     clip_low, clip_high = (algo.seq_clip_low, algo.seq_clip_high) if seq else (algo.clip_low, algo.clip_high)
     if tis_cap is not None and not has_sampler:
         raise ValueError("algo.tis_cap needs sampler log-probs, but the rollout engine returned none")
+    if offpolicy == "tis" and not has_sampler and any(r.versions for r in rollouts):
+        raise ValueError("rollout.offpolicy=tis needs sampler log-probs, but the rollout engine returned none")
     kl_cov = algo.policy_loss == "kl_cov"
     ratio, coef = kl_cov_options(algo) if kl_cov else (0.0, 0.0)
     diff_sum = diff_tokens = 0.0
@@ -265,38 +461,45 @@ def update_policy(accelerator, policy, ref, optimizer, scheduler, rollouts: list
         on_policy = old_logps is None or (kl_cov and j == 0)  # KL-Cov: exact zero penalty on the first step
         chosen = None
         if kl_cov and not on_policy:
-            chosen = kl_cov_selection(rollouts, idx, advantages, old_logps, ratio, accelerator)
-        counts = torch.tensor([float(sum(trained_tokens(rollouts[i]) for i in idx)), float(len(idx))])
+            chosen = kl_cov_selection(rollouts, idx, advantages, old_logps, ratio, accelerator, version, offpolicy)
+        counts = torch.tensor([float(sum(trained_tokens(rollouts[i], version, offpolicy) for i in idx)), float(len(idx))])
         counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
         norm = Normalizer(num_tokens=counts[0].item(), num_seqs=counts[1].item(), norm_len=norm_len)
-        micro = micro_batches(rollouts, idx, micro_batch_size, micro_batch_tokens)
+        micro = (packed_micro_batches if packing else micro_batches)(rollouts, idx, micro_batch_size, micro_batch_tokens)
         if agree is not None:  # ZeRO's forward/backward are collectives: the same number on every process
             micro = split_to(micro, agree(len(micro)))
         for k, mb_idx in enumerate(micro):
             mb = [rollouts[i] for i in mb_idx]
-            batch = make_batch(mb, pad_id)
+            batch = (make_packed_batch if packing else make_batch)(mb, pad_id)
             mask = batch.completion_mask.to(accelerator.device)
             sync = accelerator.no_sync(policy) if k < len(micro) - 1 else contextlib.nullcontext()
             with sync:
                 logp, ent = completion_logprobs(policy, batch, temperature, with_entropy=True,
                                                 entropy_grad=bool(algo.entropy_coef), agree=agree,
-                                                chunk_bytes=chunk_bytes)
+                                                chunk_bytes=chunk_bytes, head_fp32=head_fp32)
                 old = logp.detach() if on_policy else _pad([old_logps[i] for i in mb_idx], logp.shape[1]).to(logp.device)
-                old, mask = loss_mask(old, mask, mb)
+                old, mask, off = loss_mask(old, mask, mb, version, offpolicy)
                 is_weight = None
                 if has_sampler:
                     sampler = _pad([torch.tensor(r.logprobs) for r in mb], logp.shape[1]).to(logp.device)
-                    diff_sum += float(((old - sampler).abs() * mask).sum())
-                    diff_tokens += float(mask.sum())
-                    if tis_cap is not None:
-                        is_weight = tis_weights(old, sampler, tis_cap)
+                    fresh = mask * (~off).to(mask.dtype)  # the numerics gap: tokens of the current weights only
+                    diff_sum += float(((old - sampler).abs() * fresh).sum())
+                    diff_tokens += float(fresh.sum())
+                    if tis_cap is not None:  # mask: the loss's tokens (no padding, no forced prefix) of each row
+                        is_weight = tis_weights(old, sampler, tis_cap, tis_mode, mask)
+                        if tis_mode.endswith("mask"):  # a token-weighted mean, as the stats below
+                            rejected = tis_rejected(old, sampler, tis_cap, tis_mode, mask)
+                            sums["tis_masked_frac"] += float((rejected.to(mask.dtype) * mask).sum())
+                    if offpolicy == "tis" and bool(off.any()):  # older weights' tokens: truncated IS to them
+                        w = tis_weights(old, sampler, offpolicy_cap)
+                        is_weight = torch.where(off, w, torch.ones_like(w) if is_weight is None else is_weight)
                 ref_logp = None
                 if algo.kl_coef > 0:  # the reference runs under the policy's autocast (bf16 weights then)
                     with torch.no_grad(), accelerator.autocast():
                         ref_model, ctx = reference_context(accelerator.unwrap_model(policy), ref)
                         with ctx:
                             ref_logp, _ = completion_logprobs(ref_model, batch, temperature, agree=agree,
-                                                              chunk_bytes=chunk_bytes)
+                                                              chunk_bytes=chunk_bytes, head_fp32=head_fp32)
                 cov_mask = None  # KL-Cov: the step's chosen tokens (none on the on-policy first step)
                 if kl_cov:
                     cov_mask = (torch.zeros_like(logp) if chosen is None

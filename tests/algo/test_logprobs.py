@@ -167,7 +167,7 @@ def _update(model, ref, rollouts, agg, kl, ent, monkeypatch, reference: bool):
 
     if reference:
         monkeypatch.setattr(rl.train.update, "completion_logprobs",
-                            lambda mdl, b, T, with_entropy=False, entropy_grad=True, agree=None, chunk_bytes=None:
+                            lambda mdl, b, T, with_entropy=False, entropy_grad=True, agree=None, chunk_bytes=None, head_fp32=False:
                             full_logits_reference(mdl, b, T, with_entropy, entropy_grad))
     else:
         monkeypatch.setattr("rl.algo.logprobs.CHUNK_BYTES", 4 * 7 * model.config.vocab_size)  # 7-token chunks

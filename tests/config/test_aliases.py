@@ -40,7 +40,7 @@ def test_every_alias_points_at_a_real_key_and_the_docs_list_them_all():
     keys = set(all_keys())
     for name, (target, _) in ALIASES.items():
         assert name not in {k.rsplit(".", 1)[-1] for k in keys}, f"{name} is a laconic key: no alias needed"
-        named = re.findall(r"\b(?:model|data|rollout|algo|train|eval)\.[a-z_]+", target)
+        named = re.findall(r"\b(?:model|data|rollout|algo|train|eval)\.[a-z_0-9]+", target)
         assert all(k in keys for k in named), (name, target)
     doc = (ROOT / "docs" / "coming_from_trl_verl.md").read_text()
     for name, (target, _) in ALIASES.items():

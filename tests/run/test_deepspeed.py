@@ -253,3 +253,51 @@ def test_two_process_update_matches_one_process_on_fixed_rollouts(strategy, one_
     assert max((one[k] - start[k]).abs().max() for k in start) > 1e-3
     for k in one:
         assert (one[k] - two[k]).abs().max() < 5e-5, k
+
+
+@pytest.mark.parametrize("strategy", ["ddp", 3])
+def test_two_process_packed_update_matches_one_padded_process(strategy, one_process_update, untrained_toy):
+    """``train.packing`` (tests/run/update_check.py ... packed) over 2 processes: packed rows, and each
+    optimizer step's 4 rollouts dealt to the processes again by tokens (step 1 goes from 7 + 16 | 23 + 8
+    tokens to 7 + 23 | 16 + 8: ``balance_processes``), with the old-log-prob pass, 2 optimizer steps, KL and
+    an entropy bonus. The weights end where one padded process with all 8 rollouts leaves them: every
+    rollout is trained once, in its own optimizer step; under ZeRO-3 (every parameter partitioned) the
+    processes also agree on their forward and head-call counts."""
+    import os
+    import subprocess
+
+    if strategy != "ddp" and not HAS_DS:
+        pytest.skip("deepspeed is not installed")
+    head = LAUNCH[:3] + (["--multi_gpu"] if strategy == "ddp" else ["--config_file", str(PARTITIONED)])
+    tag = f"packed-{strategy}"
+    cmd = head + LAUNCH[3:] + [str(ROOT / "tests" / "run" / "update_check.py"), str(untrained_toy),
+                               str(one_process_update), tag, "packed"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.count("ok") == 2, (p.stdout + p.stderr)[-4000:]
+    import torch
+
+    one = torch.load(one_process_update / "weights-one.pt")
+    two = torch.load(one_process_update / f"weights-{tag}.pt")
+    assert one.keys() == two.keys()
+    for k in one:
+        assert (one[k] - two[k]).abs().max() < 5e-5, k
+    a = json.loads((one_process_update / "stats-one.json").read_text())
+    b = json.loads((one_process_update / f"stats-{tag}.json").read_text())
+    assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+
+
+@pytest.mark.skipif(not HAS_DS, reason="deepspeed is not installed")
+def test_head_fp32_under_zero3_gathers_the_tied_head_and_keeps_its_gradient(untrained_toy):
+    """``train.head_fp32`` under ZeRO-3 with bf16 weights, every parameter partitioned, 2 processes with
+    different head-chunk counts (tests/run/zero3_head_fp32_check.py): each chunk calls the head module, whose
+    ZeRO-3 hooks gather the tied weight; float32 outputs, log-probs equal to a float64 head on the same hidden
+    states, and the tied weight's gradient equal to a plain bf16 copy's to bf16 precision."""
+    import os
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "tests" / "run" / "zero3_head_fp32_check.py"), str(untrained_toy)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.count("ok") == 2, (p.stdout + p.stderr)[-4000:]

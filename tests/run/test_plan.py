@@ -74,6 +74,33 @@ def test_activations_by_hand():
     assert reference_forward_bytes(TINY, FP32, 20, 10, 6) == {"layer": 20 * 152, "gathered": gathered}
 
 
+def test_packed_activations_by_hand():
+    """train.packing: attention per sequence, no padding mask, keys and values not repeated."""
+    # norms 96; SDPA's q 16, k and v 2 * 4 * 2 = 16, each sequence's output and their concatenation 2 * 16
+    # + lse 8 (no mask); MLP 128
+    assert layer_activation_bytes(TINY, FP32, 10, packed=True) == 96 + 16 + 16 + 32 + 8 + 128
+    layer, model, gathered = 296, (4 + 4) * 4 + 2 * 4 * 2, 2 * 6 * 4 * 4  # no boolean mask either
+    assert activation_bytes(TINY, FP32, 20, 10, 6, checkpointing=False, packed=True) == {
+        "kept": 20 * (layer + model) + gathered, "working": 20 * layer}
+    # the reference's forward: 2rh + max(c(3q + 2kv), 3ci) = 32 + max(64, 96)
+    assert reference_forward_bytes(TINY, FP32, 20, 10, 6, packed=True) == {"layer": 20 * 128, "gathered": gathered}
+
+
+def test_plan_with_packing_counts_the_packed_shapes():
+    """The widest case (every row prompt + max_new_tokens) puts as many rows in a micro-batch packed or
+    padded, so the tokens and micro-batch count agree; the activations lose the mask and the repeated keys
+    and values, so the largest micro_batch_tokens that fits grows (DLER 1.5B: 100,352 padded)."""
+    padded, packed = tiny_plan("train.micro_batch_size=2"), tiny_plan("train.micro_batch_size=2", "train.packing=true")
+    assert packed.packing and (packed.tokens, packed.micro_batches()) == (padded.tokens, padded.micro_batches())
+    assert packed.activations() == activation_bytes(TINY, FP32, 20, 10, 6, checkpointing=False, packed=True)
+    assert packed.update()[0] < padded.update()[0]
+    recipe = str(ROOT / "recipes" / "gpu" / "dler_r1_1.5b.yaml")
+    cfgs = [load_config(recipe, [f"train.packing={v}"]) for v in ("false", "true")]
+    plans = [make_plan(c, gpus=8, gpu_memory_gib=80, zero=0, prompt_tokens=1024) for c in cfgs]
+    assert plans[0].max_micro_batch_tokens() == 100352 < plans[1].max_micro_batch_tokens()
+    assert plans[1].update()[0] < plans[0].update()[0]
+
+
 def test_update_peak_points_by_hand():
     state = {"weights": 100, "gradients": 50, "optimizer": 200, "buffers": 10}
     act = {"kept": 400, "working": 80}
@@ -180,6 +207,21 @@ def test_logits_chunk_by_hand():
     v = Shape(64, 1, 4, 2, 128, 151936, False)
     assert logits_bytes(v, FP32) == 110 * 151936 * 12
     assert logits_bytes(v, Precision(2, 2, 2)) == 110 * 151936 * 10
+
+
+def test_logits_chunk_with_the_fp32_head_by_hand():
+    # train.head_fp32: a float32 head output (12 bytes a logit in all); bf16 weights add the chunk's float32
+    # copy of the head (4VH) and its float32 gradient (4VH); under DDP's autocast the head is float32 already,
+    # the bf16 KL reference's copy (4VH) is counted; in float32 nothing is copied
+    v = Shape(64, 1, 4, 2, 128, 151936, False)
+    assert logits_bytes(v, Precision(2, 2, 2), head_fp32=True) == 110 * 151936 * 12 + 8 * 151936 * 64
+    assert logits_bytes(v, Precision(4, 2, 4, mixed=True), head_fp32=True) == 110 * 151936 * 12 + 4 * 151936 * 64
+    assert logits_bytes(v, FP32, head_fp32=True) == logits_bytes(v, FP32)
+    # R1-Distill-Qwen-7B under ZeRO-2 (1 GiB chunks): 2.5 -> 7.1 GiB, 4.06 of them the copy and its gradient
+    off, on = (make_plan(gpu_recipe("dler_r1_7b", f"train.head_fp32={f}"), gpus=8, gpu_memory_gib=80, zero=2,
+                         prompt_tokens=1024) for f in ("false", "true"))
+    assert on.logits - off.logits == 1765 * 152064 * 2 + 8 * 152064 * 3584  # 1,765 tokens a chunk at V = 152,064
+    assert round(off.logits / GiB, 1) == 2.5 and round(on.logits / GiB, 1) == 7.1
 
 
 def test_vllm_terms_by_hand():

@@ -5,7 +5,9 @@ reference and an entropy bonus. With 2 processes each takes its half, as the tra
 process takes all 8, ordered so that each optimizer step sees the same rollouts as the 2-process run
 (each process cuts its share into ``updates_per_rollout`` consecutive slices). The main process writes
 ``OUT/weights-TAG.pt`` (the updated weights, gathered under ZeRO-3) and ``OUT/stats-TAG.json``.
-tests/run/test_deepspeed.py compares them.
+tests/run/test_deepspeed.py compares them. ``python tests/run/update_check.py MODEL OUT TAG packed``: the
+same with ``train.packing`` (packed rows; with 2 processes each optimizer step's 4 rollouts are dealt
+to the processes by tokens, rl/train/update.py ``balance_processes``).
 """
 
 import json
@@ -31,7 +33,8 @@ def rollouts(vocab: int) -> list[Rollout]:
             for i, (p, c) in enumerate(LENGTHS)]
 
 
-def main(model_dir: str, out_dir: str, tag: str) -> None:
+def main(model_dir: str, out_dir: str, tag: str, mode: str = "padded") -> None:
+    packing = mode == "packed"
     acc = make_accelerator(TrainConfig(output_dir=out_dir, micro_batch_size=2, max_grad_norm=1.0))
     torch.manual_seed(0)
     policy = load_policy(ModelConfig(name_or_path=model_dir), model_dir)
@@ -47,9 +50,9 @@ def main(model_dir: str, out_dir: str, tag: str) -> None:
         k = len(every) // acc.num_processes
         order = list(range(acc.process_index * k, (acc.process_index + 1) * k))
     mine = [every[i] for i in order]
-    old, _ = score_pass(policy, mine, 0, 0.7, 2, False, agree=sharded_agree(acc))
+    old, _ = score_pass(policy, mine, 0, 0.7, 2, False, agree=sharded_agree(acc), packing=packing)
     stats = update_policy(acc, policy, ref, opt, sched, mine, adv[order], ALGO, pad_id=0, temperature=0.7,
-                          micro_batch_size=2, max_grad_norm=1.0, norm_len=20, old_logps=old)
+                          micro_batch_size=2, max_grad_norm=1.0, norm_len=20, old_logps=old, packing=packing)
     state = model_state_for_saving(acc, policy)
     if state is None:
         state = acc.unwrap_model(policy).state_dict()
