@@ -21,6 +21,7 @@ from .da_dler import DADLER
 from .laser import Laser
 from .laser_d import LaserD, LaserDE, bucket_targets
 from .hapo import HAPO
+from .palu import PALU
 from .pear import PEAR
 from .ceeh import CEEH
 from .kimi import KimiLength
@@ -32,6 +33,7 @@ from .adactrl import AdaCtrl
 from .decs import DECS
 from .arlcp import ARLCP
 from .e1 import E1Effort, effort_prompt, sample_effort
+from .redundancy import Redundancy
 from .trl import as_trl_reward, from_trl
 
 __all__ = [
@@ -79,6 +81,7 @@ __all__ = [
     "GRPOLambda",
     "Gate",
     "HAPO",
+    "PALU",
     "KimiLength",
     "L1Exact",
     "L1Max",
@@ -86,6 +89,7 @@ __all__ = [
     "LaserD",
     "LaserDE",
     "PEAR",
+    "Redundancy",
     "RemainingBudget",
     "RepetitionPenalty",
     "bucket_targets",

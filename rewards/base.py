@@ -53,7 +53,7 @@ class Context:
     """What a reward may know about the step besides the samples."""
 
     step: int = 0
-    max_length: int | None = None  # the completion length limit in force (tokens)
+    max_length: int | None = None  # the step's completion length limit (tokens); a prompt may have a lower one: sample_limit
     group_size: int = 1
     total_steps: int | None = None
     state: dict[str, Any] = field(default_factory=dict)  # free per-run scratch, checkpointed
@@ -83,6 +83,11 @@ class Reward:
     # A reward that wants a monitor set (LASER-D) defines ``observe_monitor(samples, ctx)``: with
     # ``train.monitor_prompts > 0`` the trainer rolls out that many training prompts (G each) before
     # step 1 and every ``train.monitor_every`` steps and passes the gathered samples to it.
+    # A reward that sets per-prompt generation limits (PALU) defines ``prompt_limits(prompts, ctx) ->
+    # {prompt_id: max_new_tokens}``: before generating, the trainer passes the step's prompts (Samples
+    # without a completion: id, group, prompt, answer, meta) and generates each prompt's completions
+    # with at most min(ctx.max_length, its limit) tokens (``sample_limit``); ``limits_generation = False``
+    # turns the hook off. ``metrics() -> {name: value}`` is logged with the step, after ``update``.
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -103,6 +108,20 @@ class FunctionReward(Reward):
 
     def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
         return list(self.fn(samples, ctx, **self.kwargs))
+
+
+def sample_limit(s: Sample, ctx: Context) -> int | None:
+    """The generation limit ``s`` was written under: its prompt's own, ``s.meta["max_new_tokens"]``
+    (set by the trainer when per-prompt limits are in force: a data column or a reward's
+    ``prompt_limits``), else the step's ``ctx.max_length``. ``s.truncated`` is relative to it.
+
+    >>> sample_limit(Sample("p", 0, meta={"max_new_tokens": 300}), Context(max_length=4000))
+    300
+    >>> sample_limit(Sample("p", 0), Context(max_length=4000))
+    4000
+    """
+    own = s.meta.get("max_new_tokens") if s.meta else None
+    return int(own) if own is not None else ctx.max_length
 
 
 def groups_of(samples: list[Sample]) -> dict[int, list[int]]:

@@ -294,9 +294,6 @@ def validate_partial(cfg: Config) -> None:
                           f"got {r.partial_overprovision}")
     if r.partial_max_age < 1:
         raise ConfigError(f"rollout.partial_max_age must be >= 1 step (0 would drop every partial), got {r.partial_max_age}")
-    if r.engine == "vllm-server":
-        raise ConfigError("rollout.partial runs on rollout.engine=transformers or vllm (the colocated engine); "
-                          "the vllm-server engine does not stop a request part-way yet")
     if a.dynamic_sampling:
         raise ConfigError("rollout.partial and algo.dynamic_sampling each decide which groups a step trains on "
                           "(the first complete ones vs the ones with signal): use one of them")

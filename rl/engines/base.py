@@ -65,8 +65,13 @@ GIVEN = -1  # the version of a token no policy wrote (a forced prefix): its rati
 class RolloutEngine(Protocol):
     reads_policy: bool  # samples from the trainer's policy module itself (else from its own copy of the weights)
 
-    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Rollout]:
-        """Returns ``len(prompts) * params.n`` rollouts, prompt-major (prompt 0's n first)."""
+    def generate(self, prompts: list[list[int]], params: SamplingParams,
+                 limits: list[int] | None = None) -> list[Rollout]:
+        """Returns ``len(prompts) * params.n`` rollouts, prompt-major (prompt 0's n first).
+
+        ``limits``: a generation limit per prompt (all ``n`` completions of prompt ``i`` write at most
+        ``min(limits[i], params.max_new_tokens)`` tokens; :func:`prompt_limits`); a completion that
+        reaches its own limit ends with finish reason ``length``. None: ``params.max_new_tokens`` for all."""
         ...
 
     def sync_weights(self, model: torch.nn.Module) -> None:
@@ -94,7 +99,8 @@ class PausableEngine(RolloutEngine, Protocol):
 
 class PartialEngine(Protocol):
     """Engines that stop a generation part-way and return what was written (partial rollouts,
-    ``rollout.partial``): the transformers engine and the colocated vLLM engine."""
+    ``rollout.partial``): the transformers engine, the colocated vLLM engine (requests stepped and
+    aborted in-process) and the vLLM server engine (streamed requests, closed to abort)."""
 
     last_trace: list[tuple[float, int]]  # (perf_counter time, sequences running) per engine step of the last call
 
@@ -105,6 +111,29 @@ class PartialEngine(Protocol):
         completion finished, the rest are aborted and come back with finish reason ``abort`` and the
         tokens (and log-probs) written so far, possibly none."""
         ...
+
+
+def prompt_limits(limits: list[int] | None, params: SamplingParams, num_prompts: int) -> list[int] | None:
+    """Per-prompt generation limits as the engines apply them: each capped at ``params.max_new_tokens``
+    (the step's limit stays the bound), at least 0; None when there are none or none is below the
+    step's limit (the engines then take their usual path).
+
+    >>> prompt_limits([5, 99, -1], SamplingParams(max_new_tokens=8), 3)
+    [5, 8, 0]
+    >>> prompt_limits([8, 12], SamplingParams(max_new_tokens=8), 2) is None
+    True
+    """
+    if limits is None:
+        return None
+    if len(limits) != num_prompts:
+        raise ValueError(f"{len(limits)} generation limits for {num_prompts} prompts")
+    out = [max(0, min(int(k), params.max_new_tokens)) for k in limits]
+    return None if all(k >= params.max_new_tokens for k in out) else out
+
+
+def empty_rollout(index: int, prompt: list[int], params: SamplingParams) -> Rollout:
+    """The completion of a prompt whose limit is 0: no token, finish reason ``length``."""
+    return Rollout(index, list(prompt), [], "", "length", [] if params.logprobs else None)
 
 
 def eos_ids_of(model, tokenizer) -> set[int]:

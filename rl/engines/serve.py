@@ -61,6 +61,11 @@ def command(model_path: str, host: str, port: int, api_key: str, vllm_args: list
             cmd.append("--enforce-eager")
         if not given & {"--kv-cache-memory-bytes", "--gpu-memory-utilization"}:
             cmd += ["--kv-cache-memory-bytes", str(1 << 30)]
+        if not given & {"--enable-chunked-prefill", "--no-enable-chunked-prefill"}:
+            # vLLM's CPU worker fails a seeded request whose prefill was chunked ("CPU Generator does not
+            # use offset", vllm 0.32): a step with more prompt tokens than --max-num-batched-tokens
+            # (2,048 by default) would end the server. Unchunked, a prompt waits for the next step.
+            cmd.append("--no-enable-chunked-prefill")
     return cmd + list(vllm_args)
 
 

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from rl.engines.base import Rollout, SamplingParams, cut_at_stop, eos_ids_of
+from rl.engines.base import Rollout, SamplingParams, cut_at_stop, eos_ids_of, prompt_limits
 
 
 class TransformersEngine:
@@ -41,14 +41,21 @@ class TransformersEngine:
         self.model = model  # same object: nothing to copy
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Rollout]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams,
+                 limits: list[int] | None = None) -> list[Rollout]:
+        """``params.n`` completions per prompt, prompt-major; with ``limits`` (one per prompt, capped at
+        ``params.max_new_tokens``, :func:`rl.engines.base.prompt_limits`) each row stops at its own
+        limit (finish reason ``length``), always in laconic's own decoder (``model.generate`` has one
+        limit per call, so ``drop_finished=False`` does not apply to such a call)."""
+        limits = prompt_limits(limits, params, len(prompts))
         expanded = [(i, p) for i, p in enumerate(prompts) for _ in range(params.n)]
         out: list[Rollout] = []
         was_training = self.model.training
         self.model.eval()
         try:
             for start in range(0, len(expanded), self.batch_size):
-                out.extend(self._generate_batch(expanded[start : start + self.batch_size], params))
+                batch = expanded[start : start + self.batch_size]
+                out.extend(self._generate_batch(batch, params, None if limits is None else [limits[i] for i, _ in batch]))
         finally:
             self.model.train(was_training)
         return out
@@ -101,7 +108,7 @@ class TransformersEngine:
             attention[row, width - len(p) :] = 1
         device = next(self.model.parameters()).device
         aborted: set[int] = set()
-        if limits is not None or until is not None:  # generate_partial: always laconic's own loop
+        if limits is not None or until is not None:  # per-row limits, generate_partial: always laconic's own loop
             tokens, logprobs, aborted = self._decode(input_ids.to(device), attention.to(device), params, limits, until)
         else:
             decode = self._decode if self.drop_finished else self._hf_generate

@@ -32,7 +32,8 @@ import time
 
 import torch
 
-from rl.engines.base import Rollout, SamplingParams, cut_at_stop, eos_ids_of, merged_state_items
+from rl.engines.base import (Rollout, SamplingParams, cut_at_stop, empty_rollout, eos_ids_of, merged_state_items,
+                             prompt_limits)
 
 GiB = 1 << 30
 
@@ -125,17 +126,31 @@ class VLLMEngine:
         self.last_push_seconds: float | None = None
 
     # ------------------------------------------------------------------ RolloutEngine
-    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Rollout]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams,
+                 limits: list[int] | None = None) -> list[Rollout]:
+        """``params.n`` completions per prompt, prompt-major. ``limits`` (one per prompt, capped at
+        ``params.max_new_tokens``, :func:`rl.engines.base.prompt_limits`): each prompt's request gets
+        its own ``SamplingParams`` with ``max_tokens`` = its limit; a prompt limited to 0 tokens is not
+        sent (vLLM needs ``max_tokens >= 1``) and gets empty completions with finish reason ``length``."""
         if not prompts:
             return []
-        self._wake()
-        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts],
-                                    vllm_sampling_params(params, self.eos_ids), use_tqdm=False)
+        limits = prompt_limits(limits, params, len(prompts))
+        live = [i for i in range(len(prompts)) if limits is None or limits[i] > 0]
+        outputs = {}
+        if live:
+            self._wake()
+            sp = (vllm_sampling_params(params, self.eos_ids) if limits is None else
+                  [vllm_sampling_params(dataclasses.replace(params, max_new_tokens=limits[i]), self.eos_ids) for i in live])
+            outputs = dict(zip(live, self.llm.generate([{"prompt_token_ids": list(prompts[i])} for i in live], sp,
+                                                       use_tqdm=False)))
         rollouts = []
-        for i, (prompt, out) in enumerate(zip(prompts, outputs)):
-            for c in sorted(out.outputs, key=lambda c: c.index):
+        for i, prompt in enumerate(prompts):
+            if i not in outputs:
+                rollouts.extend(empty_rollout(i, prompt, params) for _ in range(params.n))
+                continue
+            for c in sorted(outputs[i].outputs, key=lambda c: c.index):
                 rollouts.append(self._rollout(i, prompt, c, params.stop))
-        if self.sleep_mode:  # free KV cache and weights for the update that follows
+        if live and self.sleep_mode:  # free KV cache and weights for the update that follows
             self.llm.sleep(level=2)
             self._weights_asleep = self._kv_asleep = True
         return rollouts

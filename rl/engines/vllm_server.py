@@ -59,7 +59,7 @@ from urllib.parse import urlsplit
 import torch
 
 from rl.engines.base import (Rollout, SamplingParams, cut_at_stop, eos_ids_of, is_partitioned, merged_state_items,
-                             merged_state_meta)
+                             merged_state_meta, prompt_limits)
 
 SYNC_MODES = ("auto", "nccl", "disk")
 
@@ -167,20 +167,66 @@ class Server:
         self.dtype = str(config["dtype"]).removeprefix("torch.")
 
     async def complete(self, client, prompt: list[int], params: SamplingParams, seed: int,
-                       stop: list[int]) -> list[dict]:
-        """One group; no read limit (module docstring: "Timeouts and failures")."""
+                       stop: list[int], limit: int | None = None) -> list[dict]:
+        """One group; no read limit (module docstring: "Timeouts and failures"). ``limit``: this
+        prompt's ``max_tokens`` instead of ``params.max_new_tokens``; 0 sends nothing (vLLM needs at
+        least 1) and answers ``n`` empty completions with finish reason ``length``."""
         import httpx
 
-        body = dict(model=self.model, prompt=list(prompt), n=params.n, max_tokens=params.max_new_tokens,
+        if limit is not None and limit <= 0:
+            return [{"index": j, "token_ids": [], "finish_reason": "length",
+                     "logprobs": {"token_logprobs": []} if params.logprobs else None} for j in range(params.n)]
+        reply = await self.arequest(client, "POST", "/v1/completions", json=self._body(prompt, params, seed, stop, limit),
+                                    timeout=httpx.Timeout(self.timeout, read=None, pool=None))
+        return sorted(reply["choices"], key=lambda c: c["index"])
+
+    def _body(self, prompt: list[int], params: SamplingParams, seed: int, stop: list[int], limit: int | None) -> dict:
+        return dict(model=self.model, prompt=list(prompt), n=params.n,
+                    max_tokens=params.max_new_tokens if limit is None else int(limit),
                     temperature=0.0 if params.greedy else params.temperature,
                     top_p=1.0 if params.greedy else params.top_p, seed=seed, logprobs=0 if params.logprobs else None, return_token_ids=True,
                     stop_token_ids=stop, top_k=0 if params.greedy else params.top_k,
                     min_p=0.0 if params.greedy else params.min_p, repetition_penalty=params.repetition_penalty,
                     presence_penalty=0.0, frequency_penalty=0.0,  # explicit: a model's generation_config must not apply
                     **({"stop": list(params.stop)} if params.stop else {}))
-        reply = await self.arequest(client, "POST", "/v1/completions", json=body,
-                                    timeout=httpx.Timeout(self.timeout, read=None, pool=None))
-        return sorted(reply["choices"], key=lambda c: c["index"])
+
+    async def stream(self, client, prompt: list[int], params: SamplingParams, seed: int, stop: list[int], limit: int,
+                     sink: dict) -> dict:
+        """One completion (``params.n`` = 1) streamed: ``sink`` gains its tokens (``token_ids``), log-probs
+        and ``finish_reason`` as the server sends them, so a cancelled call (the connection closed: vLLM
+        aborts the request) leaves in ``sink`` what was written before. Returns ``sink``."""
+        import json as jsonlib
+
+        import httpx
+
+        body = {**self._body(prompt, params, seed, stop, limit), "stream": True}
+        sink.setdefault("token_ids", [])
+        sink.setdefault("logprobs", {"token_logprobs": []} if params.logprobs else None)
+        sink.setdefault("finish_reason", None)
+        route = "/v1/completions"
+        for attempt in range(self.retries + 1):
+            try:
+                async with client.stream("POST", self.url + route, json=body, headers=self.headers,
+                                         timeout=httpx.Timeout(self.timeout, read=None, pool=None)) as r:
+                    if r.status_code >= 400:
+                        await r.aread()
+                        self._reply(route, r)
+                    async for line in r.aiter_lines():
+                        if not line.startswith("data: ") or line == "data: [DONE]":
+                            continue
+                        for c in jsonlib.loads(line[6:]).get("choices", []):
+                            sink["token_ids"] += c.get("token_ids") or []
+                            if sink["logprobs"] is not None and c.get("logprobs"):
+                                sink["logprobs"]["token_logprobs"] += c["logprobs"]["token_logprobs"]
+                            sink["finish_reason"] = c.get("finish_reason") or sink["finish_reason"]
+                return sink
+            except _retried() as e:
+                if attempt == self.retries or sink["token_ids"]:
+                    raise self._unreachable(route, e) from None
+                await asyncio.sleep(2.0**attempt)
+            except httpx.TimeoutException as e:
+                raise self._timed_out(route, e, self.timeout) from None
+        return sink
 
     async def probe(self, client, pending: int) -> None:
         """``GET /health`` within ``timeout`` s, or a :class:`ServerError`."""
@@ -248,33 +294,104 @@ class VLLMServerEngine:
         self.requests_per_server = {s.url: 0 for s in self.servers}  # completions requests sent (tests, logs)
 
     # ------------------------------------------------------------------ RolloutEngine
-    def generate(self, prompts: list[list[int]], params: SamplingParams, seeds: list[int] | None = None) -> list[Rollout]:
+    def generate(self, prompts: list[list[int]], params: SamplingParams, seeds: list[int] | None = None,
+                 limits: list[int] | None = None) -> list[Rollout]:
         """``len(prompts) * params.n`` rollouts, prompt-major. Prompt ``i`` goes to server
         ``(process_index * len(prompts) + i) % len(servers)`` with seed ``seeds[i]``, by default drawn
-        from torch's RNG (:func:`draw_seeds`; a caller generating from another thread draws them first)."""
+        from torch's RNG (:func:`draw_seeds`; a caller generating from another thread draws them first).
+        ``limits`` (one per prompt, capped at ``params.max_new_tokens``,
+        :func:`rl.engines.base.prompt_limits`): prompt ``i``'s request asks for ``max_tokens = limits[i]``."""
         if not prompts:
             return []
         seeds = draw_seeds(len(prompts)) if seeds is None else list(seeds)
+        limits = prompt_limits(limits, params, len(prompts)) or [None] * len(prompts)
         stop = sorted(self.eos_ids)
         first = self.process_index * len(prompts)
         servers = [self.servers[(first + i) % len(self.servers)] for i in range(len(prompts))]
-        for s in servers:
-            self.requests_per_server[s.url] += 1
-        replies = asyncio.run(self._complete_all(servers, prompts, params, seeds, stop))
+        for s, limit in zip(servers, limits):
+            self.requests_per_server[s.url] += limit is None or limit > 0
+        replies = asyncio.run(self._complete_all(servers, prompts, params, seeds, stop, limits))
         rollouts = []
         for i, (prompt, server, choices) in enumerate(zip(prompts, servers, replies)):
             for c in choices:
                 rollouts.append(self._rollout(i, prompt, c, server.url, params.stop))
         return rollouts
 
-    async def _complete_all(self, servers: list[Server], prompts, params, seeds, stop) -> list[list[dict]]:
+    def generate_partial(self, prompts: list[list[int]], params: SamplingParams, limits: list[int],
+                         groups: list[int], needed: int, seeds: list[int] | None = None) -> list[Rollout]:
+        """One completion per prompt (:meth:`rl.engines.base.PartialEngine.generate_partial`): every
+        prompt is a streamed request of its own (its limit as ``max_tokens``, its seed from ``seeds`` or
+        :func:`draw_seeds`), spread over the servers as in :meth:`generate`. Once ``needed`` groups are
+        complete the other streams are closed, which makes vLLM abort those requests; they come back with
+        the tokens and log-probs streamed so far and finish reason ``abort``. Which requests were done at
+        that moment depends on the servers' timing (unlike the colocated engine, whose steps are
+        deterministic). ``self.last_trace``: ``(time, requests running)`` at the start and at every finish."""
+        if params.n != 1:
+            raise ValueError("generate_partial writes one completion per prompt: repeat a prompt for a group")
+        if not prompts:
+            return []
+        seeds = draw_seeds(len(prompts)) if seeds is None else list(seeds)
+        first = self.process_index * len(prompts)
+        servers = [self.servers[(first + i) % len(self.servers)] for i in range(len(prompts))]
+        for s, limit in zip(servers, limits):
+            self.requests_per_server[s.url] += limit > 0
+        sinks = [{} for _ in prompts]
+        asyncio.run(self._stream_all(servers, prompts, params, seeds, sorted(self.eos_ids), limits, groups, needed, sinks))
+        rollouts = []
+        for i, (prompt, server, limit, c) in enumerate(zip(prompts, servers, limits, sinks)):
+            if limit <= 0:
+                rollouts.append(Rollout(i, list(prompt), [], "", "length", [] if params.logprobs else None))
+            elif c.get("finish_reason") in ("stop", "length"):
+                rollouts.append(self._rollout(i, prompt, c, server.url, params.stop))
+            else:  # closed before it finished: what it had written
+                ids = list(c.get("token_ids", []))
+                lps = (c.get("logprobs") or {}).get("token_logprobs", [])
+                rollouts.append(Rollout(i, list(prompt), ids, self.tokenizer.decode(ids, skip_special_tokens=True),
+                                        "abort", [float(x) for x in lps[: len(ids)]] if params.logprobs else None))
+        return rollouts
+
+    async def _stream_all(self, servers, prompts, params, seeds, stop, limits, groups, needed, sinks) -> None:
+        """Every request streamed at once, with :meth:`_watch`; returns once ``needed`` groups are complete
+        (or every request is done), cancelling the rest. The first failure cancels everything and is raised."""
+        import httpx
+
+        members: dict[int, int] = {}
+        for g in groups:
+            members[g] = members.get(g, 0) + 1
+        done = {g: sum(1 for g2, k in zip(groups, limits) if g2 == g and k <= 0) for g in members}
+        live = [i for i, k in enumerate(limits) if k > 0]
+        pool = httpx.Limits(max_connections=max(256, len(live)), max_keepalive_connections=64)
+        self.last_trace = [(time.perf_counter(), len(live))]
+        async with httpx.AsyncClient(limits=pool) as client, httpx.AsyncClient() as probes:
+            tasks = {asyncio.ensure_future(servers[i].stream(client, prompts[i], params, seeds[i], stop, limits[i],
+                                                             sinks[i])): i for i in live}
+            watch = asyncio.ensure_future(self._watch(probes, [servers[i] for i in tasks.values()], list(tasks)))
+            pending = set(tasks)
+            try:
+                while pending and sum(done[g] == members[g] for g in done) < needed:
+                    finished, pending = await asyncio.wait(pending | {watch}, return_when=asyncio.FIRST_COMPLETED)
+                    pending.discard(watch)
+                    for t in finished:
+                        if t.exception() is not None:
+                            raise t.exception()
+                        if t is not watch:
+                            done[groups[tasks[t]]] += 1
+                    self.last_trace.append((time.perf_counter(), len(pending)))
+            finally:
+                for t in [*tasks, watch]:
+                    t.cancel()
+                await asyncio.gather(*tasks, watch, return_exceptions=True)
+
+    async def _complete_all(self, servers: list[Server], prompts, params, seeds, stop,
+                            limits: list[int | None] | None = None) -> list[list[dict]]:
         """Every group's request at once, and :meth:`_watch`; the first failure cancels the rest."""
         import httpx
 
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        async with httpx.AsyncClient(limits=limits) as client, httpx.AsyncClient() as probes:
-            tasks = [asyncio.ensure_future(s.complete(client, p, params, seed, stop))
-                     for s, p, seed in zip(servers, prompts, seeds)]
+        limits = limits or [None] * len(prompts)
+        pool = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(limits=pool) as client, httpx.AsyncClient() as probes:
+            tasks = [asyncio.ensure_future(s.complete(client, p, params, seed, stop, limit))
+                     for s, p, seed, limit in zip(servers, prompts, seeds, limits)]
             everything = [*tasks, asyncio.ensure_future(self._watch(probes, servers, tasks))]
             try:  # the watch returns once every request is done: FIRST_EXCEPTION = first failure or all done
                 await asyncio.wait(everything, return_when=asyncio.FIRST_EXCEPTION)

@@ -44,7 +44,7 @@ from rl.run.tracking import Tracker, quiet_libraries
 from rl.train.partial import PartialBuffer, buffer_state, load_buffer
 from rl.train.prefetch import Prefetch, load_prefetch, prefetch_state
 from rl.train.reference_pass import reference_pass
-from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction, knobs
+from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction, knobs, reward_metrics
 from rl.train.update import update_policy
 
 
@@ -194,7 +194,7 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     if "sampling/zero_std_fraction" not in batch.stats:  # no dynamic sampling: the reward's spread
         batch.stats["sampling/zero_std_fraction"] = group_zero_std_fraction(table, totals)
     warn_no_signal(acc, step, adv, batch.stats["sampling/zero_std_fraction"])
-    return {**step_metrics(batch.generated, totals, components), **stats, **batch.stats,
+    return {**step_metrics(batch.generated, totals, components), **stats, **batch.stats, **reward_metrics(run.rewards),
             "length_limit": run.ctx.max_length, "lr": run.scheduler.get_last_lr()[0],
             "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
             "time/update": t_end - t_score, "time/sync": t_end - t_sync,

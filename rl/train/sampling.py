@@ -24,6 +24,12 @@ final batch is scored again as a whole, so batch-level rewards (GRPO-λ's top-λ
 real batch. Reward state (HAPO's history, CEEH's running difficulty) is updated from every
 completion generated in the step, kept or not, as the reference implementations do (they score
 the whole generation batch before filtering).
+
+Per-prompt generation limits (:func:`with_prompt_limits`; docs/design.md, step 2): before each
+round's generation, a prompt's limit is the smallest of the step's, its ``max_new_tokens`` data
+column and what rewards with a ``prompt_limits`` hook say (PALU's budgets); the engine writes at
+most that many tokens for each of its completions, and its Samples carry the limit in
+``meta["max_new_tokens"]``.
 """
 
 from __future__ import annotations
@@ -99,6 +105,9 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     k = total // acc.num_processes
     partial_stats = {}
     ahead = run.prefetch.take(run, step) if getattr(run, "prefetch", None) is not None else None
+    offset = acc.process_index * k
+    if cfg.rollout.partial or cfg.rollout.async_mode:
+        refuse_prompt_limits(run)
     if cfg.rollout.partial:  # APRIL: complete groups first, unfinished ones kept for the next step
         rollouts, prompts, partial_stats = roll_partial(run, step, params, run.partial)
     elif ahead is not None:  # one_step_off: generated during the previous step's update (rl/train/prefetch.py)
@@ -106,11 +115,13 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     else:
         chosen = run.sampler.next(total)[acc.process_index * k : (acc.process_index + 1) * k]
         prompts = draw_budgets([run.train_prompts[i] for i in chosen], cfg.data, run.tokenizer, cfg.train.seed, step)
+        prompts, limits = with_prompt_limits(run, prompts, params.max_new_tokens, offset)
         rollouts = generate_forced(run.engine, [p.ids for p in prompts], params, cfg.rollout.forced_prefixes,
-                                   run.tokenizer)
+                                   run.tokenizer, limits)
+        if limits is not None:
+            partial_stats = limit_stats(limits, params.max_new_tokens)
     if cfg.rollout.async_mode:
         partial_stats = offpolicy_stats(rollouts, step)
-    offset = acc.process_index * k
     samples = make_samples(rollouts, prompts, offset, run.tokenizer, cfg.data.delimiter)
     for s, r in zip(samples, rollouts):
         if r.forced_tokens:
@@ -139,8 +150,95 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     return rnd
 
 
+LIMIT_KEY = "max_new_tokens"  # a prompt's own generation limit: a data column, then the one applied (Sample.meta)
+
+
+def reward_members(reward) -> list:
+    """The leaf rewards of a (possibly nested) composition."""
+    inner = getattr(reward, "rewards", None)
+    return [m for r in inner for m in reward_members(r)] if isinstance(inner, list) else [reward]
+
+
+def limit_setters(rewards) -> list:
+    """The rewards that set per-prompt generation limits: they define ``prompt_limits`` and do not
+    turn it off (``limits_generation = False``, e.g. PALU with ``hard_cap: false``)."""
+    return [r for r in reward_members(rewards)
+            if callable(getattr(r, "prompt_limits", None)) and getattr(r, "limits_generation", True)]
+
+
+def with_prompt_limits(run, prompts: list, step_limit: int, offset: int = 0) -> tuple[list, list[int] | None]:
+    """Each prompt's own generation limit, before generation (docs/design.md, step 2): the smallest of
+    the step's limit (``step_limit``, which stays the bound), the prompt's ``max_new_tokens`` data
+    column (``meta``) and what every reward with a ``prompt_limits(prompts, ctx) -> {prompt_id: limit}``
+    hook says (``prompts`` there are :class:`~rewards.base.Sample` stubs: id, group, prompt text,
+    gold answer and meta, no completion; ``ctx`` is the step's, state from before the step). Returns
+    the prompts with ``meta["max_new_tokens"]`` set to the limit applied (so every Sample of the
+    prompt carries it) and the limits; ``(prompts, None)`` when nothing sets one."""
+    from rewards.base import Sample
+
+    setters = limit_setters(run.rewards)
+    if not setters and not any(LIMIT_KEY in p.meta for p in prompts):
+        return prompts, None
+    limits = []
+    for p in prompts:
+        limit = step_limit
+        if LIMIT_KEY in p.meta:
+            limit = min(limit, checked_limit(p.meta[LIMIT_KEY], f"prompt {p.id}: data column '{LIMIT_KEY}'"))
+        limits.append(limit)
+    stubs = [Sample(prompt_id=p.id, group=offset + i, prompt=p.text, answer=p.answer, meta=dict(p.meta))
+             for i, p in enumerate(prompts)]
+    for r in setters:
+        name = getattr(r, "name", type(r).__name__)
+        got = r.prompt_limits(stubs, run.ctx)
+        if not isinstance(got, dict):
+            raise TypeError(f"reward '{name}': prompt_limits returned {type(got).__name__}, expected "
+                            "{prompt_id: limit}")
+        for i, p in enumerate(prompts):
+            if got.get(p.id) is not None:
+                limits[i] = min(limits[i], checked_limit(got[p.id], f"reward '{name}': prompt_limits[{p.id!r}]"))
+    prompts = [dataclasses.replace(p, meta={**p.meta, LIMIT_KEY: limit}) for p, limit in zip(prompts, limits)]
+    return prompts, limits
+
+
+def checked_limit(value, what: str) -> int:
+    """A generation limit: a whole number of tokens >= 1 (``3.0`` from a CSV column is 3)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() and value >= 1
+    if not ok:
+        raise ValueError(f"{what} must be a whole number of tokens >= 1, got {value!r}")
+    return int(value)
+
+
+def refuse_prompt_limits(run) -> None:
+    """Partial rollouts and one-step-off generation draw their prompts elsewhere (rl/train/partial.py,
+    rl/train/prefetch.py) and generate at the step's limit: refuse per-prompt limits there rather than
+    ignore them."""
+    setters = limit_setters(run.rewards)
+    data = any(LIMIT_KEY in p.meta for p in run.train_prompts)
+    if setters or data:
+        what = f"reward '{getattr(setters[0], 'name', '?')}'" if setters else f"the data column '{LIMIT_KEY}'"
+        raise NotImplementedError(f"{what} sets per-prompt generation limits, which rollout.partial and "
+                                  "rollout.async_mode do not apply yet: turn those off (or, for palu, set hard_cap: false)")
+
+
+def limit_stats(limits: list[int], step_limit: int) -> dict[str, float]:
+    """``rollout/limit_mean`` (mean per-prompt limit) and ``rollout/limited_share`` (share of prompts below the step's)."""
+    return {"rollout/limit_mean": statistics.fmean(limits) if limits else float(step_limit),
+            "rollout/limited_share": sum(k < step_limit for k in limits) / max(len(limits), 1)}
+
+
+def reward_metrics(rewards) -> dict[str, float]:
+    """What rewards report about themselves after ``update`` (a ``metrics() -> {name: value}`` method,
+    e.g. PALU's budgets): merged into the step's metrics."""
+    out: dict[str, float] = {}
+    for r in reward_members(rewards):
+        fn = getattr(r, "metrics", None)
+        if callable(fn):
+            out.update({str(k): float(v) for k, v in (fn() or {}).items()})
+    return out
+
+
 def generate_forced(engine, prompts: list[list[int]], params: SamplingParams, prefixes: list[dict],
-                    tokenizer) -> list[Rollout]:
+                    tokenizer, limits: list[int] | None = None) -> list[Rollout]:
     """G completions per prompt, prompt-major, a share of each group opening with a forced prefix
     (AdaptThink, arXiv 2505.13417; THU-KEG/AdaptThink ``src/adapt_think_core_algos.py``).
 
@@ -152,9 +250,12 @@ def generate_forced(engine, prompts: list[list[int]], params: SamplingParams, pr
     log-probs get placeholders there: ``log 0.5`` for the first forced token, 0 for the others
     (masked in the update, :func:`rl.train.update.forced_old_logps`). Without prefixes this is
     ``engine.generate``.
+
+    ``limits``: a generation limit per prompt (:func:`with_prompt_limits`), passed to the engine; with a
+    forced prefix, prompt i's share writes at most ``min(limits[i], the share's limit) - len(prefix)``.
     """
     if not prefixes:
-        return engine.generate(prompts, params)
+        return engine.generate(prompts, params) if limits is None else engine.generate(prompts, params, limits=limits)
     parts = [(tokenizer.encode(p["text"], add_special_tokens=False), round(params.n * p["fraction"]),
               min(params.max_new_tokens, p.get("max_new_tokens") or params.max_new_tokens)) for p in prefixes]
     parts.append(([], params.n - sum(n for _, n, _ in parts), params.max_new_tokens))
@@ -162,7 +263,12 @@ def generate_forced(engine, prompts: list[list[int]], params: SamplingParams, pr
     for ids, n, limit in parts:
         if n > 0:
             sub = dataclasses.replace(params, n=n, max_new_tokens=max(limit - len(ids), 1))
-            done.append((ids, n, engine.generate([p + ids for p in prompts], sub)))
+            if limits is None:
+                out = engine.generate([p + ids for p in prompts], sub)
+            else:
+                own = [max(min(k, limit) - len(ids), 1) for k in limits]
+                out = engine.generate([p + ids for p in prompts], sub, limits=own)
+            done.append((ids, n, out))
     return [with_prefix(r, prompts[i], ids, tokenizer)
             for i in range(len(prompts)) for ids, n, rs in done for r in rs[i * n : (i + 1) * n]]
 

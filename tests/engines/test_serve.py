@@ -16,6 +16,9 @@ def test_command_has_the_flags_the_client_needs():
     gpu = serve.command("/m", "127.0.0.1", 8000, "k", ["--gpu-memory-utilization=0.5"], cuda=True)
     assert gpu[gpu.index("--weight-transfer-config") + 1] == '{"backend": "nccl"}'
     assert "--kv-cache-memory-bytes" not in gpu and "--enforce-eager" not in gpu
+    # CPU: prefills unchunked (vLLM's CPU worker fails a seeded request whose prefill was chunked)
+    assert "--no-enable-chunked-prefill" in cmd and "--no-enable-chunked-prefill" not in gpu
+    assert "--no-enable-chunked-prefill" not in serve.command("/m", "h", 1, "k", ["--enable-chunked-prefill"], cuda=False)
 
 
 class FakeServer:

@@ -218,3 +218,31 @@ def test_sampling_knobs_agree_across_engines(untrained_toy, tok, engine):
             rs = e.generate(prompts(tok), params)
             assert [r.completion_ids for r in rs] == greedy, (e, params)
             assert all(abs(x) < 1e-5 for r in rs for x in r.logprobs), (e, params)
+
+
+def test_per_prompt_limits_on_the_colocated_engine(engine, untrained_toy, tok):
+    """``generate(..., limits=)`` (per-prompt generation limits, PALU's hard cap): greedy, each
+    prompt's request has its own ``max_tokens``; a completion cut at its limit k is the first k
+    tokens of the uncut one, with finish reason ``length``; a 0 limit gives empty ``length``
+    completions; the transformers engine agrees token for token."""
+    from rl.models.load import load_policy
+
+    policy = load_policy(ModelConfig(name_or_path=str(untrained_toy)), str(untrained_toy)).eval()
+    engine.sync_weights(policy)
+    params = SamplingParams(max_new_tokens=16, greedy=True)  # vLLM: greedy means n = 1
+    limits = [3, 16, 7, 1, 0]
+    full = engine.generate(prompts(tok), params)
+    cut = engine.generate(prompts(tok), params, limits=limits)
+    shortened = 0
+    for f, c in zip(full, cut):
+        k = limits[c.prompt_index]
+        if f.length > k:
+            assert c.completion_ids == f.completion_ids[:k] and c.finish_reason == "length"
+            assert c.logprobs == pytest.approx(f.logprobs[:k], abs=1e-5)
+            shortened += 1
+        else:
+            assert (c.completion_ids, c.finish_reason) == (f.completion_ids, f.finish_reason)
+    assert shortened >= 3, "no completion reached its limit: the test is vacuous"
+    assert (cut[-1].completion_ids, cut[-1].finish_reason) == ([], "length")
+    hf = TransformersEngine(policy, tok).generate(prompts(tok), params, limits=limits)
+    assert [(r.completion_ids, r.finish_reason) for r in cut] == [(r.completion_ids, r.finish_reason) for r in hf]

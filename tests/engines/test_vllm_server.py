@@ -349,6 +349,97 @@ def test_sampling_knobs_reach_the_server(servers, untrained_toy):
     engine.close()
 
 
+def test_per_prompt_limits_reach_the_server(servers, untrained_toy):
+    """``generate(..., limits=)``: each prompt's completions request carries its own ``max_tokens``;
+    greedy, a completion cut at its limit k is the first k tokens of the uncut one, finish reason
+    ``length``, and the transformers engine with the same limits agrees token for token."""
+    from transformers import AutoModelForCausalLM
+
+    from rl.engines.transformers import TransformersEngine
+    from rl.engines.vllm_server import VLLMServerEngine
+    from rl.models.load import load_tokenizer
+
+    tok = load_tokenizer(str(untrained_toy))
+    policy = AutoModelForCausalLM.from_pretrained(untrained_toy, dtype=torch.float32)
+    engine = VLLMServerEngine([servers[0].url], tok, api_key=KEY)
+    engine.sync_weights(policy)
+    prompts = [tok(q)["input_ids"] for q in ("Q:1+2=", "Q:3+4+5=", "Q:9+9+9+9=", "Q:7+0=")]
+    params, limits = SamplingParams(max_new_tokens=16, greedy=True), [3, 16, 7, 0]  # vLLM: greedy means n = 1
+    full, cut = engine.generate(prompts, params), engine.generate(prompts, params, limits=limits)
+    shortened = 0
+    for f, c in zip(full, cut):
+        k = limits[c.prompt_index]
+        if f.length > k:
+            assert c.completion_ids == f.completion_ids[:k] and c.finish_reason == "length"
+            shortened += 1
+        else:
+            assert (c.completion_ids, c.finish_reason) == (f.completion_ids, f.finish_reason)
+    assert shortened >= 2, "no completion reached its limit: the test is vacuous"
+    assert (cut[-1].completion_ids, cut[-1].finish_reason) == ([], "length")
+    ours = TransformersEngine(policy, tok).generate(prompts, params, limits=limits)
+    assert [(r.completion_ids, r.finish_reason) for r in cut] == [(r.completion_ids, r.finish_reason) for r in ours]
+    engine.close()
+
+
+def test_partial_generation_streams_closes_and_continues(servers, untrained_toy):
+    """``generate_partial`` on a server (rollout.partial): prompt 0 may write 3 tokens and needed=1, so
+    the streams of the others are closed once it is done; each comes back with a prefix of its
+    uninterrupted greedy completion (log-probs included, finish reason ``abort``), and continuing it from
+    there writes the rest of that completion. The server is free again at once (no request left running)."""
+    from transformers import AutoModelForCausalLM
+
+    from rl.engines.vllm_server import VLLMServerEngine
+    from rl.models.load import load_tokenizer
+
+    tok = load_tokenizer(str(untrained_toy))
+    policy = AutoModelForCausalLM.from_pretrained(untrained_toy, dtype=torch.float32)
+    engine = VLLMServerEngine([servers[0].url], tok, api_key=KEY)
+    engine.sync_weights(policy)
+    limit = 48
+    prompts = [tok(q)["input_ids"] for q in ("Q:1+2=", "Q:3+4+5=", "Q:9+9+9+9=", "Q:7+0=", "Q:2+8+6+1+3=")]
+    one = SamplingParams(max_new_tokens=limit, greedy=True, n=1)
+    full = engine.generate(prompts, one)
+    part = engine.generate_partial(prompts, one, [3] + [limit] * 4, groups=[0, 1, 2, 3, 4], needed=1)
+    assert part[0].finish_reason == "length" and part[0].completion_ids == full[0].completion_ids[:3]
+    assert engine.last_trace[0][1] == 5 and engine.last_trace[-1][1] < 5
+    aborted = [i for i, r in enumerate(part) if r.finish_reason == "abort"]
+    assert aborted, "every completion finished before the cut: the test is vacuous"
+    for i, r in enumerate(part):
+        k = len(r.completion_ids)
+        assert r.completion_ids == full[i].completion_ids[:k]
+        assert torch.allclose(torch.tensor(r.logprobs), torch.tensor(full[i].logprobs[:k]), atol=1e-4)
+    rest = engine.generate_partial([prompts[i] + part[i].completion_ids for i in aborted], one,
+                                   [limit - len(part[i].completion_ids) for i in aborted],
+                                   groups=list(range(len(aborted))), needed=len(aborted))
+    for i, r in zip(aborted, rest):
+        assert part[i].completion_ids + r.completion_ids == full[i].completion_ids
+        assert r.finish_reason == full[i].finish_reason
+    metrics = httpx_get_text(servers[0].url + "/metrics")
+    running = [line for line in metrics.splitlines() if line.startswith("vllm:num_requests_running")]
+    assert running and all(float(line.split()[-1]) == 0 for line in running), running
+    engine.close()
+
+
+def test_partial_rollouts_train_in_server_mode(servers, untrained_toy, tmp_path, monkeypatch):
+    """rollout.partial=true on a server: each step streams twice its groups, trains on the first complete
+    ones and carries the rest, continued the next step under the pushed weights (tokens of the older
+    weights are counted off-policy)."""
+    extra = ("rollout.partial=true", "rollout.prompts_per_step=4", "rollout.group_size=4", "train.save_every=0")
+    train_with(config(untrained_toy, tmp_path / "partial", [servers[1].url], *extra), monkeypatch)
+    rows = read_metrics(tmp_path / "partial" / "metrics.jsonl")
+    assert len(rows) == 3 and all(r["partial/in_flight"] >= 4 for r in rows)
+    assert rows[0]["offpolicy/token_share"] == 0.0
+    carried = [r["partial/carried"] for r in rows]
+    assert carried[0] > 0, carried  # 8 groups in flight, 4 trained: the others are kept
+    assert any(r["partial/continued"] > 0 and r["offpolicy/token_share"] > 0 for r in rows[1:]), rows
+
+
+def httpx_get_text(url: str) -> str:
+    import httpx
+
+    return httpx.get(url, timeout=10).text
+
+
 def _catch(fn, *args):
     try:
         return fn(*args)

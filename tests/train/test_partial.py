@@ -151,7 +151,6 @@ def test_two_segment_completion_through_the_update(toy, offpolicy):
 
 def test_partial_refuses_what_it_cannot_combine_with():
     for extra, needle in ((["algo.dynamic_sampling=correctness"], "use one of them"),
-                          (["rollout.engine=vllm-server"], "does not stop a request part-way"),
                           (["rollout.partial_overprovision=0.5"], "partial_overprovision must be >= 1"),
                           (["rollout.offpolicy=drop"], "'drop' is not one of")):
         with pytest.raises(ConfigError, match=needle):
