@@ -121,7 +121,7 @@ def test_roll_round_trains_on_the_cut_and_reports_what_was_written(toy_tokenizer
     run = SimpleNamespace(cfg=cfg, acc=acc, sampler=PromptSampler(1, 0), tokenizer=toy_tokenizer, engine=Engine(),
                           train_prompts=[Prompt("p", "3+5+2", "10", "Q:3+5+2=", [1, 2])],
                           rewards=build_rewards([{"name": "correctness"}]), ctx=SimpleNamespace(state={}))
-    batch = collect(run, 1, SimpleNamespace())
+    batch = collect(run, 1, SimpleNamespace(max_new_tokens=64))
     n_short = len(toy_tokenizer(short, add_special_tokens=False)["input_ids"]) + 1
     n_long = len(toy_tokenizer(long, add_special_tokens=False)["input_ids"]) + 1
     t = cutoff([n_short] * 3 + [n_long], 1.0)

@@ -414,24 +414,30 @@ def test_partial_generation_streams_closes_and_continues(servers, untrained_toy)
     for i, r in zip(aborted, rest):
         assert part[i].completion_ids + r.completion_ids == full[i].completion_ids
         assert r.finish_reason == full[i].finish_reason
-    metrics = httpx_get_text(servers[0].url + "/metrics")
-    running = [line for line in metrics.splitlines() if line.startswith("vllm:num_requests_running")]
+    for _ in range(40):  # vLLM aborts a closed stream's request asynchronously: give it a moment
+        metrics = httpx_get_text(servers[0].url + "/metrics")
+        running = [line for line in metrics.splitlines() if line.startswith("vllm:num_requests_running")]
+        if running and all(float(line.split()[-1]) == 0 for line in running):
+            break
+        time.sleep(0.25)
     assert running and all(float(line.split()[-1]) == 0 for line in running), running
     engine.close()
 
 
 def test_partial_rollouts_train_in_server_mode(servers, untrained_toy, tmp_path, monkeypatch):
     """rollout.partial=true on a server: each step streams twice its groups, trains on the first complete
-    ones and carries the rest, continued the next step under the pushed weights (tokens of the older
-    weights are counted off-policy)."""
+    ones and carries the rest, trained (or continued, when unfinished) the next step under the pushed
+    weights, their tokens counted off-policy. (Which completions are unfinished at the cut depends on
+    the server's timing, so it is not asserted.)"""
     extra = ("rollout.partial=true", "rollout.prompts_per_step=4", "rollout.group_size=4", "train.save_every=0")
-    train_with(config(untrained_toy, tmp_path / "partial", [servers[1].url], *extra), monkeypatch)
+    train_with(config(untrained_toy, tmp_path / "partial", [servers[0].url], *extra), monkeypatch)  # B may be killed
     rows = read_metrics(tmp_path / "partial" / "metrics.jsonl")
     assert len(rows) == 3 and all(r["partial/in_flight"] >= 4 for r in rows)
     assert rows[0]["offpolicy/token_share"] == 0.0
     carried = [r["partial/carried"] for r in rows]
     assert carried[0] > 0, carried  # 8 groups in flight, 4 trained: the others are kept
-    assert any(r["partial/continued"] > 0 and r["offpolicy/token_share"] > 0 for r in rows[1:]), rows
+    # the groups carried from step 1 are trained first at step 2: their tokens are a step old
+    assert rows[1]["offpolicy/token_share"] > 0 and rows[1]["offpolicy/mean_age"] >= 1, rows[1]
 
 
 def httpx_get_text(url: str) -> str:
