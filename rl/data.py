@@ -183,14 +183,36 @@ def use_chat_template(tokenizer, mode: str) -> bool:
     return has if mode == "auto" else mode == "on"
 
 
+def mode_text(mode: str, cfg: DataConfig) -> str:
+    """What ThinkDial's ``mode`` says in the prompt: ``data.mode_prompts[mode]``, else the recipe-level
+    system prompt of :data:`rewards.thinkdial.MODE_PROMPTS`."""
+    from rewards.thinkdial import MODE_PROMPTS, MODES
+
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is not a ThinkDial mode ({', '.join(MODES)})")
+    return cfg.mode_prompts.get(mode) or MODE_PROMPTS[mode]
+
+
 def render_prompt(question: str, cfg: DataConfig, tokenizer, row: dict[str, Any] | None = None) -> tuple[str, list[int]]:
-    """``data.prompt_template`` may use ``{question}`` and any other column, e.g. ``{budget}``."""
+    """``data.prompt_template`` may use ``{question}`` and any other column, e.g. ``{budget}``.
+
+    With ``data.modes`` (ThinkDial) the row's ``mode`` (until drawn: the first of ``data.modes``) is stated
+    by its text (:func:`mode_text`): where the template says ``{mode}``, else as the system prompt (the
+    chat template's system message; without one, a line before the prompt)."""
+    fields = {**(row or {}), "question": question}
+    system = cfg.system_prompt
+    if cfg.modes:
+        text = mode_text(str(fields.get("mode") or cfg.modes[0]), cfg)
+        if "{mode}" in cfg.prompt_template:
+            fields["mode"] = text
+        else:
+            system = text
     try:
-        body = cfg.prompt_template.format(**{**(row or {}), "question": question})
+        body = cfg.prompt_template.format(**fields)
     except KeyError as e:
         raise ConfigError(f"data.prompt_template uses {{{e.args[0]}}}, which is not a dataset column") from e
     if use_chat_template(tokenizer, cfg.chat_template):
-        messages = ([{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else [])
+        messages = ([{"role": "system", "content": system}] if system else [])
         messages.append({"role": "user", "content": body})
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                              **cfg.chat_template_kwargs)
@@ -198,8 +220,8 @@ def render_prompt(question: str, cfg: DataConfig, tokenizer, row: dict[str, Any]
     if cfg.chat_template_kwargs:
         raise ConfigError(f"data.chat_template_kwargs={cfg.chat_template_kwargs} is set, but the prompts are not "
                           "chat-templated (data.chat_template, or the tokenizer has no template)")
-    if cfg.system_prompt:
-        body = f"{cfg.system_prompt}\n{body}"
+    if system:
+        body = f"{system}\n{body}"
     return body, tokenizer(body)["input_ids"]
 
 
@@ -247,6 +269,8 @@ def parse_rows(rows: list[dict[str, Any]], cfg: DataConfig, source: str) -> list
         try:
             if q is None or not str(q).strip():
                 raise ValueError("the question is missing or empty")
+            if cfg.modes and row.get("mode") is not None:  # a mode column wins over the draw: one of ThinkDial's
+                check_mode(row["mode"])
             good.append(Row(i, pid, str(q), _gold(row.get(cfg.answer_column), cfg.answer_format), row))
         except ValueError as e:
             bad.append((i, pid, str(e)))
@@ -261,7 +285,19 @@ def parse_rows(rows: list[dict[str, Any]], cfg: DataConfig, source: str) -> list
     return good
 
 
+def check_mode(value: Any) -> None:
+    """A dataset's ``mode`` value: one of ThinkDial's modes, else ValueError naming the closest."""
+    from rewards.thinkdial import MODES
+
+    from rl.config.schema import closest
+
+    if value not in MODES:
+        raise ValueError(f"the mode {value!r} is not a ThinkDial mode ({', '.join(MODES)})" + closest(str(value), list(MODES)))
+
+
 def build_prompts(rows: list[dict[str, Any]] | list[Row], cfg: DataConfig, tokenizer, source: str) -> list[Prompt]:
+    """One prompt per row; with ``data.modes`` and ``data.mode_mix=all`` one per row and mode (id
+    ``<id>@<mode>``, ``meta["mode"]`` set) for the rows without a ``mode`` of their own."""
     parsed = rows if rows and isinstance(rows[0], Row) else parse_rows(rows, cfg, source)
     prompts = []
     for r in parsed:
@@ -269,10 +305,15 @@ def build_prompts(rows: list[dict[str, Any]] | list[Row], cfg: DataConfig, token
         stand_in = {"budget": cfg.length_budget[1]} if cfg.length_budget and "budget" not in r.row else {}
         if cfg.effort_range and "effort" not in r.row:  # likewise e1's effort: the largest until drawn
             stand_in["effort"] = cfg.effort_range[1]
-        text, ids = render_prompt(r.question, cfg, tokenizer, {**r.row, **stand_in})
         meta = {k: v for k, v in r.row.items() if k not in (cfg.question_column, cfg.answer_column)
                 and isinstance(v, (int, float, str, bool))}
         meta.setdefault("source", source)
+        if cfg.modes and cfg.mode_mix == "all" and r.row.get("mode") is None:
+            for m in cfg.modes:  # ThinkDial: every prompt in every mode
+                text, ids = render_prompt(r.question, cfg, tokenizer, {**r.row, **stand_in, "mode": m})
+                prompts.append(Prompt(f"{r.id}@{m}", r.question, r.answer, text, ids, {**meta, "mode": m}))
+            continue
+        text, ids = render_prompt(r.question, cfg, tokenizer, {**r.row, **stand_in})
         prompts.append(Prompt(r.id, r.question, r.answer, text, ids, meta))
     return prompts
 
@@ -366,9 +407,26 @@ def with_effort(prompt: Prompt, effort: float, cfg: DataConfig, tokenizer) -> Pr
     return dataclasses.replace(prompt, text=text, ids=ids, meta=meta)
 
 
+def with_mode(prompt: Prompt, mode: str, cfg: DataConfig, tokenizer) -> Prompt:
+    """The prompt in ThinkDial's ``mode`` (``meta["mode"]``), stated as :func:`render_prompt` says."""
+    meta = {**prompt.meta, "mode": mode}
+    text, ids = render_prompt(prompt.question, cfg, tokenizer, meta)
+    return dataclasses.replace(prompt, text=text, ids=ids, meta=meta)
+
+
+def draw_mode(cfg: DataConfig, seed: int, step: int, prompt_id: str) -> str:
+    """ThinkDial's mode of a prompt at a step: one of ``data.modes`` (weights ``data.mode_weights``, else
+    uniform), reproducible from (seed, step, prompt id), so a resumed run draws the same."""
+    return random.Random(f"{seed}-{step}-{prompt_id}-mode").choices(cfg.modes, weights=cfg.mode_weights)[0]
+
+
 def draw_budgets(prompts: list[Prompt], cfg: DataConfig, tokenizer, seed: int, step: int) -> list[Prompt]:
-    """A fresh L1 token budget (``data.length_budget``) or e1 effort (``data.effort_range``) for
-    every prompt of a step, reproducible from (seed, step, prompt id)."""
+    """A fresh L1 token budget (``data.length_budget``), e1 effort (``data.effort_range``) or ThinkDial
+    mode (``data.modes``, ``mode_mix=draw``; a prompt with a ``mode`` of its own keeps it) for every
+    prompt of a step, reproducible from (seed, step, prompt id)."""
+    if cfg.modes and cfg.mode_mix == "draw":
+        prompts = [p if p.meta.get("mode") is not None else with_mode(p, draw_mode(cfg, seed, step, p.id), cfg, tokenizer)
+                   for p in prompts]
     if cfg.length_budget:
         low, high = cfg.length_budget
         prompts = [with_budget(p, random.Random(f"{seed}-{step}-{p.id}").randint(low, high), cfg, tokenizer)

@@ -54,6 +54,12 @@ class DataConfig:
     length_budget: list[int] | None = None  # L1: [low, high], a budget N ~ U{low..high} per prompt draw
     budget_mode: str = "exact"  # L1: "Think for N tokens." (exact) | "Think for maximum N tokens." (max)
     effort_range: list[float] | None = None  # e1: [low, high], an effort r ~ U[low, high] per prompt draw
+    # ThinkDial (arXiv 2508.18773; rl/data.py, rewards/thinkdial.py): reasoning modes, e.g. [high, medium, low], stated
+    # by the system prompt (or where data.prompt_template says {mode}); meta["mode"] for the rewards; a mode column wins
+    modes: list[str] | None = None
+    mode_weights: list[float] | None = None  # draw probabilities, one per mode (null: uniform)
+    mode_mix: str = "draw"  # draw: one mode per prompt per step | all: every prompt once per mode (ids <id>@<mode>)
+    mode_prompts: dict[str, str] = field(default_factory=dict)  # mode -> its text (default: rewards/thinkdial.py's)
     bad_rows: str = "error"  # rows without a usable question or gold answer: error (refuse) | skip (warn, drop)
 
 
@@ -236,6 +242,7 @@ CHOICES = {
     "data.chat_template": ("auto", "on", "off"),
     "data.budget_mode": ("exact", "max"),
     "data.bad_rows": ("error", "skip"),
+    "data.mode_mix": ("draw", "all"),
     "eval.answer_format": ("auto", "gsm8k", "boxed", "raw"),
     "rollout.engine": ("transformers", "vllm", "vllm-server", "auto"),  # rl/engines/base.py ENGINES; auto: vllm if installed
     "rollout.vllm_dtype": ("auto", "float32", "bfloat16", "float16"),

@@ -165,6 +165,7 @@ def validate(cfg: Config) -> None:
     er = cfg.data.effort_range
     if er is not None and (len(er) != 2 or not 0 < er[0] <= er[1]):
         raise ConfigError(f"data.effort_range must be [low, high] with 0 < low <= high, got {er}")
+    validate_modes(cfg.data)
     if not cfg.rewards:
         raise ConfigError("rewards: at least one reward is needed")
     for i, spec in enumerate(cfg.rewards):
@@ -315,3 +316,40 @@ def validate_async(cfg: Config) -> None:
         what = "rollout.partial" if r.partial else "algo.dynamic_sampling" if a.dynamic_sampling else "rollout.forced_prefixes"
         raise ConfigError(f"rollout.async_mode=one_step_off generates one fixed batch ahead; {what} decides a "
                           "step's batch while it is generated: use one of them")
+
+
+def validate_modes(d) -> None:
+    """ThinkDial's ``data.modes`` (rl/data.py): known, distinct mode names; ``mode_weights`` one number >= 0
+    per mode, not all 0, for ``mode_mix=draw``; ``mode_prompts`` keyed by modes; the other mode
+    fields only with ``data.modes``; ``data.system_prompt`` only where the mode does not take its place."""
+    from rewards.thinkdial import MODES
+
+    if d.modes is None:
+        for key, unset in (("mode_weights", d.mode_weights is None), ("mode_prompts", not d.mode_prompts),
+                           ("mode_mix", d.mode_mix == "draw")):
+            if not unset:
+                raise ConfigError(f"data.{key} is set but data.modes is not: list the modes, e.g. data.modes=[high, medium, low]")
+        return
+    if not d.modes:
+        raise ConfigError(f"data.modes must list at least one mode ({', '.join(MODES)}), or be null")
+    for m in d.modes:
+        if m not in MODES:
+            raise ConfigError(f"data.modes: '{m}' is not a ThinkDial mode ({', '.join(MODES)})" + closest(m, list(MODES)))
+    if len(set(d.modes)) != len(d.modes):
+        raise ConfigError(f"data.modes lists a mode twice: {d.modes}")
+    w = d.mode_weights
+    if w is not None:
+        if d.mode_mix == "all":
+            raise ConfigError("data.mode_weights weighs the draw of data.mode_mix=draw; mode_mix=all trains every mode")
+        if len(w) != len(d.modes) or any(x < 0 for x in w) or not sum(w) > 0:
+            raise ConfigError(f"data.mode_weights must be one number >= 0 per mode of data.modes {d.modes}, "
+                              f"not all 0, got {w}")
+    for m, text in d.mode_prompts.items():
+        if m not in MODES:
+            raise ConfigError(f"data.mode_prompts: '{m}' is not a ThinkDial mode ({', '.join(MODES)})"
+                              + closest(str(m), list(MODES)))
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"data.mode_prompts.{m} must be a non-empty string, got {text!r}")
+    if d.system_prompt and "{mode}" not in d.prompt_template:
+        raise ConfigError("data.system_prompt and data.modes: the mode's text is the system prompt; put your text in "
+                          "data.mode_prompts, or place {mode} in data.prompt_template")

@@ -233,3 +233,32 @@ def is_degenerate(sample, ngram: int = 4, threshold: float = 0.5, tail: int = 64
 
 def nan_mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
+
+
+#: ThinkDial's beta_m of :func:`act`: accuracy only in high mode, accuracy and cost equally in the others.
+ACT_BETAS: dict[str, float] = {"high": 1.0, "medium": 0.5, "low": 0.5}
+
+
+def act(results: dict[str, tuple[float, float]], peak: tuple[float, float],
+        betas: dict[str, float] | None = None) -> dict[str, float]:
+    """ThinkDial's Accuracy-Cost Trade-off (arXiv 2508.18773; no released code): per mode m,
+    ``beta_m * A_m + (1 - beta_m) * C_m`` with ``A_m = Acc_m / Acc_peak`` and ``C_m = 1 - Cost_m / Cost_peak``,
+    and ``average`` = their mean over the modes (ACT). ``results`` maps a mode to its (accuracy, cost) -
+    cost in tokens, e.g. a mean completion length - and ``peak`` is the (accuracy, cost) of the peak model (the
+    paper: its phase-1 checkpoint). The paper reports it x 100; A_m may exceed 1.
+
+    >>> r = act({"high": (0.82, 9000), "medium": (0.76, 5000), "low": (0.72, 2500)}, peak=(0.8, 10000))
+    >>> {k: round(v, 6) for k, v in r.items()}
+    {'high': 1.025, 'medium': 0.725, 'low': 0.825, 'average': 0.858333}
+    """
+    betas = ACT_BETAS if betas is None else betas
+    acc_peak, cost_peak = peak
+    if not results or acc_peak <= 0 or cost_peak <= 0:
+        raise ValueError(f"act needs results for at least one mode and a peak with accuracy > 0 and cost > 0, "
+                         f"got {len(results)} mode(s) and peak {peak}")
+    unknown = [m for m in results if m not in betas]
+    if unknown:
+        raise ValueError(f"act: no beta for mode(s) {unknown} (betas: {betas})")
+    out = {m: betas[m] * acc / acc_peak + (1 - betas[m]) * (1 - cost / cost_peak) for m, (acc, cost) in results.items()}
+    out["average"] = math.fsum(out.values()) / len(results)
+    return out

@@ -110,6 +110,8 @@ def dry_run(rewards, rows: list[Row], cfg: Config) -> None:
             meta["budget"] = cfg.data.length_budget[1]
         if cfg.data.effort_range:
             meta["effort"] = cfg.data.effort_range[1]
+        if cfg.data.modes:  # ThinkDial: a drawn mode (a mode column's own value wins)
+            meta.setdefault("mode", cfg.data.modes[-1])
         if cfg.train.reference_samples:  # rl/train/reference_pass.py
             meta["ref_accuracy"] = 0.5
         for k in range(G):
