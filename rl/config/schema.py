@@ -108,7 +108,7 @@ class RolloutConfig:
     async_mode: str | None = None
     # Tokens written by older weights (partial's continued completions, one_step_off's batches) in the update:
     # train (slime's default: like the others) | mask | behavior (ratio vs the sampler's log-prob) |
-    # tis (x min(exp(old - behavior), offpolicy_tis_cap)); rl/train/update.py record_masks
+    # tis (x min(exp(old - behavior), offpolicy_tis_cap)); rl/train/record.py record_masks
     offpolicy: str = "train"
     offpolicy_tis_cap: float = 2.0
 
@@ -249,7 +249,7 @@ CHOICES = {
     "rollout.vllm_server_weight_sync": ("auto", "nccl", "disk"),  # rl/engines/vllm_server.py SYNC_MODES
     "algo.loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "algo.ratio_level": ("token", "sequence"),
-    "rollout.offpolicy": ("train", "mask", "behavior", "tis"),  # rl/train/update.py record_masks
+    "rollout.offpolicy": ("train", "mask", "behavior", "tis"),  # rl/train/record.py record_masks
     "algo.tis_mode": ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),  # rl/algo/loss.py TIS_MODES
     "algo.policy_loss": ("clip", "kl_cov"),
     "algo.reward_aggregation": ("sum_then_normalize", "normalize_then_sum"),

@@ -52,7 +52,8 @@ from rl.engines.base import Rollout, SamplingParams, cut_rollout
 from rl.facts import make_samples
 from rl.run.distributed import gather, sharded_agree
 from rl.train.partial import offpolicy_stats, roll_partial
-from rl.train.update import FIRST_FORCED_LOGP, score_pass
+from rl.train.record import FIRST_FORCED_LOGP
+from rl.train.update import score_pass
 
 
 @dataclass
@@ -248,7 +249,7 @@ def generate_forced(engine, prompts: list[list[int]], params: SamplingParams, pr
     smaller (the paper caps no-thinking answers at 4096 tokens). The prefix becomes part of each rollout's completion
     (length, text, facts and the update see it) and ``forced_tokens`` counts it; sampler
     log-probs get placeholders there: ``log 0.5`` for the first forced token, 0 for the others
-    (masked in the update, :func:`rl.train.update.forced_old_logps`). Without prefixes this is
+    (masked in the update, :func:`rl.train.record.forced_old_logps`). Without prefixes this is
     ``engine.generate``.
 
     ``limits``: a generation limit per prompt (:func:`with_prompt_limits`), passed to the engine; with a

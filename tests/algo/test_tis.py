@@ -13,7 +13,8 @@ import torch
 from rl.algo.loss import TIS_MODES, Normalizer, policy_loss, tis_rejected, tis_weights
 from rl.config import CHOICES, AlgoConfig, ConfigError, load_config
 from rl.engines.base import Rollout
-from rl.train.update import FIRST_FORCED_LOGP, completion_logprobs, make_batch, update_policy
+from rl.train.record import FIRST_FORCED_LOGP
+from rl.train.update import completion_logprobs, make_batch, update_policy
 
 
 def test_tis_weights_are_truncated_ratios():
@@ -293,7 +294,7 @@ def test_update_sequence_ratio_is_the_product_over_the_completion(toy):
 
 @pytest.mark.parametrize("mode", ["sequence_mask", "sequence_truncate"])
 def test_sequence_modes_leave_forced_prefix_tokens_out_of_the_sum(toy, mode):
-    """AdaptThink's forced prefix "A:" (rl/train/update.py forced_old_logps): the sampler reports
+    """AdaptThink's forced prefix "A:" (rl/train/record.py forced_old_logps): the sampler reports
     placeholders (log 0.5 for the first, 0 for the masked second). The masked token's gap
     (trainer log-prob - 0 < 0) must not enter the sequence sum: the weight is exactly 1."""
     model, tok = toy

@@ -16,7 +16,8 @@ from rl.algo.advantages import compute_advantages
 from rl.config import AlgoConfig, ConfigError, load_config
 from rl.engines.base import Rollout, SamplingParams
 from rl.train.sampling import generate_forced
-from rl.train.update import FIRST_FORCED_LOGP, forced_old_logps, score_pass, trained_tokens, update_policy
+from rl.train.record import FIRST_FORCED_LOGP, forced_old_logps, trained_tokens
+from rl.train.update import score_pass, update_policy
 
 from tests.conftest import ROOT
 

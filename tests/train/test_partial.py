@@ -16,7 +16,8 @@ from rl.engines.base import Rollout, SamplingParams
 from rl.run.checkpoint import checkpoint_dirs
 from rl.run.tracking import read_metrics
 from rl.train.partial import PartialBuffer, roll_partial
-from rl.train.update import record_masks, score_pass, trained_tokens, update_policy
+from rl.train.record import record_masks, trained_tokens
+from rl.train.update import score_pass, update_policy
 
 from tests.train.test_trainer import laconic, overrides, strip_timing
 
