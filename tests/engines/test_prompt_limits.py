@@ -1,20 +1,14 @@
 """Per-prompt generation limits in ``generate`` (``limits=``): the transformers engine (untrained toy,
 greedy: a completion cut at its limit k is the first k tokens of the uncut one, finish reason
-``length``) and the vLLM server engine's requests (a fake server: each prompt's request carries its
-own ``max_tokens``). The vLLM engines against real vLLM: tests/engines/test_vllm.py and
-tests/engines/test_vllm_server.py."""
+``length``). The vLLM engines, against real vLLM: tests/engines/test_vllm.py and
+tests/engines/test_vllm_server.py (``laconic serve``: each prompt's request carries its own
+``max_tokens``, capped at the step's; a 0 limit sends nothing)."""
 
 from __future__ import annotations
-
-import json
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 
 from rl.engines.base import SamplingParams, prompt_limits
-
-from tests.engines.test_server_timeouts import TOKENIZER, Handler
 
 QUESTIONS = ["Q:1+2=", "Q:3+4+5=", "Q:9+9+9+9=", "Q:7+0="]
 GREEDY = SamplingParams(max_new_tokens=12, greedy=True)
@@ -71,48 +65,3 @@ def test_transformers_engine_honours_each_prompts_limit(toy, drop_finished):
     zero = engine.generate(prompts[:2], params, limits=[0, 2])
     assert [(r.completion_ids, r.finish_reason) for r in zero[:2]] == [([], "length")] * 2
     assert [r.length for r in zero[2:]] == [2, 2]
-
-
-class LimitHandler(Handler):
-    """tests/engines/test_server_timeouts.py's fake server, its completions honouring ``max_tokens``
-    (5 tokens unless fewer are asked for: then finish reason ``length``), each request body recorded."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.bodies.append(body)
-        ids = [body["prompt"][0], 7, 7, 7, 0][: body["max_tokens"]]
-        reason = "length" if body["max_tokens"] < 5 else "stop"
-        self.reply({"choices": [{"index": k, "token_ids": ids, "finish_reason": reason,
-                                 "logprobs": {"token_logprobs": [-0.5] * len(ids)}} for k in range(body["n"])]})
-
-
-@pytest.fixture
-def limit_server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), LimitHandler)
-    httpd.daemon_threads, httpd.bodies, httpd.health_probes = True, [], 0
-    httpd.health_hangs, httpd.stopping = threading.Event(), threading.Event()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.stopping.set()
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_server_engine_sends_each_prompts_limit(limit_server):
-    from rl.engines.vllm_server import VLLMServerEngine
-
-    engine = VLLMServerEngine([limit_server.url], TOKENIZER, eos_ids={0})
-    params = SamplingParams(max_new_tokens=8, n=2)
-    out = engine.generate([[1], [2], [3], [4]], params, limits=[3, 8, 20, 0])
-    sent = sorted((b["prompt"][0], b["max_tokens"]) for b in limit_server.bodies)
-    assert sent == [(1, 3), (2, 8), (3, 8)]  # capped at the step's limit; a 0 limit sends nothing
-    assert [(r.prompt_index, r.completion_ids, r.finish_reason) for r in out] == (
-        [(0, [1, 7, 7], "length")] * 2 + [(1, [2, 7, 7, 7, 0], "stop")] * 2 + [(2, [3, 7, 7, 7, 0], "stop")] * 2
-        + [(3, [], "length")] * 2)
-    assert all(r.logprobs == [-0.5] * r.length for r in out)
-    limit_server.bodies.clear()
-    engine.generate([[1], [2]], params)  # no limits: the step's
-    assert sorted(b["max_tokens"] for b in limit_server.bodies) == [8, 8]
-    engine.close()

@@ -15,9 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -33,61 +30,10 @@ from rl.engines.base import SamplingParams
 from rl.engines.transformers import TransformersEngine  # noqa: E402
 from rl.run.tracking import read_metrics  # noqa: E402
 
-from tests.conftest import ROOT  # noqa: E402
-from tests.train.test_trainer import overrides, strip_timing  # noqa: E402
+from tests.train.test_trainer import strip_timing  # noqa: E402
 
-KEY = "laconic-test-key"
+from tests.engines.vllm_servers import KEY, ServerProcess, config, free_port, train_with  # noqa: E402
 GREEDY = SamplingParams(max_new_tokens=16, greedy=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """``laconic serve MODEL`` on a free port, in its own process group."""
-
-    def __init__(self, model, log_dir, name: str):
-        self.model, self.port = str(model), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log_dir / f"{name}.log"
-        self.proc = None
-
-    def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "rl.cli", "serve", self.model, "--port", str(self.port), "--api-key", KEY,
-               "--dtype", "float32", "--kv-cache-memory-bytes", str(256 << 20), "--max-num-seqs", "64"]
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env={**os.environ, "OMP_NUM_THREADS": "1"})
-        return self
-
-    def wait(self, timeout: float = 480) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        self.stop()
-        pytest.fail(f"vLLM server {self.url} did not start:\n" + self.log.read_text()[-3000:])
-
-    def stop(self, sig=signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -101,36 +47,6 @@ def servers(untrained_toy, tmp_path_factory):
     finally:
         for p in procs:
             p.stop()
-
-
-def config(model, out, urls, *extra):
-    from rl.config import load_config
-
-    return load_config(ROOT / "recipes" / "quickstart.yaml", overrides(
-        model, out, "train.max_steps=3", "train.save_every=1", "eval.before=false", "eval.after=false",
-        "rollout.engine=vllm-server", f"rollout.vllm_server_urls=[{','.join(urls)}]", *extra))
-
-
-def train_with(cfg, monkeypatch, after_push=None):
-    """``rl.train.loop.train`` in this process; ``after_push(engine, model, n)`` runs after every
-    weight push (n = 1 for the push at start), outside the training RNG stream."""
-    from rl.engines.vllm_server import VLLMServerEngine
-    from rl.train.loop import train
-
-    monkeypatch.setenv("VLLM_API_KEY", KEY)
-    original = VLLMServerEngine.sync_weights
-    pushes = []
-
-    def sync_weights(self, model):
-        original(self, model)
-        pushes.append(self)
-        if after_push is not None:
-            with torch.random.fork_rng(devices=[]):
-                after_push(self, model, len(pushes))
-
-    monkeypatch.setattr(VLLMServerEngine, "sync_weights", sync_weights)
-    train(cfg)
-    return pushes
 
 
 def greedy(engine, prompts):
@@ -350,8 +266,8 @@ def test_sampling_knobs_reach_the_server(servers, untrained_toy):
 
 
 def test_per_prompt_limits_reach_the_server(servers, untrained_toy):
-    """``generate(..., limits=)``: each prompt's completions request carries its own ``max_tokens``;
-    greedy, a completion cut at its limit k is the first k tokens of the uncut one, finish reason
+    """``generate(..., limits=)``: each prompt's completions request carries its own ``max_tokens``
+    (capped at the step's; a 0 limit sends no request); greedy, a completion cut at its limit k is the first k tokens of the uncut one, finish reason
     ``length``, and the transformers engine with the same limits agrees token for token."""
     from transformers import AutoModelForCausalLM
 
@@ -364,8 +280,12 @@ def test_per_prompt_limits_reach_the_server(servers, untrained_toy):
     engine = VLLMServerEngine([servers[0].url], tok, api_key=KEY)
     engine.sync_weights(policy)
     prompts = [tok(q)["input_ids"] for q in ("Q:1+2=", "Q:3+4+5=", "Q:9+9+9+9=", "Q:7+0=")]
-    params, limits = SamplingParams(max_new_tokens=16, greedy=True), [3, 16, 7, 0]  # vLLM: greedy means n = 1
-    full, cut = engine.generate(prompts, params), engine.generate(prompts, params, limits=limits)
+    params, limits = SamplingParams(max_new_tokens=16, greedy=True), [3, 40, 7, 0]  # vLLM: greedy means n = 1
+    full = engine.generate(prompts, params)
+    sent = engine.requests_per_server[servers[0].url]
+    cut = engine.generate(prompts, params, limits=limits)  # 40 is capped at the step's 16
+    assert engine.requests_per_server[servers[0].url] - sent == 3  # a 0 limit sends nothing
+    limits = [min(k, params.max_new_tokens) for k in limits]
     shortened = 0
     for f, c in zip(full, cut):
         k = limits[c.prompt_index]
