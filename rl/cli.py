@@ -59,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     from rl.engines import serve
     from rl.eval import cli as eval_cli, compare
     from rl.run import plan_cli
+    from rl.baselines import run as baseline, sample
 
     eval_cli.add_parser(sub)
     compare.add_parser(sub)
     serve.add_parser(sub)
     plan_cli.add_parser(sub)
+    sample.add_parser(sub)
+    baseline.add_parser(sub)
     args = parser.parse_args(argv)
 
     from rewards import RewardConfigError, RewardError
@@ -90,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve.run(args)
         elif args.command == "plan":
             return plan_cli.run(args)
+        elif args.command == "sample":
+            return sample.run(args)
+        elif args.command == "baseline":
+            return baseline.run(args)
         elif args.command == "toy-model":
             from rl.models.toy_build import build_toy
 

@@ -13,7 +13,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -66,19 +66,22 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, data: dict[str, Any], prefix: str, hint: Callable[[str, list[str]], str] | None = None) -> Any:
+    """``data`` typed into the dataclass ``cls``, sections recursively; an unknown key gets
+    ``hint(full_key, sibling_full_keys)`` (default :func:`unknown_key_hint`)."""
+    hint = hint or unknown_key_hint
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'recipe'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'recipe'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in hints:
-            raise ConfigError(f"unknown key '{full}'" + unknown_key_hint(full, [f"{prefix}{n}" for n in names]))
+            raise ConfigError(f"unknown key '{full}'" + hint(full, [f"{prefix}{n}" for n in names]))
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value or {}, f"{full}.")
+            kwargs[key] = _build(tp, value or {}, f"{full}.", hint)
         else:
             kwargs[key] = _coerce(value, tp, full)
             if full in CHOICES and kwargs[key] is not None and kwargs[key] not in CHOICES[full]:
@@ -137,8 +140,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a recipe (YAML) and apply ``section.key=value`` overrides."""
+def read_recipe(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A recipe's YAML mapping (``{}`` without a path) with ``section.key=value`` overrides merged in;
+    a missing file, bad YAML (with its line) or a non-mapping is one :class:`ConfigError` line."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -152,7 +156,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a recipe must be a mapping of sections")
-    data = _merge(data, parse_overrides(overrides or []))
-    cfg = _build(Config, data, "")
+    return _merge(data, parse_overrides(overrides or []))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a recipe (YAML) and apply ``section.key=value`` overrides."""
+    cfg = _build(Config, read_recipe(path, overrides), "")
     validate(cfg)
     return cfg

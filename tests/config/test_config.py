@@ -97,7 +97,8 @@ def test_every_recipe_loads():
     from pathlib import Path
 
     recipes = sorted((Path(__file__).resolve().parents[2] / "recipes").rglob("*.yaml"))
-    recipes = [r for r in recipes if "accelerate" not in r.parts]
+    # accelerate configs and laconic baseline's recipes (tests/baselines) have other schemas
+    recipes = [r for r in recipes if "accelerate" not in r.parts and "baselines" not in r.parts]
     assert recipes, "no recipes found"
     for r in recipes:
         load_config(r)

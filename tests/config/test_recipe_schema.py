@@ -19,8 +19,9 @@ from tests.conftest import ROOT
 RECIPES_DIR = ROOT / "recipes"
 GPU_DIR = RECIPES_DIR / "gpu"
 ACCELERATE_DIR = RECIPES_DIR / "accelerate"
+BASELINES_DIR = RECIPES_DIR / "baselines"  # laconic baseline's schema: tests/baselines/test_recipe.py
 
-RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if ACCELERATE_DIR not in p.parents)
+RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if not {ACCELERATE_DIR, BASELINES_DIR} & set(p.parents))
 GPU_RECIPES = sorted(GPU_DIR.glob("*.yaml"))
 ACCELERATE_CONFIGS = sorted(ACCELERATE_DIR.glob("*.yaml"))
 

@@ -1,0 +1,1 @@
+"""Length baselines on TRL's trainers: ``laconic sample`` (rows) and ``laconic baseline`` (training)."""
