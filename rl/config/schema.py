@@ -148,6 +148,10 @@ class AlgoConfig:
     # TRL multi_objective_aggregation): each reward normalised first (per algo.reward_norm: group | batch)
     reward_aggregation: str = "sum_then_normalize"
     reward_norm: str = "group"
+    # RoRecomp (arXiv 2509.25958; rl/algo/recompose.py): train the short-correct and long-wrong share alpha of each
+    # group now, buffer the rest, and take an extra optimizer step on the oldest `batch` buffered samples (with
+    # probability prob; older than max_age steps: dropped): {alpha: 0.5, batch: 64, prob: 1.0, max_age: 8}
+    recompose: dict[str, Any] | None = None
 
 
 @dataclass

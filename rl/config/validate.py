@@ -100,12 +100,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"algo.dynamic_sampling: '{a.dynamic_sampling}' is not one of [null, 'reward', "
                           f"'correctness']" + closest(str(a.dynamic_sampling), ["reward", "correctness"]))
     from rl.algo.curriculum import DEFAULTS as CURRICULUM, check_options
+    from rl.algo.recompose import DEFAULTS as RECOMPOSE, check_options as check_recompose
 
     for key, names in (("oversample", ("start", "low", "high", "history")),
                        ("outlier_truncation", ("alpha", "min_excess", "success_threshold")),
                        ("kl_cov", ("ratio", "coef")),
                        ("entropy_advantage", ("alpha", "kappa")),
-                       ("curriculum", tuple(CURRICULUM))):
+                       ("curriculum", tuple(CURRICULUM)),
+                       ("recompose", tuple(RECOMPOSE))):
         for k in getattr(a, key) or {}:
             if k not in names:
                 raise ConfigError(f"algo.{key}: unknown option '{k}'" + closest(k, list(names)))
@@ -120,6 +122,8 @@ def validate(cfg: Config) -> None:
         if problem:
             raise ConfigError(problem)
     validate_kl_cov(a)
+    if a.recompose is not None and (problem := check_recompose(a.recompose)):
+        raise ConfigError(problem)
     if a.oversample is not None and not a.dynamic_sampling:
         raise ConfigError("algo.oversample sizes the first dynamic-sampling round: set algo.dynamic_sampling too")
     if a.tis_cap is not None and a.tis_cap <= 0:

@@ -14,7 +14,7 @@ import shutil
 import statistics
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from rl.run.rundir import SCHEDULE_KEYS, Start, apply_start
 from rl.run.tracking import Tracker, quiet_libraries
 from rl.train.partial import PartialBuffer, buffer_state, load_buffer
 from rl.train.prefetch import Prefetch, load_prefetch, prefetch_state
+from rl.train.recompose import NoSchedule, Recompose
 from rl.train.reference_pass import reference_pass
 from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction, knobs, reward_metrics
 from rl.train.update import update_policy
@@ -69,6 +70,7 @@ class Run:
     eval_set: dict[str, Any] = field(default_factory=dict)  # what eval measures on (rl/data.py)
     partial: PartialBuffer = field(default_factory=PartialBuffer)  # rollout.partial: unfinished groups (rl/train/partial.py)
     prefetch: Prefetch | None = None  # rollout.async_mode=one_step_off: the next step's batch (rl/train/prefetch.py)
+    recomp: Recompose | None = None  # algo.recompose: RoRecomp's replay buffer (rl/train/recompose.py)
 
 
 def setup(cfg: Config) -> Run:
@@ -130,7 +132,8 @@ def setup(cfg: Config) -> Run:
                   num_prompts=len({p.id for p in train_prompts}))
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
                eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set,
-               prefetch=Prefetch() if cfg.rollout.async_mode == "one_step_off" else None)
+               prefetch=Prefetch() if cfg.rollout.async_mode == "one_step_off" else None,
+               recomp=Recompose.build(cfg.algo.recompose))
 
 
 def hold_at_end(scheduler, horizon: int) -> None:
@@ -173,15 +176,20 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     if cfg.algo.mask_truncated:  # scored and in the advantages' statistics, but no gradient
         for r in batch.rollouts:
             r.trained = r.finish_reason != "length"
-    if batch.rollouts:  # empty only when dynamic sampling found no signal at all
-        stats = update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, batch.rollouts, local_adv,
-                              cfg.algo, pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature,
-                              micro_batch_size=cfg.train.micro_batch_size, micro_batch_tokens=cfg.train.micro_batch_tokens,
-                              max_grad_norm=cfg.train.max_grad_norm,
-                              norm_len=cfg.rollout.max_new_tokens, old_logps=batch.old_logps,
-                              entropy_mask=entropy_mask(run, samples), chunk_bytes=chunk_bytes(run),
-                              head_fp32=cfg.train.head_fp32, version=step, offpolicy=cfg.rollout.offpolicy,
-                              offpolicy_cap=cfg.rollout.offpolicy_tis_cap, packing=cfg.train.packing)
+    rollouts, step_adv, old, ent = batch.rollouts, local_adv, batch.old_logps, entropy_mask(run, samples)
+    if run.recomp is not None and rollouts:  # RoRecomp: the priority samples now, the others to its buffer
+        rollouts, step_adv, old, ent, counts = run.recomp.split(rollouts, samples, local_adv, old, ent, step)
+        every = gather(acc, [counts])  # each process's [priority, buffered]
+        stats.update({"rorecomp/priority_size": float(sum(c[0] for c in every)),
+                      "rorecomp/buffered": float(sum(c[1] for c in every))})
+    opts = update_options(run, step)
+    if rollouts:  # empty only when dynamic sampling found no signal at all
+        stats.update(update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, rollouts, step_adv, cfg.algo,
+                                   old_logps=old, entropy_mask=ent, **opts))
+    if run.recomp is not None:  # the compensation step: the buffer's oldest samples, ratio against their sampler
+        stats.update(run.recomp.compensate(acc, step, cfg.train.seed, lambda rs, adv: update_policy(
+            acc, run.policy, run.ref, run.optimizer, NoSchedule(), rs, adv, replace(cfg.algo, updates_per_rollout=1),
+            **{**opts, "offpolicy": "behavior"})))
     run.rewards.update(batch.generated, run.ctx)
     t_sync = time.perf_counter()
     if run.prefetch is not None:  # one_step_off: the next batch is complete before the servers get new weights
@@ -199,6 +207,16 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
             "time/step": t_end - t0, "time/generate": t_gen - t0, "time/score": t_score - t_gen,
             "time/update": t_end - t_score, "time/sync": t_end - t_sync,
             "tokens/per_s": sum(s.length for s in batch.generated) / max(t_gen - t0, 1e-9) / acc.num_processes}
+
+
+def update_options(run: Run, step: int) -> dict[str, Any]:
+    """The update's settings for step ``step`` (rl/train/update.py: update_policy)."""
+    cfg = run.cfg
+    return dict(pad_id=run.engine.pad_id, temperature=cfg.rollout.temperature, micro_batch_size=cfg.train.micro_batch_size,
+                micro_batch_tokens=cfg.train.micro_batch_tokens, max_grad_norm=cfg.train.max_grad_norm,
+                norm_len=cfg.rollout.max_new_tokens, chunk_bytes=chunk_bytes(run), head_fp32=cfg.train.head_fp32,
+                version=step, offpolicy=cfg.rollout.offpolicy, offpolicy_cap=cfg.rollout.offpolicy_tis_cap,
+                packing=cfg.train.packing)
 
 
 def step_params(cfg: Config, step: int) -> SamplingParams:
@@ -240,6 +258,8 @@ def train(cfg: Config) -> dict[str, Any]:
         run.ctx.state = state["ctx"]
         load_buffer(acc, run.partial, state.get("partial"))  # rollout.partial: the unfinished groups, per process
         load_prefetch(acc, run.prefetch, state.get("prefetch"))  # one_step_off: the batch generated ahead
+        if run.recomp is not None:
+            load_buffer(acc, run.recomp, state.get("recompose"))  # RoRecomp's replay buffer, per process
         sync_weights(run)  # vLLM engines still hold the initial weights
         if acc.is_main_process:  # forget what a killed run logged after its last checkpoint
             for log in [out / "metrics.jsonl", *sorted((out / "completions").glob("rank*.jsonl"))]:
@@ -276,7 +296,8 @@ def train(cfg: Config) -> dict[str, Any]:
                 state.update(sampler=run.sampler.state_dict(), rewards=run.rewards.state_dict(), ctx=run.ctx.state,
                              best=best.state_dict() if best else None,  # a best changes only at a checkpoint
                              partial=buffer_state(acc, run.partial) if cfg.rollout.partial else None,
-                             prefetch=prefetch_state(acc, run.prefetch))
+                             prefetch=prefetch_state(acc, run.prefetch),
+                             recompose=buffer_state(acc, run.recomp) if run.recomp is not None else None)
                 save_checkpoint(acc, out, step, state, keep=cfg.train.keep_checkpoints,
                                 pin=best.step if best else None)  # the best is never pruned
     finally:

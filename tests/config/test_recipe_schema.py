@@ -33,7 +33,7 @@ EXPECTED_GPU = {
     "l1_exact_r1_1.5b", "l1_max_r1_1.5b", "thinkprune_r1_1.5b", "siri_r1_1.5b", "siri_r1_7b",
     "canon_r1_1.5b", "arlcp_r1_1.5b", "e1_r1_1.5b", "format_length_r1_7b", "gspo_r1_1.5b", "luspo_r1_1.5b", "dot_r1_1.5b", "decs_r1_1.5b",
     "adaptthink_r1_1.5b", "drpo_r1_1.5b", "redundancy_r1_1.5b", "palu_r1_1.5b",
-    "thinkdial_phase1_r1_1.5b", "thinkdial_phase2_r1_1.5b",
+    "thinkdial_phase1_r1_1.5b", "thinkdial_phase2_r1_1.5b", "rorecomp_r1_1.5b",
 }
 EXPECTED_ACCELERATE = {
     "single_gpu": ("NO", 1),

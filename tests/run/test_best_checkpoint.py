@@ -16,7 +16,7 @@ from rl.run.checkpoint import Best, checkpoint_dirs, pick_best, save_checkpoint,
 from rl.run.tracking import read_metrics
 
 from tests.conftest import ROOT
-from tests.train.test_trainer import laconic, overrides, strip_timing
+from tests.train.test_trainer import TWO_PROCESSES, laconic, overrides, strip_timing
 
 NAN = float("nan")
 
@@ -263,8 +263,7 @@ def test_two_processes_take_the_same_decisions(untrained_toy, tmp_path):
     import sys
 
     out = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+    launcher = TWO_PROCESSES
     p = laconic(overrides(untrained_toy, out, *RUN, KEEP % "best", "eval.after=false"), launcher=launcher, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     k = json.loads((out / "summary.json").read_text())["final"]["step"]

@@ -3,7 +3,6 @@ run directory, and bad input that must be refused with one line before any model
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from rl.run.rundir import plan_start
 from rl.run.tracking import read_metrics
 
 from tests.conftest import ROOT
-from tests.train.test_trainer import laconic, overrides, strip_timing
+from tests.train.test_trainer import TWO_PROCESSES, laconic, overrides, strip_timing
 
 NO_MODEL = "model.name_or_path=/nonexistent/model"  # every check below must fire before a model load
 
@@ -282,8 +281,7 @@ def test_bad_rows_skip_warns_with_count_and_first_id(tmp_path):
 
 
 def test_indivisible_prompts_per_step_is_one_line_from_one_process(tmp_path):
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+    launcher = TWO_PROCESSES
     p = laconic([NO_MODEL, f"train.output_dir={tmp_path / 'out'}", "rollout.prompts_per_step=3"], launcher=launcher)
     assert p.returncode != 0
     lines = [l for l in p.stderr.splitlines() if l.startswith("laconic:")]

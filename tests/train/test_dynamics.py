@@ -2,12 +2,11 @@
 advantage estimators inside real runs, on one process and on two."""
 
 import json
-import sys
 from collections import Counter
 
 from rl.run.tracking import read_metrics
 
-from tests.train.test_trainer import laconic, overrides
+from tests.train.test_trainer import TWO_PROCESSES, laconic, overrides
 
 # kimi_length separates completions by length even when all are wrong, so an untrained model's
 # groups are a mix of zero-std groups (all truncated) and groups with signal
@@ -41,8 +40,7 @@ def test_dynamic_sampling_and_a_staged_limit_in_a_run(untrained_toy, tmp_path):
 
 def test_dynamic_sampling_deals_equal_groups_to_two_processes(untrained_toy, tmp_path):
     out = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+    launcher = TWO_PROCESSES
     p = laconic(overrides(untrained_toy, out, *DYN, "algo.advantage=drpo"), launcher=launcher)
     assert p.returncode == 0, p.stderr[-4000:]
     rows = read_metrics(out / "metrics.jsonl")

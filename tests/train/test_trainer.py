@@ -29,6 +29,11 @@ def overrides(model_dir, out, *extra):
     ]
 
 
+# two CPU processes under accelerate (gloo), running laconic's CLI: the 2-process tests' launcher
+TWO_PROCESSES = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
+                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+
+
 def laconic(args, env=None, launcher=None, timeout=600):
     cmd = (launcher or [sys.executable, "-m", "rl.cli"]) + ["train", str(ROOT / "recipes" / "quickstart.yaml"), *args]
     e = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
@@ -75,8 +80,7 @@ def test_run_writes_metrics_checkpoints_summary_and_model(untrained_toy, tmp_pat
 
 def test_two_processes_keep_groups_whole(untrained_toy, tmp_path):
     out = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+    launcher = TWO_PROCESSES
     p = laconic(overrides(untrained_toy, out, "train.max_steps=2", "train.log_completions=1",
                           "train.save_every=1", "eval.num_examples=6"), launcher=launcher)
     assert p.returncode == 0, p.stderr[-4000:]
@@ -159,8 +163,7 @@ def test_two_processes_with_a_tracker_finish_cleanly(untrained_toy, tmp_path):
     """Closing the trackers must not tear down the process group: the final evaluation, the gathered
     final weights and the last barrier come after it (accelerate's end_training destroys the group)."""
     out = tmp_path / "tb"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rl.cli"]
+    launcher = TWO_PROCESSES
     p = laconic(overrides(untrained_toy, out, "train.max_steps=2", "train.report_to=[tensorboard]", "eval.after=true",
                           "eval.num_examples=6"), launcher=launcher, timeout=300)
     assert p.returncode == 0, p.stderr[-4000:]
