@@ -5,6 +5,10 @@ weights and :func:`build_rewards` turns the list into one :class:`ComposedReward
 
     total_i = sum_k  w_k * r_k(samples, ctx)_i
 
+A member with ``scales_total = True`` (dynamic reward weighting's meta-reward ``m``,
+rewards/dynamic_weighting.py) is not a term of the sum but a factor of it:
+``total_i = m_i * sum_k w_k r_k``, per token too; its weight must be 1.
+
 The components (unweighted ``r_k``) are kept per display name for logging. Every member's output
 is checked: one finite real number per sample; a failure names the reward that caused it.
 
@@ -57,6 +61,9 @@ class ComposedReward(Reward):
             self.names.append(self._unique(str(name)))
             self.rewards.append(reward)
             self.weights.append(_check_weight(str(name), weight))
+            if getattr(reward, "scales_total", False) and self.weights[-1] != 1.0:
+                raise RewardConfigError(f"reward '{name}' scales the total (a factor, not a term): its weight must be 1, "
+                                        f"got {weight}")
         self.needs = frozenset().union(*(r.needs for r in self.rewards))
         self.reads_truncation = any(getattr(r, "reads_truncation", False) for r in self.rewards)
 
@@ -92,21 +99,33 @@ class ComposedReward(Reward):
             raw[name] = _validate(name, out, samples)
         components = {n: [math.fsum(v) / max(len(v), 1) if isinstance(v, list) else v for v in vals]
                       for n, vals in raw.items()}
-        totals = [
-            math.fsum(w * components[n][i] for n, w in zip(self.names, self.weights))
-            for i in range(len(samples))
-        ]
+        totals = self.combine(components)
         if not any(isinstance(v, list) for vals in raw.values() for v in vals):
             return totals, components, None
+        scale = self._scale(components)
         per_token = []
         for i, s in enumerate(samples):
             row = [0.0] * s.length
-            for n, w in zip(self.names, self.weights):
+            for n, w in self.terms():
                 v = raw[n][i]
                 for t in range(s.length):
-                    row[t] += w * (v[t] if isinstance(v, list) else v)
+                    row[t] += scale[i] * w * (v[t] if isinstance(v, list) else v)
             per_token.append(row)
         return totals, components, per_token
+
+    def terms(self) -> list[tuple[str, float]]:
+        """``(display name, weight)`` of the members summed (all but the factors, ``scales_total``)."""
+        return [(n, w) for n, w, r in zip(self.names, self.weights, self.rewards) if not getattr(r, "scales_total", False)]
+
+    def _scale(self, components: Mapping[str, list[float]]) -> list[float]:
+        factors = [n for n, r in zip(self.names, self.rewards) if getattr(r, "scales_total", False)]
+        size = len(next(iter(components.values()), []))
+        return [math.prod(components[n][i] for n in factors) for i in range(size)]
+
+    def combine(self, components: Mapping[str, list[float]]) -> list[float]:
+        """The totals from (per-sample) components with the current weights: ``m_i * sum_k w_k r_k[i]``."""
+        scale = self._scale(components)
+        return [scale[i] * math.fsum(w * components[n][i] for n, w in self.terms()) for i in range(len(scale))]
 
     def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
         return self.score(samples, ctx)[0]

@@ -1,4 +1,4 @@
-"""Hypervolume-guided dynamic reward weighting: the meta-reward ``m`` (pure functions, not wired).
+"""Hypervolume-guided dynamic reward weighting: the meta-reward ``m``, a factor of every reward.
 
 Paper: arXiv 2509.11452 (TACL 2026), "Learning to Optimize Multi-Objective Alignment Through
 Dynamic Reward Weighting"; released code ``yining610/dynamic-reward-weighting`` @238fe65,
@@ -17,12 +17,15 @@ The method keeps the static reward weights and multiplies *every* reward of step
   (dominated points are never removed). The axes are not normalised (length is in tokens), so a
   step that improves all three objectives usually gives ``m`` close to 2.
 
-Why it is not wired into the trainer, and what wiring would have to refuse: one step-wide scalar
-times every reward cancels under group normalisation (``algo.advantage: grpo``:
+In a recipe it is the reward ``hypervolume_weight`` (:class:`HypervolumeWeight`): a factor of the step's
+total (``scales_total``, rewards/compose.py), its points from the monitor set (``train.monitor_prompts``
+training prompts, G samples each, rolled out before step 1 and, with ``train.monitor_every: 1``, before
+every step, i.e. after every update; the release validates on its validation split). One step-wide
+scalar times every reward cancels under group normalisation (``algo.advantage: grpo``:
 ``(m r - m mean) / (m std + eps)`` = ``(r - mean) / (std + eps / m)``) and under batch whitening
 (``batch_std``, ``reinforce_pp_baseline``) up to eps; only the estimators without a std feel it
-(``rloo``, ``none``). :func:`check_estimator` is that refusal. ``tests/algo/test_reward_weighting.py``
-shows the cancellation with laconic's own estimators.
+(``rloo``, ``none``). :func:`check_estimator` refuses the others before any model loads;
+``tests/algo/test_reward_weighting.py`` shows the cancellation with laconic's own estimators.
 
 One choice differs from the release: its 1-D base case returns ``max(p) - ref`` unclamped, so a
 point below the reference on the last axis (format) adds *negative* volume. Here a point counts
@@ -46,7 +49,12 @@ such point gives the same ``m`` in both (the release clamps the negative to 0).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import statistics
+from typing import Any, Sequence
+
+from .base import Context, Reward, Sample
+from .clarity import Clarity
+from .registry import register_reward
 
 #: Objective axes of a validation point, in order.
 OBJECTIVES = ("accuracy", "length", "format")
@@ -178,3 +186,44 @@ class HypervolumeMetaReward:
         out.buffer = [tuple(float(x) for x in p) for p in state["buffer"]]
         out.m = float(state["m"])
         return out
+
+
+@register_reward("hypervolume_weight")
+class HypervolumeWeight(Reward):
+    """``m`` for every sample of the step (a factor of the total, not a term), updated from each
+    monitor-set point: (accuracy, mean length in tokens, mean clarity), or (accuracy, length) with
+    ``clarity=False`` (where no completion can show steps, e.g. the toy: a constant axis adds no volume).
+    ``answer``: the clarity rule's final answer (rewards/clarity.py)."""
+
+    name = "hypervolume_weight"
+    scales_total = True
+
+    def __init__(self, clarity: bool = True, answer: str = "boxed") -> None:
+        self.clarity = Clarity(answer) if clarity else None
+        self.meta = HypervolumeMetaReward(MAXIMIZE if clarity else MAXIMIZE[:2])
+        self.point: tuple[float, ...] | None = None
+
+    def __call__(self, samples: list[Sample], ctx: Context) -> list[float]:
+        return [self.meta.m] * len(samples)
+
+    def observe_monitor(self, samples: list[Sample], ctx: Context) -> None:
+        point = [statistics.fmean(float(bool(s.correct)) for s in samples), statistics.fmean(s.length for s in samples)]
+        if self.clarity is not None:
+            point.append(statistics.fmean(self.clarity(samples, ctx)))
+        self.point = tuple(point)
+        self.meta.update(self.point)
+
+    def metrics(self) -> dict[str, float]:
+        out = {"hypervolume/m": self.meta.m, "hypervolume/delta": self.meta.last_delta or 0.0,
+               "hypervolume/points": float(len(self.meta.buffer))}
+        for axis, v in zip(OBJECTIVES, self.point or ()):
+            out[f"hypervolume/monitor_{axis}"] = v
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.meta.state(), "delta": self.meta.last_delta, "point": self.point}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.meta = HypervolumeMetaReward.from_state(state)
+        self.meta.last_delta = state.get("delta")
+        self.point = tuple(state["point"]) if state.get("point") else None

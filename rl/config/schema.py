@@ -152,6 +152,10 @@ class AlgoConfig:
     # group now, buffer the rest, and take an extra optimizer step on the oldest `batch` buffered samples (with
     # probability prob; older than max_age steps: dropped): {alpha: 0.5, batch: 64, prob: 1.0, max_age: 8}
     recompose: dict[str, Any] | None = None
+    # dynamic reward weighting, gradient variant (arXiv 2509.11452; rl/train/weighting.py): each step, one backward
+    # pass per reward sets the weights w <- softmax(log w + lr (G G^T) 1 / regularization) before the update:
+    # {method: gradient, regularization: 1.0e-4, layers: [10, 25] (decoder layers whose gradients count; null: all)}
+    reward_weighting: dict[str, Any] | None = None
 
 
 @dataclass

@@ -101,13 +101,15 @@ def validate(cfg: Config) -> None:
                           f"'correctness']" + closest(str(a.dynamic_sampling), ["reward", "correctness"]))
     from rl.algo.curriculum import DEFAULTS as CURRICULUM, check_options
     from rl.algo.recompose import DEFAULTS as RECOMPOSE, check_options as check_recompose
+    from rl.algo.weighting import DEFAULTS as WEIGHTING, check_options as check_weighting
 
     for key, names in (("oversample", ("start", "low", "high", "history")),
                        ("outlier_truncation", ("alpha", "min_excess", "success_threshold")),
                        ("kl_cov", ("ratio", "coef")),
                        ("entropy_advantage", ("alpha", "kappa")),
                        ("curriculum", tuple(CURRICULUM)),
-                       ("recompose", tuple(RECOMPOSE))):
+                       ("recompose", tuple(RECOMPOSE)),
+                       ("reward_weighting", tuple(WEIGHTING))):
         for k in getattr(a, key) or {}:
             if k not in names:
                 raise ConfigError(f"algo.{key}: unknown option '{k}'" + closest(k, list(names)))
@@ -124,6 +126,11 @@ def validate(cfg: Config) -> None:
     validate_kl_cov(a)
     if a.recompose is not None and (problem := check_recompose(a.recompose)):
         raise ConfigError(problem)
+    if a.reward_weighting is not None:
+        if problem := check_weighting(a.reward_weighting):
+            raise ConfigError(problem)
+        if len(cfg.rewards) < 2:
+            raise ConfigError("algo.reward_weighting weighs several rewards against each other: list at least two")
     if a.oversample is not None and not a.dynamic_sampling:
         raise ConfigError("algo.oversample sizes the first dynamic-sampling round: set algo.dynamic_sampling too")
     if a.tis_cap is not None and a.tis_cap <= 0:
@@ -161,6 +168,8 @@ def validate(cfg: Config) -> None:
     if not t.reference_samples and any(spec.get("name") == "adaptthink" for spec in cfg.rewards):
         raise ConfigError("train.reference_samples: the adaptthink reward needs the initial model's accuracy "
                           "per prompt; set K > 0 (the paper: 16)")
+    if any(spec.get("name") == "hypervolume_weight" for spec in cfg.rewards):
+        validate_hypervolume(cfg)
     if a.advantage == "grpo" and r.group_size == 1:
         raise ConfigError("algo.advantage=grpo needs rollout.group_size >= 2")
     lb = cfg.data.length_budget
@@ -183,6 +192,21 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.report_to: unknown '{rep}' (accelerate's trackers: {', '.join(trackers)})"
                               + closest(rep, trackers))
     validate_keep_best(t.keep_best, cfg.eval.every)
+
+
+def validate_hypervolume(cfg: Config) -> None:
+    """The hypervolume meta-reward (rewards/dynamic_weighting.py) acts only without a std in the advantage,
+    and needs a monitor point after every update."""
+    from rewards.dynamic_weighting import check_estimator
+
+    try:
+        check_estimator(cfg.algo.advantage)
+    except ValueError as e:
+        raise ConfigError(f"rewards: hypervolume_weight: {e}") from None
+    if cfg.train.monitor_prompts < 1 or cfg.train.monitor_every != 1:
+        raise ConfigError("rewards: hypervolume_weight takes a validation point after every update: set "
+                          f"train.monitor_prompts > 0 and train.monitor_every=1 (got {cfg.train.monitor_prompts}, "
+                          f"{cfg.train.monitor_every})")
 
 
 # train.keep_best (rl/run/checkpoint.py: Best): its options and defaults; metric has none, and tie_break's

@@ -47,6 +47,7 @@ from rl.train.recompose import NoSchedule, Recompose
 from rl.train.reference_pass import reference_pass
 from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction, knobs, reward_metrics
 from rl.train.update import update_policy
+from rl.train.weighting import GradientWeighting
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Run:
     partial: PartialBuffer = field(default_factory=PartialBuffer)  # rollout.partial: unfinished groups (rl/train/partial.py)
     prefetch: Prefetch | None = None  # rollout.async_mode=one_step_off: the next step's batch (rl/train/prefetch.py)
     recomp: Recompose | None = None  # algo.recompose: RoRecomp's replay buffer (rl/train/recompose.py)
+    weighting: GradientWeighting | None = None  # algo.reward_weighting: per-step reward weights (rl/train/weighting.py)
 
 
 def setup(cfg: Config) -> Run:
@@ -133,7 +135,7 @@ def setup(cfg: Config) -> Run:
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
                eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set,
                prefetch=Prefetch() if cfg.rollout.async_mode == "one_step_off" else None,
-               recomp=Recompose.build(cfg.algo.recompose))
+               recomp=Recompose.build(cfg.algo.recompose), weighting=GradientWeighting.build(cfg.algo.reward_weighting, acc))
 
 
 def hold_at_end(scheduler, horizon: int) -> None:
@@ -166,23 +168,25 @@ def train_step(run: Run, step: int) -> dict[str, Any]:
     if run.prefetch is not None and step < cfg.train.max_steps:  # one_step_off: the next batch, meanwhile
         run.prefetch.start(run, step + 1, step_params(cfg, step + 1))
     table, samples = batch.table, batch.samples
+    if cfg.algo.mask_truncated:  # scored and in the advantages' statistics, but no gradient
+        for r in batch.rollouts:
+            r.trained = r.finish_reason != "length"
+    stats, opts = {}, update_options(run, step)
     totals, components, token_totals = run.rewards.score_tokens(table, run.ctx) if table else ([], {}, None)
+    if run.weighting is not None and table:  # dynamic reward weighting: this batch's gradients set the weights
+        totals, weights = run.weighting.reweigh(run, batch, components, token_totals, step, opts)
+        stats.update(weights)
     adv = table_advantages(cfg.algo, totals, table, run.ctx.max_length, step, token_totals,  # [N] or [N, T]
                            components, dict(zip(run.rewards.names, run.rewards.weights)))
     n = len(samples)
     local_adv = adv[acc.process_index * n : (acc.process_index + 1) * n]
     t_score = time.perf_counter()
-    stats = {}
-    if cfg.algo.mask_truncated:  # scored and in the advantages' statistics, but no gradient
-        for r in batch.rollouts:
-            r.trained = r.finish_reason != "length"
     rollouts, step_adv, old, ent = batch.rollouts, local_adv, batch.old_logps, entropy_mask(run, samples)
     if run.recomp is not None and rollouts:  # RoRecomp: the priority samples now, the others to its buffer
         rollouts, step_adv, old, ent, counts = run.recomp.split(rollouts, samples, local_adv, old, ent, step)
         every = gather(acc, [counts])  # each process's [priority, buffered]
         stats.update({"rorecomp/priority_size": float(sum(c[0] for c in every)),
                       "rorecomp/buffered": float(sum(c[1] for c in every))})
-    opts = update_options(run, step)
     if rollouts:  # empty only when dynamic sampling found no signal at all
         stats.update(update_policy(acc, run.policy, run.ref, run.optimizer, run.scheduler, rollouts, step_adv, cfg.algo,
                                    old_logps=old, entropy_mask=ent, **opts))
