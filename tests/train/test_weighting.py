@@ -91,3 +91,22 @@ def test_weights_survive_a_crash_and_resume_exactly(untrained_toy, tmp_path):
     p = laconic(overrides(untrained_toy, out, *extra, "train.resume=latest"))
     assert p.returncode == 0, p.stderr[-3000:]
     assert strip_timing(read_metrics(out / "metrics.jsonl")) == strip_timing(read_metrics(tmp_path / "full" / "metrics.jsonl"))
+
+
+def test_two_processes_agree_on_the_weights(untrained_toy, tmp_path):
+    """gloo, 2 processes: each computes the weights from its all-reduced gradients, so rank 1's logged rewards
+    (dler = correct and not truncated, truncation_penalty = -1 when truncated) follow rank 0's logged weights."""
+    from tests.train.test_trainer import TWO_PROCESSES
+
+    out = tmp_path / "ddp"
+    p = laconic(overrides(untrained_toy, out, TWO, "algo.reward_weighting={regularization: 1.0e-2}", "train.max_steps=2",
+                          "train.log_completions=1", "eval.before=false", "eval.after=false"), launcher=TWO_PROCESSES)
+    assert p.returncode == 0, p.stderr[-4000:]
+    weights = {r["step"]: (r["weighting/w_dler"], r["weighting/w_truncation_penalty"]) for r in read_metrics(out / "metrics.jsonl")}
+    assert weights[2] != pytest.approx((0.25, 0.75))
+    rows = [json.loads(line) for line in (out / "completions" / "rank1.jsonl").read_text().splitlines()]
+    assert rows
+    for row in rows:
+        wd, wt = weights[row["step"]]
+        dler = float(bool(row["correct"]) and not row["truncated"])
+        assert row["reward"] == pytest.approx(wd * dler - wt * float(row["truncated"]))
