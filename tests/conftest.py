@@ -27,6 +27,16 @@ def untrained_toy(tmp_path_factory) -> Path:
     return build_untrained_toy(tmp_path_factory.mktemp("toy") / "untrained")
 
 
+@pytest.fixture(scope="module")
+def toy(untrained_toy):
+    """The untrained toy loaded: ``(model, tokenizer)``, one per test module (tests that change weights copy it)."""
+    from transformers import AutoModelForCausalLM
+
+    from rl.models.load import load_tokenizer
+
+    return AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy))
+
+
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
     """accelerate keeps one process-wide state: a test that trained with TRL (whose GRPOConfig

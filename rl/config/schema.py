@@ -111,6 +111,12 @@ class RolloutConfig:
     # tis (x min(exp(old - behavior), offpolicy_tis_cap)); rl/train/record.py record_masks
     offpolicy: str = "train"
     offpolicy_tis_cap: float = 2.0
+    # TRAAC's compress-and-continue stage (arXiv 2510.01581; rl/train/compress.py): correct traces lose their
+    # least-attended thinking steps and the policy writes a new answer after them; each group is re-drawn from
+    # originals and compressed versions. {open_tag: "<think>", close_tag: "</think>", summary: "Time is up. ...",
+    # split: words | release, keywords: null (TRAAC's), attention_model: initial | policy,
+    # rho: {easy: 0.6, medium: 0.4, hard: 0.2}, max_evict: 0.8, uniformity: 0.8}
+    compress: dict[str, Any] | None = None
 
 
 @dataclass

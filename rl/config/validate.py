@@ -155,6 +155,8 @@ def validate(cfg: Config) -> None:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     validate_prefixes(r.forced_prefixes, r.group_size)
+    if r.compress is not None:
+        validate_compress(cfg)
     if r.partial:
         validate_partial(cfg)
     if r.async_mode is not None:
@@ -192,6 +194,26 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.report_to: unknown '{rep}' (accelerate's trackers: {', '.join(trackers)})"
                               + closest(rep, trackers))
     validate_keep_best(t.keep_best, cfg.eval.every)
+
+
+def validate_compress(cfg: Config) -> None:
+    """TRAAC's compress-and-continue stage (rl/train/compress.py): its options, and what it cannot run with."""
+    from rl.algo.traac import DEFAULTS, check_options
+
+    r = cfg.rollout
+    for k in r.compress:
+        if k not in DEFAULTS:
+            raise ConfigError(f"rollout.compress: unknown option '{k}'" + closest(k, list(DEFAULTS)))
+    if problem := check_options(r.compress):
+        raise ConfigError(problem)
+    for on, why in ((r.partial, "rollout.partial"), (r.async_mode, "rollout.async_mode"),
+                    (r.forced_prefixes, "rollout.forced_prefixes")):
+        if on:
+            raise ConfigError(f"rollout.compress continues completions within the step; {why} is not supported with it")
+    if cfg.algo.tis_cap is not None or r.offpolicy == "tis" or cfg.algo.recompose is not None:
+        raise ConfigError("rollout.compress: a compressed completion's prefix has no sampler log-probs, so "
+                          "truncated importance sampling (algo.tis_cap, rollout.offpolicy=tis) and RoRecomp's "
+                          "buffer (algo.recompose) cannot weigh it")
 
 
 def validate_hypervolume(cfg: Config) -> None:

@@ -41,6 +41,7 @@ from rl.run.preflight import preflight
 from rl.run.rng import seeded
 from rl.run.rundir import SCHEDULE_KEYS, Start, apply_start
 from rl.run.tracking import Tracker, quiet_libraries
+from rl.train.compress import Compressor
 from rl.train.partial import PartialBuffer, buffer_state, load_buffer
 from rl.train.prefetch import Prefetch, load_prefetch, prefetch_state
 from rl.train.recompose import NoSchedule, Recompose
@@ -73,6 +74,7 @@ class Run:
     prefetch: Prefetch | None = None  # rollout.async_mode=one_step_off: the next step's batch (rl/train/prefetch.py)
     recomp: Recompose | None = None  # algo.recompose: RoRecomp's replay buffer (rl/train/recompose.py)
     weighting: GradientWeighting | None = None  # algo.reward_weighting: per-step reward weights (rl/train/weighting.py)
+    compress: Compressor | None = None  # rollout.compress: TRAAC's compress-and-continue stage (rl/train/compress.py)
 
 
 def setup(cfg: Config) -> Run:
@@ -135,7 +137,8 @@ def setup(cfg: Config) -> Run:
     return Run(cfg, acc, tokenizer, policy, ref, optimizer, scheduler, engine, checked.rewards, train_prompts,
                eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set,
                prefetch=Prefetch() if cfg.rollout.async_mode == "one_step_off" else None,
-               recomp=Recompose.build(cfg.algo.recompose), weighting=GradientWeighting.build(cfg.algo.reward_weighting, acc))
+               recomp=Recompose.build(cfg.algo.recompose), weighting=GradientWeighting.build(cfg.algo.reward_weighting, acc),
+               compress=Compressor.build(cfg.rollout.compress, path))
 
 
 def hold_at_end(scheduler, horizon: int) -> None:

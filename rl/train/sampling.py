@@ -127,6 +127,9 @@ def roll_round(run, step: int, params: SamplingParams, need_old: bool, num_promp
     for s, r in zip(samples, rollouts):
         if r.forced_tokens:
             s.meta["forced_prefix"] = run.tokenizer.decode(r.completion_ids[: r.forced_tokens])
+    if getattr(run, "compress", None) is not None:  # TRAAC: compress correct traces and continue (rl/train/compress.py)
+        rollouts, samples, compress_stats = run.compress.apply(run, step, prompts, rollouts, samples, offset, params)
+        partial_stats = {**partial_stats, **compress_stats}
     rnd = Round(rollouts, samples, samples)
     rnd.stats.update(partial_stats)
     if cfg.algo.outlier_truncation is not None:

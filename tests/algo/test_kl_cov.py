@@ -190,15 +190,6 @@ def test_selection_over_processes_equals_the_selection_over_all_their_rows(ratio
 # --------------------------------------------------------------------------- the update
 
 
-@pytest.fixture(scope="module")
-def toy(untrained_toy):
-    from transformers import AutoModelForCausalLM
-
-    from rl.models.load import load_tokenizer
-
-    return AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy))
-
-
 def _updated(toy, micro_batch_size, micro_batch_tokens, agg, per_token):
     from accelerate import Accelerator
 

@@ -200,15 +200,6 @@ def test_no_weight_is_the_plain_loss():
     assert plain.item() == pytest.approx(ones.item()) and "tis_weight" not in stats
 
 
-@pytest.fixture(scope="module")
-def toy(untrained_toy):
-    from transformers import AutoModelForCausalLM
-
-    from rl.models.load import load_tokenizer
-
-    return AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy))
-
-
 def _rollouts(model, tok, shift):
     """Fixed completions whose "sampler" log-probs are the trainer's minus ``shift`` (one for all, or
     one per rollout)."""

@@ -34,7 +34,7 @@ EXPECTED_GPU = {
     "canon_r1_1.5b", "arlcp_r1_1.5b", "e1_r1_1.5b", "format_length_r1_7b", "gspo_r1_1.5b", "luspo_r1_1.5b", "dot_r1_1.5b", "decs_r1_1.5b",
     "adaptthink_r1_1.5b", "drpo_r1_1.5b", "redundancy_r1_1.5b", "palu_r1_1.5b",
     "thinkdial_phase1_r1_1.5b", "thinkdial_phase2_r1_1.5b", "rorecomp_r1_1.5b",
-    "dynamic_weighting_hv_r1_1.5b", "dynamic_weighting_grad_r1_1.5b",
+    "dynamic_weighting_hv_r1_1.5b", "dynamic_weighting_grad_r1_1.5b", "traac_r1_1.5b",
 }
 EXPECTED_ACCELERATE = {
     "single_gpu": ("NO", 1),

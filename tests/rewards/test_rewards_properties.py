@@ -81,6 +81,8 @@ SPECS = {
     "thinkdial_length": {"mode": "low"},
     "repetition_penalty": {},
     "repetition_penalty_short": {"name": "repetition_penalty", "ngram_size": 2, "per_token": False, "penalty": -1.0},
+    "traac": {},
+    "traac_prompt_opened": {"name": "traac", "open_tag": None, "history_includes_current": False, "history": 2},
     "trl": {"function": "tests.rewards.test_rewards_properties:trl_fn"},
     "truncation_penalty": {},
 }

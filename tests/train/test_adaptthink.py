@@ -97,15 +97,6 @@ def test_forced_old_logps_properties(rows):
         assert torch.equal(o[i, 1:], old[i, 1:])
 
 
-@pytest.fixture(scope="module")
-def toy(untrained_toy):
-    from transformers import AutoModelForCausalLM
-
-    from rl.models.load import load_tokenizer
-
-    return AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy))
-
-
 def _update(toy, rollouts, agg="token-mean", old=None, tis_cap=None, adv=(1.0,)):
     from accelerate import Accelerator
 

@@ -100,15 +100,6 @@ def test_two_segment_record_masks():
     assert trained_tokens(r, 3, "mask") == 0 and trained_tokens(r, None, "mask") == 3
 
 
-@pytest.fixture(scope="module")
-def toy(untrained_toy):
-    from transformers import AutoModelForCausalLM
-
-    from rl.models.load import load_tokenizer
-
-    return AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy))
-
-
 def _update(toy, rollouts, offpolicy, version=2):
     from accelerate import Accelerator
 

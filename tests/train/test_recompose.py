@@ -90,15 +90,6 @@ def test_compensation_probability_is_one_seeded_coin_per_step():
     assert rc.compensate(ONE, 7, 0, lambda rs, adv: {})["rorecomp/comp_step"] == taken[6]  # reproducible
 
 
-@pytest.fixture(scope="module")
-def toy(untrained_toy):
-    from transformers import AutoModelForCausalLM
-
-    from rl.models.load import load_tokenizer
-
-    return AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy))
-
-
 def test_the_compensation_step_ratio_is_against_the_sampler_logprob(toy):
     """A buffered correct completion (A = -0.5 in its group) written at step 1 with sampler log-probs
     b_t = p_t - 0.1 (p_t: the policy's), trained at step 2: every ratio is e^0.1 = 1.105 (inside the clip

@@ -43,15 +43,6 @@ def test_micro_batches_cover_every_index_once_within_the_caps(size, max_tokens):
     assert totals == sorted(totals)  # shortest first: each micro-batch pads to its own lengths
 
 
-@pytest.fixture(scope="module")
-def toy(untrained_toy):
-    from transformers import AutoModelForCausalLM
-
-    from rl.models.load import load_tokenizer
-
-    return AutoModelForCausalLM.from_pretrained(untrained_toy), load_tokenizer(str(untrained_toy))
-
-
 def _rollouts(tok):
     rows = [("Q:1+2=", "3.A:3"), ("Q:4+4+1=", "9.9.9.A:9"), ("Q:9+1+1=", "11"), ("Q:2=", "A:2"),
             ("Q:5+5=", "10.10.A:10"), ("Q:3+3+3+3=", "12")]
