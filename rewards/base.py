@@ -88,6 +88,8 @@ class Reward:
     # without a completion: id, group, prompt, answer, meta) and generates each prompt's completions
     # with at most min(ctx.max_length, its limit) tokens (``sample_limit``); ``limits_generation = False``
     # turns the hook off. ``metrics() -> {name: value}`` is logged with the step, after ``update``.
+    # ``scales_total = True`` makes the reward a factor of the composed total instead of a term
+    # (rewards/compose.py; dynamic reward weighting's meta-reward).
 
     def state_dict(self) -> dict[str, Any]:
         return {}
