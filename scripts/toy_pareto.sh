@@ -18,8 +18,9 @@
 #
 # About 10-12 minutes per method and seed on 2 cores with JOBS=2 (one torch thread per run; the
 # toy-think recipes are faster: 30 runs in 62 min);
-# finished runs (those with a summary.json) are skipped, so an interrupted sweep continues where it
-# was. The runs go first seed first, so the sweep has one seed of every method before the next.
+# finished runs (those with a summary.json) are skipped and a run killed part-way resumes from its
+# newest checkpoint, so an interrupted sweep continues where it was. The runs go first seed first,
+# so the sweep has one seed of every method before the next.
 # The starting model is evaluated once per distinct start (model, prompt template and eval
 # settings): in the first seed of the first method using it; `laconic compare` gives that "before"
 # to the others (the evaluation is seeded apart from train.seed, so it would give the same numbers).
@@ -95,8 +96,9 @@ run_one() {
   if [ "$s" = "$FIRST_SEED" ]; then case $EVALUATORS in *" $m "*) before=true ;; esac; fi
   mkdir -p "$OUT/$m"
   # shellcheck disable=SC2086  # EXTRA holds several overrides
+  # train.resume=latest: a run killed part-way continues from its newest checkpoint (or starts over without one)
   "$LACONIC" train "$RECIPES/$m.yaml" "train.output_dir=$dir" "train.seed=$s" train.torch_threads=1 \
-      "eval.before=$before" $EXTRA > "$OUT/$m/seed$s.log" 2>&1 \
+      "eval.before=$before" train.resume=latest $EXTRA > "$OUT/$m/seed$s.log" 2>&1 \
       || { echo "FAILED $m seed$s (see $OUT/$m/seed$s.log)"; return 1; }
   echo "done $m seed$s: $(tail -n 3 "$OUT/$m/seed$s.log" | head -n 1)"
 }
