@@ -89,7 +89,11 @@ class Compressor:
                 self.model_path, dtype=dtype, trust_remote_code=run.cfg.model.trust_remote_code).to(run.acc.device).eval()
         if self.options["attention_model"] == "policy":  # every process takes part (ZeRO-3 gathers per bucket)
             state = dict(merged_state_items(run.acc.unwrap_model(run.policy)))
-            self.scorer.load_state_dict(state, strict=False)
+            got = self.scorer.load_state_dict(state, strict=False)
+            tied = {"lm_head.weight"} if getattr(self.scorer.config, "tie_word_embeddings", False) else set()
+            if got.unexpected_keys or set(got.missing_keys) - tied:
+                raise ValueError(f"rollout.compress.attention_model=policy: the policy's weights do not fit the scorer "
+                                 f"(missing {sorted(set(got.missing_keys) - tied)[:3]}, unexpected {got.unexpected_keys[:3]})")
         return self.scorer
 
     def spans(self, tokenizer, r: Rollout) -> tuple[int, int, int] | None:

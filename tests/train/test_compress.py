@@ -98,6 +98,20 @@ def test_nothing_to_evict_keeps_the_group(toy, untrained_toy, monkeypatch):
     assert out == rollouts and engine.calls == [] and stats["compress/made"] == 0
 
 
+def test_policy_scorer_takes_the_current_weights(toy, untrained_toy):
+    model, tok = toy
+    policy = type(model)(model.config)
+    policy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        policy.model.layers[0].mlp.down_proj.weight.add_(1.0)
+    run = fake_run((policy, tok), untrained_toy, None)
+    initial = Compressor.build({**TOY, "attention_model": "initial"}, str(untrained_toy))._scorer(run)
+    current = Compressor.build({**TOY, "attention_model": "policy"}, str(untrained_toy))._scorer(run)
+    w = policy.model.layers[0].mlp.down_proj.weight
+    assert torch.equal(current.model.layers[0].mlp.down_proj.weight, w)
+    assert torch.allclose(initial.model.layers[0].mlp.down_proj.weight + 1.0, w)
+
+
 def test_toy_run_trains_on_compressed_completions(tmp_path):
     out = tmp_path / "traac"
     p = laconic(overrides("builtin:toy", out, "rollout.compress={open_tag: null, close_tag: 'A:', summary: '', split: release, "
