@@ -48,6 +48,11 @@ SCALE = {"easy": 1.0, "medium": 0.75, "hard": 0.5}
 
 
 def level(pass_rate: float) -> str:
+    """TRAAC's difficulty from a group's pass rate: easy p >= 0.8, medium 0.3 <= p < 0.8, hard p < 0.3.
+
+    >>> level(0.8), level(0.5), level(0.2)
+    ('easy', 'medium', 'hard')
+    """
     return "easy" if pass_rate >= 0.8 else "medium" if pass_rate >= 0.3 else "hard"
 
 

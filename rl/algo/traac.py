@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 import re
 
+from rewards.traac import level as difficulty  # easy p >= 0.8, medium 0.3 <= p < 0.8, hard p < 0.3; the reward's own rule
+
 RHO = {"easy": 0.6, "medium": 0.4, "hard": 0.2}
 MAX_EVICT = 0.8
 UNIFORM = 0.8
@@ -42,11 +44,6 @@ UNIFORM = 0.8
 # (``rollout.compress.keywords`` replaces the list)
 KEYWORDS = ("Wait", "Alternatively", "Hmm", "Maybe", "Okay", "Let me", "First", "Then", "Now", "So", "Therefore",
             "Thus", "But wait", "Hold on", "Let's see", "I think")
-
-
-def difficulty(pass_rate: float) -> str:
-    """easy p >= 0.8, medium 0.3 <= p < 0.8, hard p < 0.3."""
-    return "easy" if pass_rate >= 0.8 else "medium" if pass_rate >= 0.3 else "hard"
 
 
 def uniformity(importance: list[float]) -> float:

@@ -152,8 +152,8 @@ class Compressor:
                            uniform=o["uniformity"])
             if not drop:
                 continue
-            bounds = starts + [len(think)]
-            kept = [t for k, (a, b) in enumerate(zip(bounds, bounds[1:])) if k not in set(drop) for t in think[a:b]]
+            bounds, dropped = starts + [len(think)], set(drop)
+            kept = [t for k, (a, b) in enumerate(zip(bounds, bounds[1:])) if k not in dropped for t in think[a:b]]
             prefix = list(r.completion_ids[:start]) + kept + list(r.completion_ids[close0:close1])
             limit = min(params.max_new_tokens, prompts[r.prompt_index].meta.get("max_new_tokens", params.max_new_tokens))
             room = limit - len(prefix)  # the prompt's own limit (per-prompt limits), minus the prefix

@@ -44,10 +44,10 @@ from rl.run.tracking import Tracker, quiet_libraries
 from rl.train.compress import Compressor
 from rl.train.partial import PartialBuffer, buffer_state, load_buffer
 from rl.train.prefetch import Prefetch, load_prefetch, prefetch_state
-from rl.train.recompose import NoSchedule, Recompose
+from rl.train.recompose import Recompose
 from rl.train.reference_pass import reference_pass
 from rl.train.sampling import by_difficulty, chunk_bytes, collect, group_zero_std_fraction, knobs, reward_metrics
-from rl.train.update import update_policy
+from rl.train.update import NoSchedule, update_policy
 from rl.train.weighting import GradientWeighting
 
 

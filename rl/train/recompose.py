@@ -25,7 +25,7 @@ import torch
 from rl.algo.recompose import DEFAULTS, split
 from rl.engines.base import GIVEN, Rollout
 from rl.run.distributed import gather
-from rl.train.record import default_record
+from rl.train.record import default_record, pad_rows
 
 
 @dataclass
@@ -36,13 +36,6 @@ class Entry:
     rollout: Rollout
     advantage: float | list[float]
     step: int
-
-
-class NoSchedule:
-    """A scheduler stand-in for the compensation step: the lr schedule counts training steps only."""
-
-    def step(self) -> None:
-        pass
 
 
 @dataclass
@@ -119,8 +112,5 @@ def advantage_rows(values: list[float | list[float]]) -> torch.Tensor:
     """
     if not any(isinstance(v, list) for v in values):
         return torch.tensor(values, dtype=torch.float32)
-    rows = [v if isinstance(v, list) else [v] for v in values]
-    out = torch.zeros(len(rows), max(len(r) for r in rows))
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r)
-    return out
+    rows = [torch.tensor(v if isinstance(v, list) else [v]) for v in values]
+    return pad_rows(rows, max(len(r) for r in rows))

@@ -26,6 +26,14 @@ from rl.train.record import CURRENT, loss_mask, pad_rows, trained_tokens
 
 
 
+class NoSchedule:
+    """A scheduler stand-in for :func:`update_policy`'s extra optimizer steps (RoRecomp's compensation step,
+    the gradient weighting's per-reward passes): the lr schedule counts training steps only."""
+
+    def step(self) -> None:
+        pass
+
+
 @dataclass
 class Batch:
     input_ids: torch.Tensor  # [B, P + C]; packed: [1, T]

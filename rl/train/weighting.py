@@ -36,8 +36,7 @@ import torch
 
 from rl.algo.advantages import table_advantages
 from rl.algo.weighting import DEFAULTS, new_weights
-from rl.train.recompose import NoSchedule
-from rl.train.update import update_policy
+from rl.train.update import NoSchedule, update_policy
 
 LAYER = re.compile(r"\.layers\.(\d+)\.")
 

@@ -13,8 +13,8 @@ from rl.config import AlgoConfig
 from rl.engines.base import Rollout
 from rl.run.checkpoint import checkpoint_dirs
 from rl.run.tracking import read_metrics
-from rl.train.recompose import NoSchedule, Recompose
-from rl.train.update import score_pass, update_policy
+from rl.train.recompose import Recompose
+from rl.train.update import NoSchedule, score_pass, update_policy
 
 from tests.train.test_trainer import TWO_PROCESSES, laconic, overrides, strip_timing
 
