@@ -13,6 +13,9 @@
 #
 # TOY: a directory under recipes/ (default toy); METHODS: recipe names in it (default on toy: the
 # methods with a measured point in docs/reproductions.md; on another TOY: every recipe there).
+# A method "a+b" is a chain: b starts from a's final model of the same seed (model.name_or_path) and evaluates
+# that start (eval.before=true), e.g. METHODS="thinkdial_phase1+thinkdial_phase2"; by default the recipes
+# <name>_phase1, <name>_phase2, ... of a TOY other than toy are chained so.
 # SEEDS: space-separated train.seed values (default "0"). OUT: default runs/toy_pareto (TOY=toy),
 # else runs/<TOY>_pareto. JOBS: runs at a time. EXTRA: overrides added to every run.
 #
@@ -41,7 +44,14 @@ if [ "$TOY" = toy ]; then
   DEFAULT_METHODS="dler da_dler laser laser_d laser_de hapo pear ceeh kimi cosine dapo_overlong concise_r grpo_lambda l1_exact l1_max adactrl"
   DEFAULT_TITLE="Overthinking toy: 40 steps x 32 prompts x 8"
 else
-  DEFAULT_METHODS=$(for f in "$RECIPES"/*.yaml; do [ -f "$f" ] && basename "$f" .yaml; done | tr '\n' ' ')
+  # every recipe; <name>_phase<k> ones chained in phase order into one method "<name>_phase1+<name>_phase2+..."
+  DEFAULT_METHODS=$(for f in "$RECIPES"/*.yaml; do [ -f "$f" ] && basename "$f" .yaml; done \
+    | awk '{ if (match($0, /_phase[0-9]+$/)) { b = substr($0, 1, RSTART - 1); k = substr($0, RSTART + 6) + 0;
+                                               if (!(b in n)) order[++m] = b; n[b]++; part[b, k] = $0 }
+             else order[++m] = $0 }
+           END { for (i = 1; i <= m; i++) { b = order[i]; if (!(b in n)) { printf "%s ", b; continue }
+                                             s = ""; for (k = 1; k <= 99; k++) if ((b, k) in part) s = s (s ? "+" : "") part[b, k];
+                                             printf "%s ", s } }')
   DEFAULT_TITLE="recipes/$TOY"
 fi
 METHODS=${METHODS:-$DEFAULT_METHODS}
@@ -50,7 +60,8 @@ OUT=${OUT:-runs/$([ "$TOY" = toy ] && echo toy_pareto || echo "${TOY}_pareto")}
 JOBS=${JOBS:-2}
 EXTRA=${EXTRA:-}
 if [ -z "${METHODS// /}" ]; then echo "toy_pareto.sh: no recipes in $RECIPES/ and METHODS is empty" >&2; exit 2; fi
-for m in $METHODS; do
+PARTS=$(for m in $METHODS; do echo "${m//+/ }"; done | tr '\n' ' ')  # every recipe, chains split
+for m in $PARTS; do
   if [ ! -f "$RECIPES/$m.yaml" ]; then
     echo "toy_pareto.sh: METHODS has '$m' but there is no $RECIPES/$m.yaml" >&2
     exit 2
@@ -69,7 +80,7 @@ PY=python LACONIC=laconic
 if [ -x .venv/bin/python ]; then PY=.venv/bin/python LACONIC=.venv/bin/laconic; fi
 mkdir -p "$OUT"
 recipes=()
-for m in $METHODS; do recipes+=("$RECIPES/$m.yaml"); done
+for m in $PARTS; do recipes+=("$RECIPES/$m.yaml"); done
 # Build the toys the methods start from once, before parallel runs could race to build them:
 # builtin:toy (plain) and its variants builtin:toy-<variant> (rl/models/toy.py), as the recipes name them.
 case "$EXTRA" in
@@ -82,25 +93,31 @@ esac
 # shellcheck disable=SC2086  # EXTRA holds several overrides
 EVALUATORS=" $("$PY" -m rl.eval.seeds "${recipes[@]}" -- $EXTRA) "
 
-for m in $METHODS; do
+for m in $PARTS; do
   if [ -f "$OUT/$m/summary.json" ]; then
     echo "note: $OUT/$m is a run from before seeds; move it to $OUT/$m/seed0 to reuse it as seed 0"
   fi
 done
 
-run_one() {
-  local m=$1 s=$2 dir="$OUT/$1/seed$2"
-  if [ -f "$dir/summary.json" ]; then echo "skip $m seed$s (done)"; return; fi
-  echo "start $m seed$s"
-  local before=false
-  if [ "$s" = "$FIRST_SEED" ]; then case $EVALUATORS in *" $m "*) before=true ;; esac; fi
-  mkdir -p "$OUT/$m"
-  # shellcheck disable=SC2086  # EXTRA holds several overrides
-  # train.resume=latest: a run killed part-way continues from its newest checkpoint (or starts over without one)
-  "$LACONIC" train "$RECIPES/$m.yaml" "train.output_dir=$dir" "train.seed=$s" train.torch_threads=1 \
-      "eval.before=$before" train.resume=latest $EXTRA > "$OUT/$m/seed$s.log" 2>&1 \
-      || { echo "FAILED $m seed$s (see $OUT/$m/seed$s.log)"; return 1; }
-  echo "done $m seed$s: $(tail -n 3 "$OUT/$m/seed$s.log" | head -n 1)"
+run_one() {  # one method and seed; a chain "a+b": its parts in order, b from a's final model
+  local chain=$1 s=$2 m prev="" dir before start
+  for m in ${chain//+/ }; do
+    dir="$OUT/$m/seed$s"
+    if [ -f "$dir/summary.json" ]; then echo "skip $m seed$s (done)"; prev=$m; continue; fi
+    echo "start $m seed$s"
+    before=false start=()
+    if [ -n "$prev" ]; then  # a later phase: this seed's previous phase is its start, evaluated here
+      before=true start=("model.name_or_path=$OUT/$prev/seed$s/final")
+    elif [ "$s" = "$FIRST_SEED" ]; then case $EVALUATORS in *" $m "*) before=true ;; esac; fi
+    mkdir -p "$OUT/$m"
+    # shellcheck disable=SC2086  # EXTRA holds several overrides
+    # train.resume=latest: a run killed part-way continues from its newest checkpoint (or starts over without one)
+    "$LACONIC" train "$RECIPES/$m.yaml" "train.output_dir=$dir" "train.seed=$s" train.torch_threads=1 \
+        "eval.before=$before" train.resume=latest $EXTRA "${start[@]}" > "$OUT/$m/seed$s.log" 2>&1 \
+        || { echo "FAILED $m seed$s (see $OUT/$m/seed$s.log)"; return 1; }
+    echo "done $m seed$s: $(tail -n 3 "$OUT/$m/seed$s.log" | head -n 1)"
+    prev=$m
+  done
 }
 export -f run_one
 export OUT LACONIC EXTRA RECIPES FIRST_SEED EVALUATORS
@@ -110,7 +127,7 @@ for s in $SEEDS; do for m in $METHODS; do echo "$m $s"; done; done \
   | xargs -P "$JOBS" -I{} bash -c 'run_one {}' || echo "some runs failed; comparing the rest"
 
 runs=()
-for s in $SEEDS; do for m in $METHODS; do
+for s in $SEEDS; do for m in $PARTS; do
   [ -f "$OUT/$m/seed$s/summary.json" ] && runs+=("$OUT/$m/seed$s")
 done; done
 if [ ${#runs[@]} -eq 0 ]; then echo "toy_pareto.sh: no finished run to compare under $OUT" >&2; exit 1; fi

@@ -234,6 +234,10 @@ class EvalConfig:
     # a local training file (or saved Dataset) with no eval data of its own (eval.name unset, no 'test'
     # split): this seeded share of its rows is held out of training and evaluated on (rl/data.py)
     holdout: float = 0.1
+    # ThinkDial: evaluate the eval set once per listed mode (of rewards/thinkdial.py's, stated like data.modes);
+    # "accuracy" etc. are the first mode's, "modes" has each mode's, and summary.json the ACT (rl/eval/metrics.py act)
+    # of "after" against "before"'s high mode, the peak. null: data.modes' first mode only
+    modes: list[str] | None = None
 
 
 @dataclass

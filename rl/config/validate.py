@@ -181,6 +181,7 @@ def validate(cfg: Config) -> None:
     if er is not None and (len(er) != 2 or not 0 < er[0] <= er[1]):
         raise ConfigError(f"data.effort_range must be [low, high] with 0 < low <= high, got {er}")
     validate_modes(cfg.data)
+    validate_eval_modes(cfg.eval.modes, cfg.data)
     if not cfg.rewards:
         raise ConfigError("rewards: at least one reward is needed")
     for i, spec in enumerate(cfg.rewards):
@@ -380,13 +381,7 @@ def validate_modes(d) -> None:
             if not unset:
                 raise ConfigError(f"data.{key} is set but data.modes is not: list the modes, e.g. data.modes=[high, medium, low]")
         return
-    if not d.modes:
-        raise ConfigError(f"data.modes must list at least one mode ({', '.join(MODES)}), or be null")
-    for m in d.modes:
-        if m not in MODES:
-            raise ConfigError(f"data.modes: '{m}' is not a ThinkDial mode ({', '.join(MODES)})" + closest(m, list(MODES)))
-    if len(set(d.modes)) != len(d.modes):
-        raise ConfigError(f"data.modes lists a mode twice: {d.modes}")
+    check_mode_list("data.modes", d.modes)
     w = d.mode_weights
     if w is not None:
         if d.mode_mix == "all":
@@ -403,3 +398,26 @@ def validate_modes(d) -> None:
     if d.system_prompt and "{mode}" not in d.prompt_template:
         raise ConfigError("data.system_prompt and data.modes: the mode's text is the system prompt; put your text in "
                           "data.mode_prompts, or place {mode} in data.prompt_template")
+
+
+def validate_eval_modes(modes, d) -> None:
+    """``eval.modes``: known, distinct ThinkDial modes, stated as ``data.modes`` states them (so it needs
+    ``data.modes``)."""
+    if modes is None:
+        return
+    if d.modes is None:
+        raise ConfigError("eval.modes states each mode as data.modes does: set data.modes too (e.g. data.modes=[high])")
+    check_mode_list("eval.modes", modes)
+
+
+def check_mode_list(key: str, modes: list) -> None:
+    """A non-empty list of distinct ThinkDial modes (rewards/thinkdial.py MODES)."""
+    from rewards.thinkdial import MODES
+
+    if not modes:
+        raise ConfigError(f"{key} must list at least one mode ({', '.join(MODES)}), or be null")
+    for m in modes:
+        if m not in MODES:
+            raise ConfigError(f"{key}: '{m}' is not a ThinkDial mode ({', '.join(MODES)})" + closest(str(m), list(MODES)))
+    if len(set(modes)) != len(modes):
+        raise ConfigError(f"{key} lists a mode twice: {modes}")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.eval.runs import (CompareError, RunData, describe_eval_set, eval_set_of, load_run, share_starts,
-                          unique_labels)
+                          split_modes, unique_labels)
 from rl.eval.seeds import eval_sets, frontier, frontiers, plot_points
 
 
@@ -65,6 +65,29 @@ def _run_table(rows: list[dict[str, Any]]) -> list[str]:
             r["note"].replace("|", "\\|"),
         ]) + " |")
     return lines
+
+
+def act_table(runs: list[RunData]) -> list[str]:
+    """ThinkDial's ACT x 100 of the runs evaluated with ``eval.modes`` (summary.json's ``act``), one row per
+    method: mean ± sd over its seeds."""
+    import statistics
+
+    by_method: dict[str, list[dict[str, float]]] = {}
+    for r in runs:
+        if r.act:
+            by_method.setdefault(r.label.rsplit(" [", 1)[0], []).append(r.act)
+    if not by_method:
+        return []
+    cols = [c for c in ("high", "medium", "low", "average") if any(c in a for v in by_method.values() for a in v)]
+    lines = ["## ThinkDial ACT × 100 (each mode against the run's start in high mode, the peak)", "",
+             "| run | seeds | " + " | ".join(cols) + " |", "|---|--:|" + "--:|" * len(cols)]
+    for label, acts in by_method.items():
+        cells = []
+        for c in cols:
+            v = [a[c] * 100 for a in acts if c in a]
+            cells.append("–" if not v else f"{v[0]:.1f}" if len(v) == 1 else f"{statistics.fmean(v):.1f} ± {statistics.stdev(v):.1f}")
+        lines.append(f"| {label} | {len(acts)} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def markdown(runs: list[RunData], title: str) -> str:
@@ -105,6 +128,7 @@ def markdown(runs: list[RunData], title: str) -> str:
               "note says otherwise; Δ accuracy in percentage points, Δ tokens relative to the start.", ""]
     if shared:
         lines += [f"Not held-out (the eval set shares prompts with the training data): {', '.join(shared)}.", ""]
+    lines += act_table(runs)
     lines += difficulty_tables(runs, groups, [(p.name, runs[p.runs[0]].before) for p in starts])
     if seeded:
         lines += ["## Runs", ""] + _run_table(by_group(rows, runs, groups)) + [""]
@@ -134,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"laconic compare: --labels has {len(labels)} names for {len(args.runs)} runs", file=sys.stderr)
             return 2
     try:
-        runs = [load_run(p, lab) for p, lab in zip(args.runs, labels)]
+        runs = split_modes([load_run(p, lab) for p, lab in zip(args.runs, labels)])  # eval.modes: a run per mode
     except CompareError as e:
         print(f"laconic compare: {e}", file=sys.stderr)
         return 2
@@ -217,6 +241,8 @@ def table_rows(runs: list[RunData]) -> list[dict[str, Any]]:
             "trunc_before_pct": _pct(b.truncation_rate) if b and b.truncation_rate is not None else None,
             "trunc_after_pct": _pct(a.truncation_rate) if a and a.truncation_rate is not None else None,
             "frontier": (i in on_front) if a else None,
+            "mode": r.mode,  # ThinkDial (eval.modes): the mode this row was evaluated in
+            "act": r.act or None,  # and summary.json's ACT (on the first mode's row)
             "eval_set": (chr(65 + sets.index(eval_set_of(r))) if len(sets) > 1 and eval_set_of(r) in sets else None),
             "note": "; ".join(r.notes + ([f"eval set {chr(65 + sets.index(eval_set_of(r)))}"]
                                          if len(sets) > 1 and eval_set_of(r) in sets else [])

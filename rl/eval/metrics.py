@@ -262,3 +262,21 @@ def act(results: dict[str, tuple[float, float]], peak: tuple[float, float],
     out = {m: betas[m] * acc / acc_peak + (1 - betas[m]) * (1 - cost / cost_peak) for m, (acc, cost) in results.items()}
     out["average"] = math.fsum(out.values()) / len(results)
     return out
+
+
+def act_summary(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"act": ...}`` of a run evaluated with ``eval.modes``: :func:`act` of each mode "after" against the
+    "before" evaluation in high mode, the peak (ThinkDial's phase 2 starts from the phase-1 model, which the
+    paper takes as the peak); cost = mean completion tokens. ``{}`` without per-mode evaluations or a
+    high-mode "before".
+
+    >>> act_summary({"modes": {"high": {"accuracy": 0.8, "mean_tokens": 100.0}}},
+    ...             {"modes": {"high": {"accuracy": 0.8, "mean_tokens": 90.0}, "low": {"accuracy": 0.6, "mean_tokens": 25.0}}})
+    {'act': {'high': 1.0, 'low': 0.75, 'average': 0.875}}
+    """
+    peak = ((before or {}).get("modes") or {}).get("high")
+    modes = (after or {}).get("modes")
+    if not peak or not modes or not peak["accuracy"] > 0 or not peak["mean_tokens"] > 0:
+        return {}
+    return {"act": act({m: (e["accuracy"], e["mean_tokens"]) for m, e in modes.items()},
+                       peak=(peak["accuracy"], peak["mean_tokens"]))}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,6 +48,9 @@ class RunData:
     config: dict[str, Any] = field(default_factory=dict)  # the run's config.json
     seed: int | None = None  # k for a run directory named seed<k> (rl/eval/seeds.py)
     eval_set: dict[str, Any] = field(default_factory=dict)  # what "after" was measured on (:func:`eval_set_of`)
+    mode: str | None = None  # ThinkDial: the mode its points were evaluated in (eval.modes, :func:`split_modes`)
+    modes: dict[str, tuple[Point | None, Point]] = field(default_factory=dict)  # eval.modes: mode -> (before, after)
+    act: dict[str, float] = field(default_factory=dict)  # eval.modes: summary.json's ThinkDial ACT
 
     @property
     def name(self) -> str:
@@ -137,6 +140,11 @@ def _load_train(d: Path, label: str) -> RunData:
             run.before.step = 0
         if s.get("after") is not None:
             run.after = _point(s["after"], d / "summary.json")
+            before_modes = (s.get("before") or {}).get("modes") or {}
+            for m, e in (s["after"].get("modes") or {}).items():
+                b = _point(before_modes[m], d / "summary.json") if m in before_modes else None
+                run.modes[m] = (b, _point(e, d / "summary.json"))
+            run.act = {k: float(v) for k, v in (s.get("act") or {}).items() if finite(v)}
         run.steps = s.get("steps") if isinstance(s.get("steps"), int) else None
         run.model = s.get("model")
         run.eval_set = s.get("eval_set") if isinstance(s.get("eval_set"), dict) else {}
@@ -204,15 +212,32 @@ def _load(p: Path, label: str | None) -> RunData:
     raise CompareError(f"{p}: no such file or directory")
 
 
+def split_modes(runs: list[RunData]) -> list[RunData]:
+    """A run evaluated in several ThinkDial modes (``eval.modes``) becomes one run per mode, labelled
+    ``<label> [<mode>]``, each with that mode's before / after points (its own point on the Pareto plot);
+    the training curves stay with the first mode's."""
+    out = []
+    for r in runs:
+        if not r.modes:
+            out.append(r)
+            continue
+        for i, (m, (b, a)) in enumerate(r.modes.items()):
+            out.append(replace(r, label=f"{r.label} [{m}]", mode=m, before=b, after=replace(a, step=r.steps), modes={},
+                               metrics=r.metrics if i == 0 else [], trajectory=r.trajectory if i == 0 else [],
+                               act=r.act if i == 0 else {}, notes=list(r.notes)))
+    return out
+
+
 def start_key(run: RunData) -> str | None:
-    """What fixes a run's "before" evaluation: the model, its data template and the eval settings."""
+    """What fixes a run's "before" evaluation: the model, its data template, the eval settings and mode."""
     cfg = run.config
     if not cfg:
         return None
     data = cfg.get("data") or {}
     ev = {k: v for k, v in (cfg.get("eval") or {}).items() if k not in ("before", "after", "every")}
     parts = [(cfg.get("model") or {}).get("name_or_path"), ev,
-             {k: data.get(k) for k in ("name", "prompt_template", "chat_template", "delimiter", "system_prompt")}]
+             {k: data.get(k) for k in ("name", "prompt_template", "chat_template", "delimiter", "system_prompt",
+                                       "mode_prompts")}, run.mode]
     return json.dumps(parts, sort_keys=True, default=str)
 
 

@@ -25,11 +25,11 @@ from rewards.base import Context
 from rl.algo.advantages import table_advantages
 from rl.algo.schedules import length_limit
 from rl.config import Config, eval_data_config
-from rl.data import Prompt, PromptSampler, build_prompts, use_chat_template, with_budget
+from rl.data import Prompt, PromptSampler, build_prompts, use_chat_template, with_budget, with_mode
 from rl.engines.base import SamplingParams
 from rl.engines.build import build_engine, resolve_engine
 from rl.eval.evaluate import evaluate
-from rl.eval.metrics import percentile
+from rl.eval.metrics import act_summary, percentile
 from rl.facts import make_samples
 from rl.models.load import load_policy, load_tokenizer, resolve_model_path, save_pretrained
 from rl.run.checkpoint import (Best, atomic_save_dir, atomic_write_text, best_summary, load_checkpoint, same_on_all,
@@ -75,6 +75,7 @@ class Run:
     recomp: Recompose | None = None  # algo.recompose: RoRecomp's replay buffer (rl/train/recompose.py)
     weighting: GradientWeighting | None = None  # algo.reward_weighting: per-step reward weights (rl/train/weighting.py)
     compress: Compressor | None = None  # rollout.compress: TRAAC's compress-and-continue stage (rl/train/compress.py)
+    eval_modes: dict[str, list[Prompt]] = field(default_factory=dict)  # eval.modes: the eval set stated in each mode
 
 
 def setup(cfg: Config) -> Run:
@@ -108,10 +109,14 @@ def setup(cfg: Config) -> Run:
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     train_prompts = build_prompts(checked.train_rows, cfg.data, tokenizer, cfg.data.name)
     e, eval_data = cfg.eval, eval_data_config(cfg)  # eval.question_column etc. over the data section's
+    if e.modes:  # each mode below once per row, not data.mode_mix=all's every row in every mode
+        eval_data = replace(eval_data, mode_mix="draw")
     eval_prompts = build_prompts(checked.eval_rows, eval_data, tokenizer, e.name or cfg.data.name) if checked.eval_rows else []
     if e.length_budget:
         eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
-    longest_prompt = max(len(p.ids) for p in train_prompts + eval_prompts)
+    eval_modes = {m: [with_mode(p, m, eval_data, tokenizer) for p in eval_prompts] for m in e.modes or []}
+    eval_prompts = next(iter(eval_modes.values()), eval_prompts)
+    longest_prompt = max(len(p.ids) for p in train_prompts + [q for ps in eval_modes.values() for q in ps] + eval_prompts)
     check_run(cfg, acc, longest_prompt, AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code))
     policy = load_policy(cfg.model, path)  # GPU: the plan above stops a run that would not fit (rl/run/plan.py)
     ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
@@ -138,7 +143,7 @@ def setup(cfg: Config) -> Run:
                eval_prompts, PromptSampler(len(train_prompts), cfg.train.seed), ctx, checked.start, checked.eval_set,
                prefetch=Prefetch() if cfg.rollout.async_mode == "one_step_off" else None,
                recomp=Recompose.build(cfg.algo.recompose), weighting=GradientWeighting.build(cfg.algo.reward_weighting, acc),
-               compress=Compressor.build(cfg.rollout.compress, path))
+               compress=Compressor.build(cfg.rollout.compress, path), eval_modes=eval_modes)
 
 
 def hold_at_end(scheduler, horizon: int) -> None:
@@ -157,7 +162,11 @@ def run_eval(run: Run) -> dict[str, Any]:
     params = SamplingParams(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_p=e.top_p, n=e.samples,
                             logprobs=False, **knobs(run.cfg.rollout))
     with rollout_weights(run.acc, run.policy, run.engine):  # ZeRO-3 + transformers engine: gathered once
-        return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
+        if not run.eval_modes:
+            return evaluate(run.engine, run.eval_prompts, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
+        per = {m: evaluate(run.engine, ps, params, run.tokenizer, run.acc, run.cfg.data.delimiter, e.seed)
+               for m, ps in run.eval_modes.items()}  # eval.modes: the first mode's numbers are the run's
+    return {**next(iter(per.values())), "modes": per}
 
 
 def train_step(run: Run, step: int) -> dict[str, Any]:
@@ -295,6 +304,8 @@ def train(cfg: Config) -> dict[str, Any]:
             if cfg.eval.every and (step % cfg.eval.every == 0 or last_eval):
                 last, step_evaluated = run_eval(run), step  # reused as "after" when final/ is this step's model
                 metrics.update({f"eval/{k}": v for k, v in last.items() if not isinstance(v, dict)})
+                metrics.update({f"eval/{m}/{k}": e[k] for m, e in last.get("modes", {}).items()
+                                for k in ("accuracy", "mean_tokens", "truncation_rate")})
             tracker.log(metrics, step)
             new_best = best is not None and best.offer(step, same_on_all(acc, metrics, best.keys))
             if best is not None and (warning := best.missing_note(step, metrics)):
@@ -330,7 +341,8 @@ def train(cfg: Config) -> dict[str, Any]:
         atomic_save_dir(out / "final", write_final)
         summary = {**state["evals"], "steps": cfg.train.max_steps, "model": cfg.model.name_or_path,
                    "eval_set": {k: v for k, v in run.eval_set.items() if k != "note"}, "final": final,
-                   **(best_summary(best, out, cfg.train.max_steps) if best else {})}
+                   **(best_summary(best, out, cfg.train.max_steps) if best else {}),
+                   **act_summary(state["evals"].get("before"), state["evals"].get("after"))}  # eval.modes: ThinkDial's ACT
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
         print_table(summary)
         if best is not None and best.step is not None:
@@ -411,6 +423,9 @@ def step_metrics(generated, totals, components) -> dict[str, float]:
 
 
 def format_eval(e: dict[str, Any]) -> str:
+    """One line of an evaluation; with eval.modes each mode's numbers."""
+    if "modes" in e:
+        return "; ".join(f"{m}: {format_eval(x)}" for m, x in e["modes"].items())
     return f"accuracy {e['accuracy']:.3f}, mean tokens {e['mean_tokens']:.1f}, truncated {e['truncation_rate']:.3f} (n={e['n']})"
 
 
@@ -423,3 +438,8 @@ def print_table(summary: dict[str, Any]) -> None:
     for name, e in (("before", b), ("after", a)):
         print(f"{name:12}{e['accuracy'] * 100:>9.1f}%{e['mean_tokens']:>14.1f}{e['truncation_rate'] * 100:>10.1f}%")
     print(f"{'change':12}{(a['accuracy'] - b['accuracy']) * 100:>+9.1f}pt{dt:>+13.1f}%\n")
+    for m, e in a.get("modes", {}).items():  # eval.modes: each mode after training
+        print(f"{'after ' + m:12}{e['accuracy'] * 100:>9.1f}%{e['mean_tokens']:>14.1f}{e['truncation_rate'] * 100:>10.1f}%")
+    if "act" in summary:
+        print("ACT x 100 (ThinkDial, peak = before in high mode): "
+              + ", ".join(f"{k} {v * 100:.1f}" for k, v in summary["act"].items()) + "\n")

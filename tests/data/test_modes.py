@@ -86,6 +86,7 @@ def test_the_mode_is_the_system_prompt_of_the_chat_template(toy_tokenizer):
     ("data.modes=[low, low]", r"^data.modes lists a mode twice"),
     ("data.mode_mix=every", r"^data.mode_mix: 'every' is not one of \['draw', 'all'\]"),
     ("data.mode_weights=[1, 2]", r"^data.mode_weights is set but data.modes is not"),
+    ("eval.modes=[high, low]", r"^eval.modes states each mode as data.modes does: set data.modes too"),
 ])
 def test_mode_validation_is_one_line(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -99,6 +100,9 @@ def test_mode_validation_is_one_line(override, message):
     (["data.mode_prompts={hig: H}"], r"^data.mode_prompts: 'hig' is not a ThinkDial mode \(high, medium, low\); did you mean 'high'\?$"),
     (["data.mode_prompts={low: ''}"], r"^data.mode_prompts.low must be a non-empty string"),
     (["data.system_prompt=Be nice."], r"^data.system_prompt and data.modes"),
+    (["eval.modes=[high, lwo]"], r"^eval.modes: 'lwo' is not a ThinkDial mode \(high, medium, low\); did you mean 'low'\?$"),
+    (["eval.modes=[]"], r"^eval.modes must list at least one mode"),
+    (["eval.modes=[low, low]"], r"^eval.modes lists a mode twice"),
 ])
 def test_mode_field_validation(overrides, message):
     with pytest.raises(ConfigError, match=message):

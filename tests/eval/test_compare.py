@@ -212,19 +212,23 @@ def test_toy_pareto_script_runs_methods_and_compares(untrained_toy, tmp_path):
     extra = (f"model.name_or_path={untrained_toy} train.max_steps=1 data.num_examples=32 "
              "rollout.prompts_per_step=2 rollout.group_size=2 rollout.max_new_tokens=8 eval.num_examples=4 "
              "eval.samples=1 eval.max_new_tokens=8 train.save_every=0 train.log_completions=0")
-    env = {**os.environ, "OUT": str(tmp_path), "METHODS": "dler kimi", "JOBS": "2", "EXTRA": extra,
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OUT": str(tmp_path), "METHODS": "dler kimi+hapo", "JOBS": "2", "EXTRA": extra,
+           "OMP_NUM_THREADS": "1"}  # kimi+hapo: a chain, hapo from kimi's final model
     p = subprocess.run(["bash", "scripts/toy_pareto.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     for name in ("pareto.png", "curves.png", "compare.md"):
         assert (tmp_path / "compare" / name).stat().st_size > 1000 or name == "compare.md"
     table = (tmp_path / "compare" / "compare.md").read_text()
-    assert "| dler |" in table and "| kimi |" in table
+    assert "| dler |" in table and "| kimi |" in table and "| hapo |" in table
     assert (tmp_path / "dler" / "seed0" / "summary.json").exists()  # $OUT/<method>/seed<s>, also for one seed
+    chained = json.loads((tmp_path / "hapo" / "seed0" / "config.json").read_text())
+    assert chained["model"]["name_or_path"] == f"{tmp_path}/kimi/seed0/final"  # over EXTRA's model
+    assert chained["eval"]["before"] is True  # a later phase evaluates its own start
+    assert "before" in json.loads((tmp_path / "hapo" / "seed0" / "summary.json").read_text())
     again = subprocess.run(["bash", "scripts/toy_pareto.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=600)
-    assert again.returncode == 0 and "skip dler seed0 (done)" in again.stdout
+    assert again.returncode == 0 and "skip dler seed0 (done)" in again.stdout and "skip hapo seed0 (done)" in again.stdout
 
 
 def test_runs_without_a_before_eval_share_a_matching_start(tmp_path):
