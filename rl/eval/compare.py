@@ -23,7 +23,11 @@ Seeds (:mod:`rl.eval.seeds`): runs in directories named ``seed<k>`` with the sam
 default the parent directory's name, e.g. ``runs/toy_pareto/dler/seed0``) are one method run with
 several seeds. Each is then one point at the mean over its seeds with ±1 sample-sd error bars in both
 axes, one table row of ``mean ± sd`` cells with the number of seeds, and every seed's own row and
-values stay in a "Runs" table and in ``compare.json``.
+values stay in a "Runs" table and in ``compare.json``. A method whose seeds start from different models (a
+later phase, each seed from its own seed's earlier run) has one start at their mean.
+
+ThinkDial's modes (``eval.modes``): a run evaluated in several modes is one run per mode, labelled
+``<run> [<mode>]``, each with its own start and point, and compare.md gets a table of the runs' ACT.
 
 Plots are drawn on ``matplotlib.figure.Figure`` with the Agg canvas: pyplot is never imported, no
 window opens and no global backend is changed.
@@ -129,7 +133,7 @@ def markdown(runs: list[RunData], title: str) -> str:
     if shared:
         lines += [f"Not held-out (the eval set shares prompts with the training data): {', '.join(shared)}.", ""]
     lines += act_table(runs)
-    lines += difficulty_tables(runs, groups, [(p.name, runs[p.runs[0]].before) for p in starts])
+    lines += difficulty_tables(runs, groups, [(p.name, p.start) for p in starts])
     if seeded:
         lines += ["## Runs", ""] + _run_table(by_group(rows, runs, groups)) + [""]
     return "\n".join(lines)

@@ -226,7 +226,7 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
     items = []
     for p in pts:
         style = {"color": "black", "fontweight": "bold"} if p.kind == "start" else {"color": "0.15"}
-        items.append((p.name, p.tokens, p.accuracy * 100, style))
+        items.append((_short(p.name), p.tokens, p.accuracy * 100, style))
     extra = [(q.mean_tokens, q.accuracy * 100) for t in trajs for q in t] + seed_dots
     for a, b in [ab for f in fronts for ab in zip(f, f[1:])]:  # keep labels off the frontier lines too
         (xa, ya), (xb, yb) = (pts[a].tokens, pts[a].accuracy * 100), (pts[b].tokens, pts[b].accuracy * 100)
@@ -235,6 +235,23 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
     path = Path(path)
     fig.savefig(path, dpi=150)
     return path
+
+
+def _short(name: str, most: int = 48) -> str:
+    """A point's label on the plot: a start shared by many runs names the first ones and counts the rest
+    (compare.md lists them all).
+
+    >>> _short("start: dler, kimi"), _short("start: " + ", ".join(f"method{i}" for i in range(9)))
+    ('start: dler, kimi', 'start: method0, method1, method2 +6 more')
+    """
+    if len(name) <= most or ", " not in name:
+        return name
+    head, names = name.split(": ", 1) if ": " in name else ("", name)
+    parts, kept = names.split(", "), []
+    while parts and len(", ".join(kept + parts[:1])) + len(head) + 12 <= most:
+        kept.append(parts.pop(0))
+    kept = kept or [parts.pop(0)]
+    return (f"{head}: " if head else "") + ", ".join(kept) + (f" +{len(parts)} more" if parts else "")
 
 
 def _ema(values: list[float], span: int) -> list[float]:

@@ -103,6 +103,10 @@ def group_runs(runs: list[RunData]) -> list[SeedGroup]:
         idxs = sorted(idxs, key=lambda i: (runs[i].seed is None, runs[i].seed or 0))
         first = runs[idxs[0]]
         g = SeedGroup(first.label, idxs, [runs[i].seed for i in idxs], first.kind)
+        starts = {_key(runs[i].before): runs[i].before for i in idxs if runs[i].before is not None}
+        if len(starts) > 1:  # a later phase: each seed starts from its own seed's earlier model
+            g.before = mean_point(list(starts.values()))
+            g.notes.append(f"each seed starts from its own model ({len(starts)} starts): their mean")
         diff_keys: list[str] = []
         for i in idxs:
             r = runs[i]
@@ -130,6 +134,20 @@ def group_runs(runs: list[RunData]) -> list[SeedGroup]:
             g.by_difficulty[k] = (acc, tok)
         groups.append(g)
     return groups
+
+
+def _key(p: Point) -> tuple[float, float]:
+    return round(p.mean_tokens, 6), round(p.accuracy, 9)
+
+
+def mean_point(points: Sequence[Point]) -> Point:
+    """The mean of several evaluations (accuracy, tokens, truncation where all have it, and each
+    difficulty over the points that have it): the start of a group whose seeds start apart."""
+    trunc = [p.truncation_rate for p in points]
+    keys = list(dict.fromkeys(k for p in points for k in p.by_difficulty))
+    return Point(sum(p.accuracy for p in points) / len(points), sum(p.mean_tokens for p in points) / len(points),
+                 None if None in trunc else sum(trunc) / len(trunc),
+                 by_difficulty={k: mean_point([p.by_difficulty[k] for p in points if k in p.by_difficulty]) for k in keys})
 
 
 def mean_trajectory(runs: list[RunData], idxs: Sequence[int]) -> list[Point]:
@@ -262,6 +280,7 @@ class PlotPoint:
     runs: list[int]  # indices into runs (a seed group: its seeds with a point, in seed order)
     tokens_sd: float | None = None  # sample sd over seeds (two or more)
     accuracy_sd: float | None = None  # fraction
+    start: Point | None = None  # a start's evaluation (with several seeds' starts: their mean)
 
 
 def plot_points(runs: list[RunData]) -> list[PlotPoint]:
@@ -270,23 +289,28 @@ def plot_points(runs: list[RunData]) -> list[PlotPoint]:
 
 
     starts: dict[tuple[float, float], PlotPoint] = {}
-    for i, r in enumerate(runs):
-        if r.before is not None:
-            key = (round(r.before.mean_tokens, 6), round(r.before.accuracy, 9))
-            if key in starts:
-                starts[key].runs.append(i)
+    groups = group_runs(runs)
+    for g in groups:  # a group whose seeds start apart (a later phase): one start, at their mean
+        for b, idxs in ([(g.before, g.runs)] if g.before is not None and len(g.runs) > 1 and _apart(runs, g) else
+                        [(runs[i].before, [i]) for i in g.runs if runs[i].before is not None]):
+            if _key(b) in starts:
+                starts[_key(b)].runs.extend(idxs)
             else:
-                starts[key] = PlotPoint("start", r.before.mean_tokens, r.before.accuracy, "start", [i])
+                starts[_key(b)] = PlotPoint("start", b.mean_tokens, b.accuracy, "start", list(idxs), start=b)
     pts = list(starts.values())
     if len(pts) > 1:  # different starting numbers (other base model or eval set): say whose
         for p in pts:
             p.name = "start: " + ", ".join(dict.fromkeys(runs[i].label for i in p.runs))
-    for g in group_runs(runs):
+    for g in groups:
         if g.tokens.n:
             pts.append(PlotPoint(g.label, g.tokens.mean, g.accuracy.mean / 100.0, g.kind,
                                  [i for i in g.runs if runs[i].point is not None], g.tokens.sd,
                                  None if g.accuracy.sd is None else g.accuracy.sd / 100.0))
     return pts
+
+
+def _apart(runs: list[RunData], g: SeedGroup) -> bool:
+    return len({_key(runs[i].before) for i in g.runs if runs[i].before is not None}) > 1
 
 
 def eval_sets(runs: list[RunData]) -> list[tuple[tuple[str, Any], ...]]:

@@ -350,6 +350,30 @@ def test_seeded_plot_point_is_the_mean_with_sd(tmp_path):
     assert [r["seed"] for r in rows] == [0, 1, 2] and all(r["method"] == "dler" for r in rows)
 
 
+def test_seeds_that_start_apart_share_one_start_at_their_mean(tmp_path):
+    """A later phase (scripts/toy_pareto.sh chains): each seed starts from its own seed's earlier model, so the
+    group has one start at the mean of those starts, and its Δ columns are against that mean."""
+    dirs = []
+    for k, (b_acc, b_tok, b2) in enumerate([(0.60, 100.0, 0.70), (0.62, 110.0, 0.74), (0.64, 90.0, 0.72)]):
+        before = {"n": 100, "accuracy": b_acc, "mean_tokens": b_tok, "truncation_rate": 0.0,
+                  "by_difficulty": {"2": {"n": 50, "accuracy": b2, "mean_tokens": b_tok - 10}}}
+        after = {"accuracy": 0.5, "mean_tokens": 50.0, "by_difficulty": {"2": {"n": 50, "accuracy": 0.6, "mean_tokens": 40}}}
+        dirs.append(make_run(tmp_path, f"phase2/seed{k}", after, before=before))
+    dirs.append(make_run(tmp_path, "dler/seed0", {"accuracy": 0.9, "mean_tokens": 30.0}))  # the shared BEFORE
+    runs = [load_run(d) for d in dirs]
+    starts = [p for p in plot_points(runs) if p.kind == "start"]
+    assert [(p.name, round(p.tokens, 6), round(p.accuracy, 6), p.runs) for p in starts] == \
+        [("start: phase2", 100.0, 0.62, [0, 1, 2]), ("start: dler", 400.0, 0.8, [3])]
+    assert starts[0].start.by_difficulty["2"].accuracy == pytest.approx(0.72)
+    out = tmp_path / "cmp"
+    assert cli([*map(str, dirs), "--out", str(out)]) == 0
+    md = (out / "compare.md").read_text()
+    # Δ against the mean start: 50.0 - 62.0 pt, 50 / 100 tokens
+    assert "| phase2 | 3 | 30 | 50.0 ± 0.0 | -12.0 pt | 50.0 ± 0.0 | -50.0% |" in md
+    assert "each seed starts from its own model (3 starts): their mean" in md
+    assert "| start: phase2 | – | 72.0 |" in md
+
+
 def test_compare_with_seeds_end_to_end(tmp_path):
     dler = make_seeds(tmp_path / "sweep", "dler", [0.90, 0.92, 0.94], [30.0, 32.0, 40.0])
     kimi = make_seeds(tmp_path / "sweep", "kimi", [0.91], [50.0], first_before=False)
