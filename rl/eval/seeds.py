@@ -86,6 +86,7 @@ class SeedGroup:
     by_difficulty: dict[str, tuple[Stat, Stat]] = field(default_factory=dict)  # accuracy %, tokens
     steps: int | None = None
     notes: list[str] = field(default_factory=list)
+    apart: bool = False  # its seeds start from different models (a later phase): ``before`` is their mean
 
     @property
     def seeded(self) -> bool:
@@ -105,7 +106,7 @@ def group_runs(runs: list[RunData]) -> list[SeedGroup]:
         g = SeedGroup(first.label, idxs, [runs[i].seed for i in idxs], first.kind)
         starts = {_key(runs[i].before): runs[i].before for i in idxs if runs[i].before is not None}
         if len(starts) > 1:  # a later phase: each seed starts from its own seed's earlier model
-            g.before = mean_point(list(starts.values()))
+            g.before, g.apart = mean_point(list(starts.values())), True
             g.notes.append(f"each seed starts from its own model ({len(starts)} starts): their mean")
         diff_keys: list[str] = []
         for i in idxs:
@@ -284,14 +285,13 @@ class PlotPoint:
 
 
 def plot_points(runs: list[RunData]) -> list[PlotPoint]:
-    """The Pareto plot's main points: one start per distinct "before" (shared by runs), then each run's
-    point; the seeds of one method (rl/eval/seeds.py) as one point at their mean, with their sd."""
-
-
+    """The Pareto plot's main points: one start per distinct "before" (shared by runs; a method whose seeds
+    start apart: one at their mean), then each run's point; the seeds of one method (rl/eval/seeds.py) as one
+    point at their mean, with their sd."""
     starts: dict[tuple[float, float], PlotPoint] = {}
     groups = group_runs(runs)
     for g in groups:  # a group whose seeds start apart (a later phase): one start, at their mean
-        for b, idxs in ([(g.before, g.runs)] if g.before is not None and len(g.runs) > 1 and _apart(runs, g) else
+        for b, idxs in ([(g.before, g.runs)] if g.apart else
                         [(runs[i].before, [i]) for i in g.runs if runs[i].before is not None]):
             if _key(b) in starts:
                 starts[_key(b)].runs.extend(idxs)
@@ -307,10 +307,6 @@ def plot_points(runs: list[RunData]) -> list[PlotPoint]:
                                  [i for i in g.runs if runs[i].point is not None], g.tokens.sd,
                                  None if g.accuracy.sd is None else g.accuracy.sd / 100.0))
     return pts
-
-
-def _apart(runs: list[RunData], g: SeedGroup) -> bool:
-    return len({_key(runs[i].before) for i in g.runs if runs[i].before is not None}) > 1
 
 
 def eval_sets(runs: list[RunData]) -> list[tuple[tuple[str, Any], ...]]:

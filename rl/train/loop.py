@@ -116,7 +116,8 @@ def setup(cfg: Config) -> Run:
         eval_prompts = [with_budget(p, e.length_budget, eval_data, tokenizer) for p in eval_prompts]
     eval_modes = {m: [with_mode(p, m, eval_data, tokenizer) for p in eval_prompts] for m in e.modes or []}
     eval_prompts = next(iter(eval_modes.values()), eval_prompts)
-    longest_prompt = max(len(p.ids) for p in train_prompts + [q for ps in eval_modes.values() for q in ps] + eval_prompts)
+    every_eval = [q for ps in eval_modes.values() for q in ps] or eval_prompts
+    longest_prompt = max(len(p.ids) for p in train_prompts + every_eval)
     check_run(cfg, acc, longest_prompt, AutoConfig.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code))
     policy = load_policy(cfg.model, path)  # GPU: the plan above stops a run that would not fit (rl/run/plan.py)
     ref = make_reference(acc, policy, cfg.model) if cfg.algo.kl_coef > 0 else None
