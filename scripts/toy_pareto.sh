@@ -44,14 +44,18 @@ if [ "$TOY" = toy ]; then
   DEFAULT_METHODS="dler da_dler laser laser_d laser_de hapo pear ceeh kimi cosine dapo_overlong concise_r grpo_lambda l1_exact l1_max adactrl"
   DEFAULT_TITLE="Overthinking toy: 40 steps x 32 prompts x 8"
 else
-  # every recipe; <name>_phase<k> ones chained in phase order into one method "<name>_phase1+<name>_phase2+..."
-  DEFAULT_METHODS=$(for f in "$RECIPES"/*.yaml; do [ -f "$f" ] && basename "$f" .yaml; done \
-    | awk '{ if (match($0, /_phase[0-9]+$/)) { b = substr($0, 1, RSTART - 1); k = substr($0, RSTART + 6) + 0;
-                                               if (!(b in n)) order[++m] = b; n[b]++; part[b, k] = $0 }
-             else order[++m] = $0 }
-           END { for (i = 1; i <= m; i++) { b = order[i]; if (!(b in n)) { printf "%s ", b; continue }
-                                             s = ""; for (k = 1; k <= 99; k++) if ((b, k) in part) s = s (s ? "+" : "") part[b, k];
-                                             printf "%s ", s } }')
+  # every recipe; <name>_phase1, <name>_phase2, ... chained in phase order into one method "<name>_phase1+<name>_phase2"
+  DEFAULT_METHODS=$(for f in "$RECIPES"/*.yaml; do
+      [ -f "$f" ] || continue
+      m=$(basename "$f" .yaml)
+      case $m in
+        *_phase1) chain=$m k=2
+                  while [ -f "$RECIPES/${m%_phase1}_phase$k.yaml" ]; do chain+="+${m%_phase1}_phase$k"; k=$((k + 1)); done
+                  printf '%s ' "$chain" ;;
+        *_phase[0-9]*) ;;  # part of its phase-1 chain
+        *) printf '%s ' "$m" ;;
+      esac
+    done)
   DEFAULT_TITLE="recipes/$TOY"
 fi
 METHODS=${METHODS:-$DEFAULT_METHODS}

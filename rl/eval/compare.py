@@ -74,7 +74,7 @@ def _run_table(rows: list[dict[str, Any]]) -> list[str]:
 def act_table(runs: list[RunData]) -> list[str]:
     """ThinkDial's ACT x 100 of the runs evaluated with ``eval.modes`` (summary.json's ``act``), one row per
     method: mean ± sd over its seeds."""
-    import statistics
+    from rl.eval.seeds import Stat
 
     by_method: dict[str, list[dict[str, float]]] = {}
     for r in runs:
@@ -86,10 +86,7 @@ def act_table(runs: list[RunData]) -> list[str]:
     lines = ["## ThinkDial ACT × 100 (each mode against the run's start in high mode, the peak)", "",
              "| run | seeds | " + " | ".join(cols) + " |", "|---|--:|" + "--:|" * len(cols)]
     for label, acts in by_method.items():
-        cells = []
-        for c in cols:
-            v = [a[c] * 100 for a in acts if c in a]
-            cells.append("–" if not v else f"{v[0]:.1f}" if len(v) == 1 else f"{statistics.fmean(v):.1f} ± {statistics.stdev(v):.1f}")
+        cells = [Stat([a[c] * 100 for a in acts if c in a]).fmt() for c in cols]
         lines.append(f"| {label} | {len(acts)} | " + " | ".join(cells) + " |")
     return lines + [""]
 

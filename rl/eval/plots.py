@@ -238,20 +238,17 @@ def plot_pareto(runs: list[RunData], path: str | Path, title: str = "Accuracy vs
 
 
 def _short(name: str, most: int = 48) -> str:
-    """A point's label on the plot: a start shared by many runs names the first ones and counts the rest
+    """A point's label on the plot: a start shared by many runs names the first two and counts the rest
     (compare.md lists them all).
 
     >>> _short("start: dler, kimi"), _short("start: " + ", ".join(f"method{i}" for i in range(9)))
-    ('start: dler, kimi', 'start: method0, method1, method2 +6 more')
+    ('start: dler, kimi', 'start: method0, method1 +7 more')
     """
-    if len(name) <= most or ", " not in name:
+    head, sep, names = name.rpartition(": ")
+    parts = names.split(", ")
+    if len(name) <= most or len(parts) < 3:
         return name
-    head, names = name.split(": ", 1) if ": " in name else ("", name)
-    parts, kept = names.split(", "), []
-    while parts and len(", ".join(kept + parts[:1])) + len(head) + 12 <= most:
-        kept.append(parts.pop(0))
-    kept = kept or [parts.pop(0)]
-    return (f"{head}: " if head else "") + ", ".join(kept) + (f" +{len(parts)} more" if parts else "")
+    return f"{head}{sep}{parts[0]}, {parts[1]} +{len(parts) - 2} more"
 
 
 def _ema(values: list[float], span: int) -> list[float]:
