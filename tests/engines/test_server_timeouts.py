@@ -1,6 +1,6 @@
 """``rollout.engine=vllm-server`` timeouts and failures, against a fake server (no vLLM needed).
 
-The fake server (stdlib ``http.server``, one thread per connection) answers what
+The fake server (pytest-httpserver's threaded werkzeug server) answers what
 :class:`~rl.engines.vllm_server.VLLMServerEngine` asks at start (``/health``, ``/v1/models``,
 ``/is_paused``, ``/server_info``), and ``/v1/completions`` by the prompt's first token: a reply
 at once, a reply after 4 s, no reply ever, HTTP 500, or a dropped connection. A request that never
@@ -20,10 +20,11 @@ import sys
 import textwrap
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from rl.engines.base import SamplingParams
 from rl.engines.vllm_server import ServerError, VLLMServerEngine
@@ -33,76 +34,69 @@ OK, SLOW, HANG, FAIL, DROP = 1, 2, 3, 4, 5  # a prompt's first token: how the fa
 SLOW_S = 4.0
 PARAMS = SamplingParams(max_new_tokens=4, n=2)
 TOKENIZER = SimpleNamespace(pad_token_id=0, eos_token_id=0, decode=lambda ids, skip_special_tokens=True: str(ids))
+START = {"/v1/models": {"data": [{"id": "fake"}]}, "/is_paused": {"is_paused": False},
+         "/server_info": {"vllm_config": {"model_config": {"logprobs_mode": "processed_logprobs",
+                                                            "dtype": "torch.float32"}}}}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Fake:
+    """What the fake server saw: completion kinds received, requests whose client hung up, /health probes;
+    ``health_hangs`` makes /health stop answering."""
 
-    def log_message(self, *args):
-        pass
+    def __init__(self, httpd: HTTPServer):
+        self.httpd = httpd
+        self.received, self.hung_up, self.health_probes = [], [], 0
+        self.health_hangs, self.stopping = threading.Event(), threading.Event()
 
-    def do_GET(self):
-        route = self.path.split("?")[0]
-        if route == "/health":
-            self.server.health_probes += 1
-            if self.server.health_hangs.is_set():
-                return self.hang("/health")
-            return self.reply({})
-        replies = {"/v1/models": {"data": [{"id": "fake"}]}, "/is_paused": {"is_paused": False},
-                   "/server_info": {"vllm_config": {"model_config": {"logprobs_mode": "processed_logprobs",
-                                                                      "dtype": "torch.float32"}}}}
-        self.reply(replies[route]) if route in replies else self.reply({"error": route}, 404)
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.port}"  # the port it bound once started
 
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def hang(self, request: Request, what) -> Response:
+        """No reply until the client closes the connection (recorded) or teardown."""
+        conn = request.environ["werkzeug.socket"]
+        while not self.stopping.is_set():
+            if select.select([conn], [], [], 0.05)[0] and not conn.recv(1, socket.MSG_PEEK):
+                self.hung_up.append(what)
+                break
+        return Response(status=499)  # nobody reads it
+
+    def health(self, request: Request) -> Response:
+        self.health_probes += 1
+        return self.hang(request, "/health") if self.health_hangs.is_set() else Response("{}", 200)
+
+    def completions(self, request: Request) -> Response:
+        body = json.loads(request.get_data())
         kind = body["prompt"][0]
-        self.server.received.append(kind)
+        self.received.append(kind)
         if kind == HANG:
-            return self.hang(kind)
+            return self.hang(request, kind)
         if kind == FAIL:
-            return self.reply({"error": "boom"}, 500)
+            return Response(json.dumps({"error": "boom"}), 500, content_type="application/json")
         if kind == DROP:
-            self.close_connection = True
-            return self.connection.shutdown(socket.SHUT_RDWR)
+            request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            return Response(status=499)
         if kind == SLOW:
             time.sleep(SLOW_S)
         ids = [kind, 7, 0]
-        self.reply({"choices": [{"index": k, "token_ids": ids, "finish_reason": "stop",
-                                 "logprobs": {"token_logprobs": [-0.5] * len(ids)}} for k in range(body["n"])]})
-
-    def reply(self, obj, status=200):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up
-            self.close_connection = True
-
-    def hang(self, what):
-        """No reply, ever; returns when the client closes the connection (recorded) or at teardown."""
-        self.close_connection = True
-        while not self.server.stopping.is_set():
-            if select.select([self.connection], [], [], 0.05)[0] and not self.connection.recv(1, socket.MSG_PEEK):
-                self.server.hung_up.append(what)
-                return
+        return Response(json.dumps({"choices": [{"index": k, "token_ids": ids, "finish_reason": "stop",
+                                                 "logprobs": {"token_logprobs": [-0.5] * len(ids)}}
+                                                for k in range(body["n"])]}), 200, content_type="application/json")
 
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.received, httpd.hung_up, httpd.health_probes = [], [], 0
-    httpd.health_hangs, httpd.stopping = threading.Event(), threading.Event()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.stopping.set()
-    httpd.shutdown()
-    httpd.server_close()
+    httpd = HTTPServer(host="127.0.0.1", threaded=True)  # a hanging request must not block the others
+    fake = Fake(httpd)
+    for route, reply in START.items():
+        httpd.expect_request(route, method="GET").respond_with_json(reply)
+    httpd.expect_request("/health", method="GET").respond_with_handler(fake.health)
+    httpd.expect_request("/v1/completions", method="POST").respond_with_handler(fake.completions)
+    httpd.start()
+    yield fake
+    fake.stopping.set()
+    httpd.clear()
+    httpd.stop()
 
 
 def engine_for(server, **kwargs):
